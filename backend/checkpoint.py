@@ -1,0 +1,87 @@
+"""Load a model folder (config.yaml + model.ckpt) strictly and safely."""
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .config import load_config
+from .errors import CheckpointError, ModelNotFoundError
+from .model import TripoSR
+
+CONFIG_NAME = "config.yaml"
+WEIGHTS_NAME = "model.ckpt"
+_MAX_LISTED = 12
+
+
+def check_model_dir(model_dir: Path) -> Path:
+    model_dir = Path(model_dir).expanduser()
+    if not model_dir.is_dir():
+        raise ModelNotFoundError(
+            f"model folder {model_dir} does not exist: put TripoSR's {CONFIG_NAME} and "
+            f"{WEIGHTS_NAME} there, or pass a hub repository id such as stabilityai/TripoSR"
+        )
+    missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not (model_dir / n).is_file()]
+    if missing:
+        raise ModelNotFoundError(
+            f"model folder {model_dir} lacks {' and '.join(missing)}: it needs TripoSR's "
+            f"{CONFIG_NAME} and {WEIGHTS_NAME} (from huggingface.co/stabilityai/TripoSR)"
+        )
+    return model_dir
+
+
+def read_state_dict(path: Path) -> dict:
+    """torch.load with weights_only: tensors only, nothing executable is unpickled."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+        raise CheckpointError(
+            f"{path} is not a readable TripoSR checkpoint (truncated download or another file?): "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} does not hold a dictionary of tensors")
+    return state
+
+
+def _listing(title: str, names: list[str]) -> str:
+    shown = "\n".join(f"    {n}" for n in names[:_MAX_LISTED])
+    more = f"\n    ... and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
+    return f"  {title} ({len(names)}):\n{shown}{more}"
+
+
+def check_state_dict(expected: dict, found: dict, source: str) -> None:
+    """Exact match of names and shapes, or one error that lists every difference."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    misshaped = sorted(
+        f"{k}: checkpoint {tuple(found[k].shape)}, model {tuple(expected[k].shape)}"
+        for k in set(expected) & set(found)
+        if tuple(found[k].shape) != tuple(expected[k].shape)
+    )
+    if missing or unexpected or misshaped:
+        parts = [f"{source} does not match its config.yaml:"]
+        if missing:
+            parts.append(_listing("missing keys", missing))
+        if unexpected:
+            parts.append(_listing("unexpected keys", unexpected))
+        if misshaped:
+            parts.append(_listing("keys with the wrong shape", misshaped))
+        raise CheckpointError("\n".join(parts))
+
+
+def load_tripo(model_dir: Path) -> TripoSR:
+    """Build the model its config describes and fill it from the checkpoint (on the CPU)."""
+    model_dir = check_model_dir(model_dir)
+    cfg = load_config(model_dir / CONFIG_NAME)
+    with torch.device("meta"):
+        model = TripoSR(cfg)
+    state = read_state_dict(model_dir / WEIGHTS_NAME)
+    check_state_dict(model.state_dict(), state, str(model_dir / WEIGHTS_NAME))
+    state = {k: v.float() for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    model.image_tokenizer.init_constants()  # buffers the checkpoint does not hold
+    return model.eval().requires_grad_(False)

@@ -1,0 +1,65 @@
+"""Errors a user can act on, each with a stable code that crosses the worker pipe.
+
+Standard library only: the Blender side maps codes to messages without torch.
+"""
+
+
+class BackendError(Exception):
+    """A failure with a message meant for the user; `code` is stable across versions."""
+
+    code = "backend_error"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InputImageError(BackendError):
+    code = "bad_image"
+
+
+class CheckpointError(BackendError):
+    code = "bad_checkpoint"
+
+
+class ModelNotFoundError(BackendError):
+    code = "model_not_found"
+
+
+class DeviceError(BackendError):
+    code = "bad_device"
+
+
+class BackgroundRemovalError(BackendError):
+    code = "background_removal"
+
+
+class EmptySurfaceError(BackendError):
+    code = "empty_surface"
+
+
+class OutOfMemoryError(BackendError):
+    code = "out_of_memory"
+
+
+class Cancelled(BackendError):
+    code = "cancelled"
+
+    def __init__(self, message: str = "cancelled by the user"):
+        super().__init__(message)
+
+
+ERRORS_BY_CODE = {
+    cls.code: cls
+    for cls in (
+        BackendError,
+        InputImageError,
+        CheckpointError,
+        ModelNotFoundError,
+        DeviceError,
+        BackgroundRemovalError,
+        EmptySurfaceError,
+        OutOfMemoryError,
+        Cancelled,
+    )
+}

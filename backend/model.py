@@ -1,0 +1,29 @@
+"""TripoSR wired from its parts; attribute names follow the checkpoint's key prefixes."""
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .field import Decoder, Field
+from .triplane import Backbone, TriplaneTokenizer, TriplaneUpsampler
+from .vit import ImageTokenizer
+
+
+class TripoSR(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.image_tokenizer = ImageTokenizer(cfg.vit, cfg.cond_image_size)
+        self.tokenizer = TriplaneTokenizer(cfg.plane_size, cfg.triplane_channels)
+        self.backbone = Backbone(cfg)
+        self.post_processor = TriplaneUpsampler(cfg.upsample_in_channels, cfg.upsample_out_channels)
+        self.decoder = Decoder(cfg)
+        self.field = Field(cfg, self.decoder)
+
+    @torch.no_grad()
+    def encode(self, images):
+        """(B, H, W, 3) floats in [0, 1] -> scene codes (B, 3, C, 2*plane, 2*plane)."""
+        context = self.image_tokenizer(images)
+        tokens = self.tokenizer(images.shape[0])
+        tokens = self.backbone(tokens, context)
+        return self.post_processor(self.tokenizer.detokenize(tokens))

@@ -1,0 +1,128 @@
+"""The one job function every entry point uses: image -> coloured mesh in Blender's frame."""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .checkpoint import check_model_dir, load_tripo
+from .devices import default_chunk, resolve_device
+from .errors import Cancelled, ModelNotFoundError
+from .frames import model_to_blender
+from .model import TripoSR
+from .preprocess import BackgroundRemover, prepare_image
+from .settings import GenerateSettings
+from .surface import dense_density_grid, marching_cubes, query_colors, sparse_density_grid
+
+STAGES = ("prepare", "encode", "field", "surface", "colors")
+
+
+@dataclass
+class LoadedModel:
+    model: TripoSR
+    device: str
+    model_dir: Path
+    load_seconds: float
+    remover: BackgroundRemover = field(default_factory=BackgroundRemover)
+
+
+@dataclass
+class MeshResult:
+    vertices: np.ndarray  # (N, 3) float32, Blender frame
+    faces: np.ndarray  # (M, 3) int32, outward winding
+    colors: np.ndarray  # (N, 4) uint8 RGBA
+    prepared_image: np.ndarray  # (H, W, 3) uint8, what the model saw
+    timings: dict = field(default_factory=dict)
+
+
+def _looks_like_repo_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not text.startswith((".", "~"))
+
+
+def resolve_model_dir(model: str | Path) -> Path:
+    """A local model folder, or a hub repo id fetched into the cache (only when asked)."""
+    path = Path(model).expanduser()
+    if path.is_dir() or not _looks_like_repo_id(str(model)):
+        return check_model_dir(path)
+    try:
+        from .hub import fetch_model
+    except ImportError:
+        raise ModelNotFoundError(f"{model} is not a folder, and hub downloads are not available") from None
+    return check_model_dir(fetch_model(str(model)))
+
+
+def load_model(model: str | Path, device: str = "auto") -> LoadedModel:
+    started = time.perf_counter()
+    torch_device = resolve_device(device)
+    model_dir = resolve_model_dir(model)
+    tripo = load_tripo(model_dir).to(torch_device)
+    _synchronize(torch_device)
+    return LoadedModel(tripo, torch_device.type, model_dir, time.perf_counter() - started)
+
+
+def _synchronize(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def generate_mesh(
+    loaded: LoadedModel,
+    image,
+    settings: GenerateSettings,
+    progress: Callable[[str, float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    chunk_size: int | None = None,
+    reference_mode: bool = False,
+) -> MeshResult:
+    """Run the whole job. `reference_mode` uses the reference algorithm (benchmarks, tests)."""
+    model, device = loaded.model, torch.device(loaded.device)
+    chunk = chunk_size or default_chunk(device)
+    timings = {}
+    report = progress or (lambda stage, fraction: None)
+
+    def stage(name):
+        if should_cancel is not None and should_cancel():
+            raise Cancelled()
+        _synchronize(device)
+        timings[name] = time.perf_counter()
+        report(name, 0.0)
+
+    def done(name):
+        _synchronize(device)
+        timings[name] = time.perf_counter() - timings[name]
+        report(name, 1.0)
+
+    stage("prepare")
+    prepared = prepare_image(image, settings.foreground_ratio, settings.remove_background, loaded.remover)
+    done("prepare")
+
+    stage("encode")
+    pixels = torch.from_numpy(prepared).to(device).float().div(255.0).unsqueeze(0)
+    codes = model.encode(pixels)[0]
+    done("encode")
+
+    stage("field")
+    on_field = lambda fraction: report("field", fraction)  # noqa: E731
+    if reference_mode:
+        volume = dense_density_grid(model.field, codes, settings.resolution, should_cancel=should_cancel, progress=on_field)
+    else:
+        volume = sparse_density_grid(
+            model.field, codes, settings.resolution, settings.threshold, chunk,
+            should_cancel=should_cancel, progress=on_field,
+        )
+    done("field")
+
+    stage("surface")
+    vertices, faces = marching_cubes(volume, settings.threshold, model.cfg.radius)
+    del volume
+    done("surface")
+
+    stage("colors")
+    colors = query_colors(model.field, codes, vertices, chunk)
+    done("colors")
+
+    return MeshResult(model_to_blender(vertices), faces, colors, prepared, timings)

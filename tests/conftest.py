@@ -1,0 +1,30 @@
+"""Shared fixtures: the tiny reference checkpoint and the example images in ../shared."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY_MODEL_DIR = REPO_ROOT / "tests" / "data" / "tiny"
+SHARED_DIR = Path(os.environ.get("IMAGE_TO_3D_SHARED", REPO_ROOT.parent / "shared"))
+EXAMPLES_DIR = SHARED_DIR / "examples"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    """Folder with the tiny checkpoint (config.yaml + model.ckpt) and reference.npz."""
+    return TINY_MODEL_DIR
+
+
+@pytest.fixture(scope="session")
+def examples_dir() -> Path:
+    if not EXAMPLES_DIR.is_dir():
+        pytest.skip(f"example images not found at {EXAMPLES_DIR} (the shared/ folder beside the checkout)")
+    return EXAMPLES_DIR
+
+
+@pytest.fixture(scope="session")
+def flamingo_path(examples_dir) -> Path:
+    """The RGBA input the tiny reference numbers were computed from."""
+    return examples_dir / "flamingo.png"
