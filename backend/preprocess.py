@@ -70,13 +70,13 @@ def _check_size(size, name):
 
 def _array_to_rgba8(pixels: np.ndarray) -> np.ndarray:
     """(H, W, 3|4) uint8 or float in [0, 1], top row first -> (H, W, 4) uint8."""
-    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4) or 0 in pixels.shape[:2]:
+    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
         raise InputImageError(f"image pixels must be (height, width, 3 or 4), got {pixels.shape}")
+    _check_size((pixels.shape[1], pixels.shape[0]), "the input image")
     if pixels.dtype != np.uint8:
         pixels = (np.clip(np.nan_to_num(pixels.astype(np.float32)), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if pixels.shape[2] == 3:
         pixels = np.concatenate([pixels, np.full(pixels.shape[:2] + (1,), 255, np.uint8)], axis=2)
-    _check_size((pixels.shape[1], pixels.shape[0]), "the input image")
     return np.ascontiguousarray(pixels)
 
 
@@ -117,7 +117,7 @@ class BackgroundRemover:
                 "give an image with an alpha channel, or turn background removal off "
                 "(--no-remove-bg)"
             ) from None
-        home = os.environ.get("U2NET_HOME", os.path.join(os.path.expanduser("~"), ".u2net"))
+        home = _rembg_model_folder(rembg, self.model_name)
         try:
             self._session = rembg.new_session(self.model_name)
         except Exception as exc:  # rembg fetches its model on first use; offline that fails
@@ -134,6 +134,15 @@ class BackgroundRemover:
 
         out = rembg.remove(Image.fromarray(rgba[..., :3], "RGB"), session=self._session)
         return np.asarray(out.convert("RGBA"), dtype=np.uint8).copy()
+
+
+def _rembg_model_folder(rembg, model_name: str) -> str:
+    """Where rembg looks for its model files (the layout changed across rembg versions)."""
+    for session_class in getattr(rembg.sessions, "sessions_class", []):
+        if session_class.name() == model_name:
+            locate = getattr(session_class, "model_dir", None) or getattr(session_class, "u2net_home")
+            return locate()
+    return os.environ.get("U2NET_HOME", os.path.join(os.path.expanduser("~"), ".u2net"))
 
 
 def frame_foreground(rgba: np.ndarray, ratio: float) -> np.ndarray:
