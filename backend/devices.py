@@ -31,5 +31,10 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def default_chunk(device: torch.device) -> int:
-    """Points per field-evaluation chunk: large on GPUs to keep them busy."""
-    return 1 << 21 if device.type == "cuda" else 1 << 17
+    """Points per field-evaluation chunk.
+
+    On a GPU large enough to keep it busy yet small beside the weights (2 GiB peak in
+    all at resolution 256); on a CPU small enough for the activations to stay in cache
+    (32K points measured fastest on 2 cores, 4x faster than 128K).
+    """
+    return 1 << 18 if device.type == "cuda" else 1 << 15

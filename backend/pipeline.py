@@ -109,6 +109,7 @@ def generate_mesh(
     on_field = lambda fraction: report("field", fraction)  # noqa: E731
     if reference_mode:
         volume = dense_density_grid(model.field, codes, settings.resolution, should_cancel=should_cancel, progress=on_field)
+        volume = volume.cpu()  # the reference extracts the surface on the CPU (PyMCubes)
     else:
         volume = sparse_density_grid(
             model.field, codes, settings.resolution, settings.threshold, chunk,

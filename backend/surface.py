@@ -5,13 +5,14 @@ Two ways to get the density grid:
   plane sampling, fixed small chunks). The benchmark's "reference" mode and the
   equivalence tests use it.
 - `sparse_density_grid` (the default) gives the same grid values wherever the surface
-  is: it samples a coarse lattice first, evaluates the full resolution only in coarse
-  cells the surface passes through (and their neighbours), and grows that region
-  until no sign change touches its border, so parts attached to anything the coarse
-  pass saw are traced completely. Only a piece that touches no coarse sample and no
-  other surface (an isolated speck or sheet thinner than the coarse spacing) can be
-  missed. Points it does not evaluate get a value of the right sign, which marching
-  cubes never interpolates (no sign change touches them).
+  is: it samples a coarse lattice first (about 64 cells across), then halves the
+  spacing again and again, evaluating new points only in cells the surface passes
+  through, and splits any further cell that a finer sign change reaches, so parts
+  attached to anything the coarse pass saw are traced completely. Only a piece that
+  touches no coarse sample and no other surface (an isolated speck or sheet thinner
+  than the coarse spacing) can be missed. Points it does not evaluate get a value on
+  the right side of the level, which marching cubes never interpolates (no sign
+  change touches them).
 """
 
 from typing import Callable
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 
 from .errors import Cancelled, EmptySurfaceError
 from .field import Field
+from .marching_cubes import marching_cubes_torch
 
 ProgressFn = Callable[[float], None]
 CancelFn = Callable[[], bool]
@@ -47,9 +49,14 @@ class GridEvaluator:
     lookups plus the rest of the MLP instead of three bilinear samples of C channels.
     """
 
-    def __init__(self, field: Field, codes: torch.Tensor, resolution: int):
+    def __init__(self, field: Field, codes: torch.Tensor, resolution: int, size: int | None = None):
         self.field = field
-        axis = grid_axis(resolution, field.radius, codes.device) / field.radius
+        axis = grid_axis(resolution, field.radius, codes.device)
+        if size and size > resolution:  # points past the grid's end, same spacing
+            step = 2 * field.radius / (resolution - 1)
+            beyond = field.radius + step * torch.arange(1, size - resolution + 1, device=codes.device)
+            axis = torch.cat((axis, beyond))
+        axis = axis / field.radius
         # grid_sample's first coordinate indexes width: table[c, a, b] = plane at (axis[a], axis[b])
         uv = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1).unsqueeze(0)
         planes = F.grid_sample(codes, uv.expand(3, -1, -1, -1), mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -107,73 +114,84 @@ def _cell_sign_change(inside: torch.Tensor) -> torch.Tensor:
     return any_in & ~all_in
 
 
-def _dilate(mask: torch.Tensor) -> torch.Tensor:
-    return F.max_pool3d(mask[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
-
-
 def _points_of_cells(cells: torch.Tensor) -> torch.Tensor:
     """Grid points that are a corner of at least one marked cell."""
-    return F.max_pool3d(F.pad(cells[None, None].float(), (1, 1, 1, 1, 1, 1)), 2, stride=1)[0, 0] > 0
+    padded = F.pad(cells[None, None].to(torch.float16 if cells.is_cuda else torch.float32), (1, 1, 1, 1, 1, 1))
+    return F.max_pool3d(padded, 2, stride=1)[0, 0] > 0
+
+
+def _children(cells: torch.Tensor) -> torch.Tensor:
+    """Each cell of a lattice split into its 2 x 2 x 2 cells at half the spacing."""
+    return cells.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
+
+
+def coarsest_stride(resolution: int) -> int:
+    """Spacing of the first lattice: about 64 cells across, a power of two."""
+    stride = 1
+    while stride * 2 <= resolution // 64:
+        stride *= 2
+    return stride
 
 
 @torch.no_grad()
 def sparse_density_grid(field, codes, resolution, level, chunk, stride=None, should_cancel=None, progress=None):
-    """Density on the full grid, evaluated only where the iso-surface can be (see module doc)."""
+    """Density on the full grid, evaluated only where the iso-surface can be (see module doc).
+
+    Lattices of halving spacing: a lattice's cells with a sign change at their corners
+    are split and their new points evaluated; a sign change that shows up at the finer
+    lattice inside a cell that was not split makes that cell split too, until none is
+    left. Every cell with a sign change at full resolution then has exact corners.
+    """
     n = resolution
-    device = codes.device
-    stride = stride or max(2, n // 64)
-    evaluate = GridEvaluator(field, codes, n)
-    coarse_at = torch.unique(torch.cat((torch.arange(0, n, stride, device=device), torch.tensor([n - 1], device=device))))
-    m = coarse_at.shape[0]
-    # fine cell index -> the coarse cell containing it
-    cell_of = (torch.searchsorted(coarse_at, torch.arange(n - 1, device=device), right=True) - 1).clamp(max=m - 2)
+    stride = stride or coarsest_stride(n)
+    size = stride * -(-(n - 1) // stride) + 1  # the grid padded so the coarsest lattice fits
+    evaluate = GridEvaluator(field, codes, n, size)
+    levels = stride.bit_length()
 
-    ci, cj, ck = torch.meshgrid(coarse_at, coarse_at, coarse_at, indexing="ij")
-    coarse_index = torch.stack((ci.reshape(-1), cj.reshape(-1), ck.reshape(-1)), dim=-1)
-    coarse = _evaluate_in_chunks(evaluate, coarse_index, chunk, should_cancel, None).view(m, m, m)
+    lattice_at = torch.arange(0, size, stride, device=codes.device)
+    index = torch.stack(torch.meshgrid(lattice_at, lattice_at, lattice_at, indexing="ij"), dim=-1).reshape(-1, 3)
+    values = _evaluate_in_chunks(evaluate, index, chunk, should_cancel, None).view(*(len(lattice_at),) * 3)
+    known = torch.ones(values.shape, dtype=torch.bool, device=codes.device)
     if progress:
-        progress(0.1)
-
-    # Unevaluated points take the value of the nearest coarse sample: same side of the level.
-    fine_at = torch.arange(n, device=device)
-    nearest = (fine_at[:, None] - coarse_at[None, :]).abs().argmin(dim=1)
-    volume = coarse[nearest][:, nearest][:, :, nearest].contiguous()
-    known = torch.zeros((n, n, n), dtype=torch.bool, device=device)
-    known[coarse_at[:, None, None], coarse_at[None, :, None], coarse_at[None, None, :]] = True
-
-    active = _dilate(_cell_sign_change(coarse > level))
-    evaluated = 0
-    while True:
-        fine_cells = active[cell_of][:, cell_of][:, :, cell_of]
-        need = _points_of_cells(fine_cells) & ~known
-        index = need.nonzero()
-        if index.shape[0]:
-            estimate = max(index.shape[0], 1)
-            values = _evaluate_in_chunks(
-                evaluate, index, chunk, should_cancel,
-                (lambda f: progress(0.1 + 0.85 * f)) if progress else None,
-                done=0, total=estimate,
-            )
-            volume[index[:, 0], index[:, 1], index[:, 2]] = values
-            known |= need
-            evaluated += index.shape[0]
-        # Grow wherever a sign change reaches a coarse cell that was not evaluated yet.
-        changed = _cell_sign_change(volume > level).nonzero()
-        reached = torch.zeros_like(active)
-        reached[cell_of[changed[:, 0]], cell_of[changed[:, 1]], cell_of[changed[:, 2]]] = True
-        grow = reached & ~active
-        if not grow.any():
-            break
-        active |= _dilate(grow)
+        progress(1 / (levels + 1))
+    level_done = 1
+    while stride > 1:
+        stride //= 2
+        # Points not evaluated take their parent cell's corner value: the right side of the
+        # level whenever that cell is not split (all its corners on one side).
+        parent = torch.arange(2 * values.shape[0] - 1, device=codes.device) // 2
+        finer = values[parent][:, parent][:, :, parent].contiguous()
+        was_known = known
+        known = torch.zeros(finer.shape, dtype=torch.bool, device=codes.device)
+        known[::2, ::2, ::2] = was_known
+        split = _cell_sign_change(values > level)
+        while True:
+            need = _points_of_cells(_children(split)) & ~known
+            index = need.nonzero()
+            if index.shape[0]:
+                on_level = (lambda f: progress((level_done + f) / (levels + 1))) if progress else None
+                finer[need] = _evaluate_in_chunks(evaluate, index * stride, chunk, should_cancel, on_level)
+                known |= need
+            changed = _cell_sign_change(finer > level).nonzero() // 2
+            reached = torch.zeros_like(split)
+            reached[changed[:, 0], changed[:, 1], changed[:, 2]] = True
+            grow = reached & ~split
+            if not grow.any():
+                break
+            split |= grow
+        values = finer
+        level_done += 1
     if progress:
         progress(1.0)
-    return volume
+    return values[:n, :n, :n]
 
 
 def marching_cubes(volume: torch.Tensor, threshold: float, radius: float):
-    """Density grid -> (vertices (N, 3) float32 in [-radius, radius]^3, faces (M, 3) int32)."""
-    density = volume.detach().float().cpu().numpy()
-    inside = density > threshold
+    """Density grid -> (vertices (N, 3) float32 in [-radius, radius]^3, faces (M, 3) int32).
+
+    On a GPU the grid stays there (our torch marching cubes); on the CPU, PyMCubes.
+    """
+    inside = volume > threshold
     if not inside.any():
         raise EmptySurfaceError(
             f"no part of the volume reaches the density threshold {threshold:g}: "
@@ -184,10 +202,14 @@ def marching_cubes(volume: torch.Tensor, threshold: float, radius: float):
             f"the whole volume is above the density threshold {threshold:g}: "
             "raise the threshold to get a surface"
         )
+    scale = (2 * radius) / (volume.shape[0] - 1)
+    if volume.is_cuda:
+        vertices, faces = marching_cubes_torch(volume, threshold)
+        vertices = (vertices * scale - radius).cpu().numpy()
+        return vertices.astype(np.float32), faces.int().cpu().numpy()
     # PyMCubes winds triangles counter-clockwise seen from the side below the level:
     # with density (dense inside) that is outward.
-    vertices, faces = mcubes.marching_cubes(density, threshold)
-    scale = (2 * radius) / (density.shape[0] - 1)
+    vertices, faces = mcubes.marching_cubes(volume.detach().float().numpy(), threshold)
     return (vertices * scale - radius).astype(np.float32), faces.astype(np.int32)
 
 
