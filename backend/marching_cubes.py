@@ -103,13 +103,16 @@ def marching_cubes_torch(volume: torch.Tensor, level: float):
     edge_ids = torch.cat(edge_ids)
     vertices = torch.cat(vertices)
 
+    # a triangle corner names a local edge; its global id is the cell's linear index
+    # plus a per-edge offset (kept small: int64 only for one id per corner)
     table = torch.tensor(triangle_table(), device=device)
+    edge_offset = torch.tensor(
+        [axis * nx * ny * nz + sum(o * st for o, st in zip(CORNERS[c], (ny * nz, nz, 1))) for axis, c in EDGES],
+        device=device,
+    )
     local = table[pattern[cells[:, 0], cells[:, 1], cells[:, 2]].long()]  # (K, 15)
     used = local >= 0
-    local = local.clamp(min=0)
-    edge_axis = torch.tensor([a for a, _ in EDGES], device=device)
-    edge_base = torch.tensor([CORNERS[c] for _, c in EDGES], device=device)
-    base = cells[:, None, :] + edge_base[local]  # (K, 15, 3)
-    wanted = edge_axis[local] * (nx * ny * nz) + (base * strides).sum(-1)
-    faces = torch.searchsorted(edge_ids, wanted[used]).view(-1, 3)
+    cell_linear = (cells * strides).sum(1)
+    wanted = (cell_linear[:, None] + edge_offset[local.clamp(min=0)])[used]
+    faces = torch.searchsorted(edge_ids, wanted).view(-1, 3)
     return vertices, faces

@@ -58,6 +58,11 @@ def resolve_model_dir(model: str | Path) -> Path:
 def load_model(model: str | Path, device: str = "auto") -> LoadedModel:
     started = time.perf_counter()
     torch_device = resolve_device(device)
+    if torch_device.type == "cuda":
+        # cuDNN convolutions default to TF32, which moves the scene codes by ~5e-4:
+        # keep full float32 so results match the reference on every device.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     model_dir = resolve_model_dir(model)
     tripo = load_tripo(model_dir).to(torch_device)
     _synchronize(torch_device)

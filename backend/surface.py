@@ -217,6 +217,7 @@ def marching_cubes(volume: torch.Tensor, threshold: float, radius: float):
 def query_colors(field, codes, vertices: np.ndarray, chunk: int) -> np.ndarray:
     """Vertex colours (N, 4) uint8 RGBA from the colour field at the vertices."""
     points = torch.from_numpy(vertices).to(codes.device)
+    chunk = min(chunk, 1 << 16)  # each point carries 3 x C sampled features here
     out = np.empty((len(vertices), 4), np.uint8)
     out[:, 3] = 255
     for start in range(0, len(vertices), chunk):
