@@ -18,6 +18,15 @@ def tiny_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared_triposr_dir() -> Path:
+    """../shared/triposr: the official config and keys, the checkpoint maker, references."""
+    folder = SHARED_DIR / "triposr"
+    if not (folder / "make_test_checkpoint.py").is_file():
+        pytest.skip(f"{folder} not found (the shared/ folder beside the checkout)")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def examples_dir() -> Path:
     if not EXAMPLES_DIR.is_dir():
         pytest.skip(f"example images not found at {EXAMPLES_DIR} (the shared/ folder beside the checkout)")

@@ -14,12 +14,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def fullsize_dir(tmp_path_factory):
-    from conftest import SHARED_DIR
-
-    tools = SHARED_DIR / "triposr"
-    if not (tools / "make_test_checkpoint.py").is_file():
-        pytest.skip(f"{tools}/make_test_checkpoint.py not found (the shared/ folder beside the checkout)")
+def fullsize_dir(tmp_path_factory, shared_triposr_dir):
+    tools = shared_triposr_dir
     out = tmp_path_factory.mktemp("fullsize")
     subprocess.run(
         [sys.executable, str(tools / "make_test_checkpoint.py"), "--keys", str(tools / "checkpoint_keys.json"),
@@ -29,10 +25,8 @@ def fullsize_dir(tmp_path_factory):
     return out
 
 
-def test_official_layout_loads_strictly_and_matches_reference(fullsize_dir, examples_dir):
-    from conftest import SHARED_DIR
-
-    reference = np.load(SHARED_DIR / "triposr" / "reference" / "fullsize" / "reference.npz")
+def test_official_layout_loads_strictly_and_matches_reference(fullsize_dir, shared_triposr_dir, examples_dir):
+    reference = np.load(shared_triposr_dir / "reference" / "fullsize" / "reference.npz")
     model = load_tripo(fullsize_dir)
     assert sum(p.numel() for p in model.parameters()) == 419_275_628
     prepared = prepare_image(examples_dir / "robot.png", 0.85, remove_background=True)
