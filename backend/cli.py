@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--foreground-ratio", type=float, default=DEFAULT_FOREGROUND_RATIO, help="share of the frame the object fills (default %(default)s)")
     gen.add_argument("--no-remove-bg", action="store_true", help="use opaque images as they are (no rembg)")
     gen.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="auto picks CUDA, then MPS, then CPU")
+    gen.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
+                     help="encoder precision: float32 matches the reference; bfloat16 is faster, less exact (see README)")
     return parser
 
 
@@ -48,11 +50,11 @@ def generate_command(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SETUP
     try:
-        loaded = load_model(args.model, args.device)
+        loaded = load_model(args.model, args.device, args.precision)
     except BackendError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_SETUP
-    print(f"model {loaded.model_dir} on {loaded.device}, loaded in {loaded.load_seconds:.1f} s", file=sys.stderr)
+    print(f"model {loaded.model_dir} on {loaded.device} ({loaded.precision}), loaded in {loaded.load_seconds:.1f} s", file=sys.stderr)
 
     failures = []
     bar = tqdm(total=len(args.images), unit="image", file=sys.stderr, dynamic_ncols=True)

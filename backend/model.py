@@ -26,4 +26,11 @@ class TripoSR(nn.Module):
         context = self.image_tokenizer(images)
         tokens = self.tokenizer(images.shape[0])
         tokens = self.backbone(tokens, context)
-        return self.post_processor(self.tokenizer.detokenize(tokens))
+        # the field (decoder, marching cubes) always works in float32
+        return self.post_processor(self.tokenizer.detokenize(tokens)).float()
+
+    def set_encoder_precision(self, dtype: torch.dtype):
+        """Run the image encoder and backbone in `dtype`; the decoder stays float32."""
+        for part in (self.image_tokenizer.model, self.tokenizer, self.backbone, self.post_processor):
+            part.to(dtype)
+        return self

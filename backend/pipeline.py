@@ -10,7 +10,7 @@ import torch
 
 from .checkpoint import check_model_dir, load_tripo
 from .devices import default_chunk, resolve_device
-from .errors import Cancelled, ModelNotFoundError
+from .errors import Cancelled, DeviceError, ModelNotFoundError
 from .frames import model_to_blender
 from .model import TripoSR
 from .preprocess import BackgroundRemover, prepare_image
@@ -18,6 +18,9 @@ from .settings import GenerateSettings
 from .surface import dense_density_grid, marching_cubes, query_colors, sparse_density_grid
 
 STAGES = ("prepare", "encode", "field", "surface", "colors")
+# float32 reproduces the reference; bfloat16 runs the encoder in half the memory and
+# faster, at a measured cost in accuracy (README, "Precision").
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -26,6 +29,7 @@ class LoadedModel:
     device: str
     model_dir: Path
     load_seconds: float
+    precision: str = "float32"
     remover: BackgroundRemover = field(default_factory=BackgroundRemover)
 
 
@@ -55,8 +59,10 @@ def resolve_model_dir(model: str | Path) -> Path:
     return check_model_dir(fetch_model(str(model)))
 
 
-def load_model(model: str | Path, device: str = "auto") -> LoadedModel:
+def load_model(model: str | Path, device: str = "auto", precision: str = "float32") -> LoadedModel:
     started = time.perf_counter()
+    if precision not in PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     torch_device = resolve_device(device)
     if torch_device.type == "cuda":
         # cuDNN convolutions default to TF32, which moves the scene codes by ~5e-4:
@@ -64,9 +70,9 @@ def load_model(model: str | Path, device: str = "auto") -> LoadedModel:
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
     model_dir = resolve_model_dir(model)
-    tripo = load_tripo(model_dir).to(torch_device)
+    tripo = load_tripo(model_dir).set_encoder_precision(PRECISIONS[precision]).to(torch_device)
     _synchronize(torch_device)
-    return LoadedModel(tripo, torch_device.type, model_dir, time.perf_counter() - started)
+    return LoadedModel(tripo, torch_device.type, model_dir, time.perf_counter() - started, precision)
 
 
 def _synchronize(device):

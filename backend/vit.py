@@ -187,5 +187,6 @@ class ImageTokenizer(nn.Module):
         """(B, H, W, 3) floats in [0, 1] -> context tokens (B, N, hidden)."""
         pixels = images.permute(0, 3, 1, 2)
         size = (self.cond_image_size, self.cond_image_size)
-        pixels = F.interpolate(pixels, size, mode="bilinear", align_corners=False, antialias=True)
-        return self.model((pixels - self.mean) / self.std)
+        pixels = F.interpolate(pixels.float(), size, mode="bilinear", align_corners=False, antialias=True)
+        pixels = (pixels - self.mean) / self.std
+        return self.model(pixels.to(self.model.embeddings.cls_token.dtype))

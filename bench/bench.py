@@ -101,6 +101,7 @@ def main(argv=None):
     parser.add_argument("--model", required=True)
     parser.add_argument("--image", required=True)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps", "auto"])
+    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"], help="encoder precision of the fast path")
     parser.add_argument("--resolutions", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--reference-repeats", type=int, default=None, help="warm runs of the reference mode (default: --repeats)")
@@ -109,26 +110,31 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    loaded = load_model(args.model, args.device)
+    loaded = load_model(args.model, args.device, args.precision)
+    # the reference algorithm always runs in float32
+    reference_model = loaded if args.precision == "float32" else None
     report = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
                     "threads": torch.get_num_threads(),
                     "gpu": torch.cuda.get_device_name() if loaded.device == "cuda" else None},
-        "model": str(loaded.model_dir), "device": loaded.device, "image": args.image,
+        "model": str(loaded.model_dir), "device": loaded.device, "precision": args.precision, "image": args.image,
         "cold_load_seconds": time.perf_counter() - started, "runs": {},
     }
-    print(f"# {report['machine']}  device={loaded.device}  model load (cold) {report['cold_load_seconds']:.2f} s", flush=True)
+    print(f"# {report['machine']}  device={loaded.device} precision={args.precision}  model load (cold) {report['cold_load_seconds']:.2f} s", flush=True)
     modes = ["fast"] + ([] if args.no_reference else ["reference"])
     for resolution in args.resolutions:
         settings = GenerateSettings(resolution=resolution, remove_background=False)
         meshes = {}
         for mode in modes:
             reference = mode == "reference"
+            if reference and reference_model is None:
+                reference_model = load_model(args.model, args.device, "float32")
+            model = reference_model if reference else loaded
             repeats = args.reference_repeats if (reference and args.reference_repeats) else args.repeats
-            result, cold = run_once(loaded, args.image, settings, reference)
+            result, cold = run_once(model, args.image, settings, reference)
             warm = []
             for _ in range(repeats):
-                result, timings = run_once(loaded, args.image, settings, reference)
+                result, timings = run_once(model, args.image, settings, reference)
                 if mode == "fast":
                     t = transfer_seconds(result)
                     if t is not None:
