@@ -76,9 +76,9 @@ def marching_cubes_torch(volume: torch.Tensor, level: float):
     inside = volume > level
     nx, ny, nz = volume.shape
     cell_shape = (nx - 1, ny - 1, nz - 1)
-    pattern = torch.zeros(cell_shape, dtype=torch.int32, device=device)
+    pattern = torch.zeros(cell_shape, dtype=torch.uint8, device=device)
     for c, (dx, dy, dz) in enumerate(CORNERS):
-        pattern |= inside[dx : dx + nx - 1, dy : dy + ny - 1, dz : dz + nz - 1].int() << c
+        pattern |= inside[dx : dx + nx - 1, dy : dy + ny - 1, dz : dz + nz - 1].to(torch.uint8) << c
     cells = ((pattern > 0) & (pattern < 255)).nonzero()
 
     # one vertex per crossed edge, numbered axis by axis in row-major order, so that

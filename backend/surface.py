@@ -71,7 +71,9 @@ class GridEvaluator:
         self.rest = field.decoder.layers[1:]
 
     def __call__(self, i, j, k):
-        hidden = self.t_ij[i, j] + self.t_ik[i, k] + self.t_jk[j, k]
+        hidden = self.t_ij[i, j]  # accumulate in place: two chunk-sized buffers, not four
+        hidden += self.t_ik[i, k]
+        hidden += self.t_jk[j, k]
         return torch.exp(self.rest(hidden)[:, 0] + self.field.density_bias)
 
 

@@ -41,15 +41,24 @@ def peak_rss_mib() -> float:
 
 
 def run_once(loaded, image, settings, reference):
+    stage_peaks = {}
+
+    def note_peak(stage, fraction):
+        # GPU memory high-water mark of each stage (a host-side counter: no sync)
+        if loaded.device == "cuda" and fraction >= 1.0:
+            stage_peaks[f"gpu_peak_mib_{stage}"] = torch.cuda.max_memory_allocated() / 2**20
+            torch.cuda.reset_peak_memory_stats()
+
     if loaded.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     result = generate_mesh(loaded, image, settings, reference_mode=reference,
-                           chunk_size=8192 if reference else None)
+                           chunk_size=8192 if reference else None, progress=note_peak)
     timings = dict(result.timings)
     timings["total"] = time.perf_counter() - started
-    if loaded.device == "cuda":
-        timings["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    if stage_peaks:
+        timings.update(stage_peaks)
+        timings["gpu_peak_mib"] = max(stage_peaks.values())
     return result, timings
 
 
@@ -149,7 +158,9 @@ def main(argv=None):
             stats = report["runs"][f"{mode}@{resolution}"]["warm"]
             print(f"{mode:9s} res {resolution:4d}: " + "  ".join(f"{k} {fmt(stats, k)}" for k in (*STAGES, "transfer", "blender", "total") if k in stats)
                   + f"  ms, median (min-max) of {repeats}; cold total {cold['total'] * 1000:.0f} ms; "
-                  + (f"GPU peak {stats['gpu_peak_mib']['median']:.0f} MiB; " if "gpu_peak_mib" in stats else "")
+                  + (f"GPU peak {stats['gpu_peak_mib']['median']:.0f} MiB ("
+                     + ", ".join(f"{k} {stats['gpu_peak_mib_' + k]['median']:.0f}" for k in STAGES if "gpu_peak_mib_" + k in stats)
+                     + "); " if "gpu_peak_mib" in stats else "")
                   + f"RSS peak {peak_rss_mib():.0f} MiB; {len(result.vertices)} vertices", flush=True)
         if "reference" in meshes:
             check = same_mesh(meshes["fast"], meshes["reference"])
