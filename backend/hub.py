@@ -1,0 +1,149 @@
+"""Fetch a TripoSR model folder (config.yaml + model.ckpt) from the Hugging Face hub.
+
+Used only when the user asks for a download (a hub id as --model, or the add-on's
+"Download model" button). Imports huggingface_hub but never torch, so the Blender side
+and the installer can call it from a plain Python.
+"""
+
+import os
+import socket
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from .errors import ModelNotFoundError
+
+DEFAULT_REPO = "stabilityai/TripoSR"
+MODEL_FILES = ("config.yaml", "model.ckpt")
+
+Progress = Callable[[int, int], None]
+
+
+def _manual_help(repo_id: str, endpoint: str) -> str:
+    return (
+        f"Download {' and '.join(MODEL_FILES)} by hand from {endpoint}/{repo_id}/tree/main, "
+        "put both in one folder and use that folder as the model "
+        "(--model DIR, the add-on's Model folder preference, or IMAGE_TO_3D_MODEL=DIR)."
+    )
+
+
+def _progress_bar_class(progress: Progress, already_done: Callable[[], int]):
+    """A tqdm class that forwards byte counts to `progress` instead of drawing a bar.
+
+    huggingface_hub creates one bar per file (and, for Xet storage, a second "transfer"
+    bar counting the same bytes, which is skipped here so nothing is counted twice).
+    """
+    from huggingface_hub.utils import tqdm as hub_tqdm
+
+    class CallbackBar(hub_tqdm):
+        def __init__(self, *args, **kwargs):
+            self._counts = not str(kwargs.get("name") or "").endswith(".transfer")
+            kwargs["disable"] = True  # no terminal output: the callback is the display
+            super().__init__(*args, **kwargs)
+            self._done = int(kwargs.get("initial") or 0)
+            self._report()
+
+        def _report(self):
+            if self._counts:
+                total = int(self.total or 0)
+                progress(already_done() + self._done, already_done() + max(total, self._done))
+
+        def update(self, n=1):
+            # n is negative when a resumed download had to start over
+            self._done += int(n or 0)
+            self._report()
+            return super().update(n)
+
+    return CallbackBar
+
+
+def _transport_errors() -> tuple:
+    """The HTTP client's connection errors (huggingface_hub 2.x uses httpx2, 1.x httpx)."""
+    for name in ("httpx2", "httpx"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        return (module.HTTPError,)
+    return ()
+
+
+def _endpoint_reachable(endpoint: str, timeout: float = 5.0) -> bool:
+    """A quick TCP connect, so that no network fails in seconds rather than after
+    huggingface_hub's retries (about 25 s). Behind a proxy only the proxy knows: True."""
+    parts = urllib.parse.urlsplit(endpoint)
+    if urllib.request.getproxies().get(parts.scheme) or not parts.hostname:
+        return True
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def fetch_model(repo_id: str = DEFAULT_REPO, cache_dir: str | None = None, progress: Progress | None = None) -> Path:
+    """Download the model files into the hub cache (or reuse them); returns their folder.
+
+    cache_dir: None for huggingface_hub's own cache (~/.cache/huggingface/hub or HF_HUB_CACHE).
+    progress(bytes_done, bytes_total): over both files, called from this thread.
+    An interrupted transfer is resumed where it stopped (HTTP Range) by huggingface_hub.
+    Raises ModelNotFoundError, saying where to put the files by hand, when the hub cannot
+    be reached and the files are not cached.
+    """
+    # Read at call time: huggingface_hub reads HF_ENDPOINT only once, when imported.
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            GatedRepoError,
+            HfHubHTTPError,
+            LocalEntryNotFoundError,
+            OfflineModeIsEnabled,
+            RepositoryNotFoundError,
+        )
+    except ImportError:
+        raise ModelNotFoundError(
+            f"huggingface_hub is not installed in this Python, so {repo_id} cannot be downloaded. "
+            + _manual_help(repo_id, endpoint)
+        ) from None
+
+    transport_errors = _transport_errors()
+    finished_bytes = 0
+    bar_class = _progress_bar_class(progress, lambda: finished_bytes) if progress else None
+    # Offline: take the files from the cache if they are there, fail fast if not.
+    offline = not _endpoint_reachable(endpoint)
+    paths = []
+    for filename in MODEL_FILES:
+        try:
+            path = hf_hub_download(
+                repo_id, filename, cache_dir=cache_dir, endpoint=endpoint, tqdm_class=bar_class,
+                local_files_only=offline,
+            )
+        except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
+            raise ModelNotFoundError(
+                f"Could not reach {endpoint} to download {repo_id}/{filename} (no network, "
+                f"or the hub is blocked here) and it is not in the cache. " + _manual_help(repo_id, endpoint)
+            ) from exc
+        except (RepositoryNotFoundError, GatedRepoError, EntryNotFoundError) as exc:
+            raise ModelNotFoundError(
+                f"{endpoint} has no {filename} for {repo_id} ({type(exc).__name__}). " + _manual_help(repo_id, endpoint)
+            ) from exc
+        except (HfHubHTTPError, OSError, *transport_errors) as exc:
+            # OSError covers refused/reset connections that outlived the retries and
+            # size-consistency failures of a broken transfer.
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelNotFoundError(
+                f"Downloading {repo_id}/{filename} from {endpoint} failed: {reason}. "
+                "Try again (the download resumes), or: " + _manual_help(repo_id, endpoint)
+            ) from exc
+        paths.append(Path(path))
+        finished_bytes += Path(path).stat().st_size
+    folder = paths[0].parent
+    if any(p.parent != folder for p in paths):  # never happens with the hub's cache layout
+        raise ModelNotFoundError(f"{repo_id}: the downloaded files are not in one folder ({paths})")
+    if progress:
+        progress(finished_bytes, finished_bytes)
+    return folder
