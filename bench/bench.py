@@ -84,7 +84,7 @@ def same_mesh(fast, ref) -> dict:
 def transfer_seconds(result):
     """Encode the result as the worker does, pass it through a pipe, decode it."""
     try:
-        from bench.transfer import round_trip
+        from transfer import round_trip  # bench/ is on sys.path as the script's folder
     except ImportError:
         return None
     return round_trip(result)
@@ -92,7 +92,7 @@ def transfer_seconds(result):
 
 def blender_build_seconds(result):
     try:
-        from bench.blender_build import build_seconds
+        from blender_build import build_seconds
     except ImportError:
         return None
     return build_seconds(result)
