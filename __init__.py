@@ -1,0 +1,31 @@
+"""Image to 3D (TripoSR): one image -> a textured mesh, generated in a separate worker.
+
+The Blender side imports bpy, numpy and the standard library only; torch lives in the
+backend Python that the worker runs (see worker_session.py).
+"""
+
+import bpy
+
+from . import job, operators, panels, preferences, scene_settings, worker_session
+
+# Registered in this order; unregistered in reverse.
+CLASSES = (
+    *preferences.classes,
+    *scene_settings.classes,
+    *operators.classes,
+    *panels.classes,
+)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    scene_settings.register()
+    job.STATUS.running = False  # a reload must not inherit a dead job
+
+
+def unregister():
+    worker_session.close()
+    scene_settings.unregister()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,291 @@
+"""One image through the worker, and a folder of them: the work behind the operators.
+
+A `Job` only talks to the WorkerClient (submit, poll, cancel); it never touches the scene
+until `finish` builds the object, so a cancelled or failed job leaves nothing behind.
+`STATUS` is what the panels and the status bar show.
+"""
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import bpy
+
+from . import image_source, mesh_builder, worker_session
+from .backend.client import error_from
+from .backend.errors import BackendError, Cancelled
+from .backend.settings import GenerateSettings
+
+# Rough share of a job's time per backend stage, for one overall percentage.
+STAGE_WEIGHTS = {"prepare": 0.05, "encode": 0.15, "field": 0.55, "surface": 0.1, "colors": 0.15}
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".tga"}
+GRID_SPACING = 2.5  # TripoSR's objects fit in a cube of side ~1.7
+
+
+@dataclass
+class Status:
+    """What the UI shows; one generate or batch runs at a time."""
+
+    running: bool = False
+    label: str = ""
+    fraction: float = 0.0
+    cancel_requested: bool = False
+    last_result: str = ""
+    last_error: str = ""
+    last_batch: "BatchRun | None" = None
+
+
+STATUS = Status()
+
+
+@dataclass
+class Options:
+    """Everything a job needs besides its image."""
+
+    settings: GenerateSettings = field(default_factory=GenerateSettings)
+    shading: str = "SMOOTH"
+    rest_on_cursor: bool = False
+
+    def properties(self, model: str) -> dict:
+        """Stored on the object; equal dicts mean equal results (batch re-runs skip them)."""
+        return {**self.settings.to_dict(), "model": model}
+
+
+def overall_fraction(stage: str, fraction: float) -> float:
+    done = 0.0
+    for name, weight in STAGE_WEIGHTS.items():
+        if name == stage:
+            return done + weight * max(0.0, min(1.0, fraction))
+        done += weight
+    return done
+
+
+class Job:
+    """Submit one image, follow its events, hand back the JobResult or the error."""
+
+    def __init__(self, image: image_source.ImageInput, options: Options, client=None):
+        self.image = image
+        self.options = options
+        self.client = client or worker_session.client()
+        self.job_id = None
+        self.stage = "queued"
+        self.fraction = 0.0
+        self.result = None
+        self.error: BackendError | None = None
+        self.started = 0.0
+        self.seconds = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None or self.error is not None
+
+    def start(self) -> "Job":
+        self.started = time.perf_counter()
+        self.stage = "starting"
+        self.job_id = self.client.submit(self.options.settings, **self.image.submit_kwargs())
+        return self
+
+    def poll(self) -> bool:
+        """Read pending events without blocking; True once the job has ended."""
+        if self.done:
+            return True
+        for event in self.client.poll():
+            if event.job_id not in (None, self.job_id):
+                continue  # late events of an earlier, cancelled job
+            if event.kind == "progress":
+                self.stage, self.fraction = event.stage or self.stage, overall_fraction(event.stage, event.fraction or 0.0)
+            elif event.kind == "result":
+                self.result = event.result
+            elif event.kind == "error":
+                self.error = error_from(event.code or BackendError.code, event.message or "the worker failed")
+            elif event.kind == "cancelled":
+                self.error = Cancelled()
+            if self.done:
+                self.seconds = time.perf_counter() - self.started
+                return True
+        return False
+
+    def cancel(self) -> None:
+        if self.job_id is not None and not self.done:
+            self.client.cancel(self.job_id)
+        self.error = self.error or Cancelled()
+
+    def wait(self, on_progress=None, interval: float = 0.05) -> "Job":
+        """Block until the job ends (background mode and scripts)."""
+        last = None
+        while not self.poll():
+            if on_progress is not None and (self.stage, round(self.fraction, 2)) != last:
+                last = (self.stage, round(self.fraction, 2))
+                on_progress(self)
+            time.sleep(interval)
+        return self
+
+    def describe(self) -> str:
+        return f"{self.image.name}: {self.stage} {self.fraction * 100:.0f}%"
+
+
+def finish(context, job: Job, location=None, collection=None) -> bpy.types.Object:
+    """Turn a finished job's result into the scene object and show the model's input."""
+    result = job.result
+    model = worker_session.model_path()
+    obj = mesh_builder.create_object(
+        context, job.image.name, result.vertices, result.faces, result.colors,
+        shading=job.options.shading,
+        location=context.scene.cursor.location if location is None else location,
+        rest_on_cursor=job.options.rest_on_cursor,
+        collection=collection,
+        source=job.image.source,
+        settings=job.options.properties(model),
+    )
+    mesh_builder.show_prepared_image(obj.name, result.prepared_image)
+    STATUS.last_result = (
+        f"{obj.name}: {len(result.vertices):,} vertices, {len(result.faces):,} faces, {job.seconds:.1f} s"
+    )
+    STATUS.last_error = ""
+    return obj
+
+
+def list_images(directory: str, recursive: bool = False) -> list[str]:
+    directory = os.path.abspath(bpy.path.abspath(directory))
+    if not os.path.isdir(directory):
+        raise ValueError(f"{directory} is not a folder")
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        found += [os.path.join(root, f) for f in files if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+        if not recursive:
+            break
+    return sorted(found)
+
+
+def batch_collection(context, directory: str) -> bpy.types.Collection:
+    """One collection per folder, reused by re-runs."""
+    name = f"Image to 3D: {os.path.basename(os.path.abspath(directory).rstrip(os.sep)) or directory}"
+    collection = bpy.data.collections.get(name)
+    if collection is None:
+        collection = bpy.data.collections.new(name)
+    if collection.name not in context.scene.collection.children and not _linked(context.scene.collection, collection):
+        context.scene.collection.children.link(collection)
+    return collection
+
+
+def _linked(parent, collection) -> bool:
+    return any(child == collection or _linked(child, collection) for child in parent.children)
+
+
+class BatchRun:
+    """Every image of a folder, one after the other; `step` advances without blocking."""
+
+    def __init__(self, context, directory, options: Options, recursive=False, export_dir="", export_format="GLB"):
+        self.directory = os.path.abspath(bpy.path.abspath(directory))
+        self.files = list_images(self.directory, recursive)
+        self.options = options
+        self.export_dir = bpy.path.abspath(export_dir) if export_dir else ""
+        self.export_format = export_format
+        self.collection = batch_collection(context, self.directory)
+        self.origin = tuple(context.scene.cursor.location)
+        self.columns = max(1, math.ceil(math.sqrt(len(self.files))))
+        done = self._already_done()
+        self.skipped = [path for path in self.files if path in done]
+        self.queue = [path for path in self.files if path not in done]
+        self.total = len(self.queue)
+        self.succeeded: list[tuple[str, str]] = []  # (path, object name)
+        self.failed: list[tuple[str, str]] = []  # (path, message)
+        self.stopped = False
+        self.current: Job | None = None
+        self.log_path = ""
+
+    def _already_done(self) -> set[str]:
+        wanted = self.options.properties(worker_session.model_path())
+        done = set()
+        for obj in self.collection.all_objects:
+            stored = obj.get(mesh_builder.PROPERTY_SETTINGS)
+            if stored is not None and stored.to_dict() == wanted:
+                done.add(obj.get(mesh_builder.PROPERTY_SOURCE, ""))
+        return done
+
+    @property
+    def position(self) -> int:
+        return len(self.succeeded) + len(self.failed)
+
+    def progress_label(self) -> str:
+        current = f" - {self.current.describe()}" if self.current else ""
+        return f"{min(self.position + 1, self.total)} of {self.total}{current}"
+
+    def cancel(self) -> None:
+        """Stop after the current item; what is done stays."""
+        self.stopped = True
+
+    def step(self, context) -> bool:
+        """Advance the batch a little; True when it is over."""
+        if self.current is None:
+            if self.stopped or not self.queue:
+                return True
+            path = self.queue.pop(0)
+            try:
+                self.current = Job(image_source.from_file(path), self.options).start()
+            except (BackendError, OSError, ValueError) as error:
+                self.failed.append((path, str(error)))
+                return False
+        if not self.current.poll():
+            return False
+        job, self.current = self.current, None
+        path = job.image.image_path
+        if job.error is not None:
+            self.failed.append((path, job.error.message))
+            return False
+        index = self.files.index(path)
+        x, y, z = self.origin
+        location = (x + GRID_SPACING * (index % self.columns), y - GRID_SPACING * (index // self.columns), z)
+        obj = finish(context, job, location=location, collection=self.collection)
+        self.succeeded.append((path, obj.name))
+        if self.export_dir:
+            from .exporters import export_object
+
+            try:
+                export_object(context, obj, self.export_dir, self.export_format)
+            except (RuntimeError, OSError) as error:
+                self.failed.append((path, f"export failed: {error}"))
+        return False
+
+    def run(self, context, on_progress=None) -> "BatchRun":
+        """Block until every image is done (background mode and scripts)."""
+        shown = None
+        while not self.step(context):
+            label = self.progress_label()
+            if on_progress is not None and label != shown:
+                shown = label
+                on_progress(self)
+            if self.current is not None:
+                time.sleep(0.05)
+        return self
+
+    def summary(self) -> str:
+        parts = [f"{len(self.succeeded)} of {self.total} converted"]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} already done")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed: " + "; ".join(
+                f"{os.path.basename(path)} ({message})" for path, message in self.failed))
+        if self.stopped and self.queue:
+            parts.append(f"cancelled with {len(self.queue)} left")
+        return ", ".join(parts)
+
+    def write_log(self) -> str:
+        """A plain-text log beside the exports (or in the add-on's log folder)."""
+        folder = self.export_dir or worker_session.log_dir() or bpy.app.tempdir
+        os.makedirs(folder, exist_ok=True)
+        self.log_path = os.path.join(folder, time.strftime("image_to_3d_batch_%Y%m%d_%H%M%S.log"))
+        with open(self.log_path, "w", encoding="utf-8") as log:
+            log.write(f"folder: {self.directory}\nsettings: {self.options.properties(worker_session.model_path())}\n")
+            for path, name in self.succeeded:
+                log.write(f"ok      {path} -> {name}\n")
+            for path in self.skipped:
+                log.write(f"skipped {path} (already converted with these settings)\n")
+            for path, message in self.failed:
+                log.write(f"FAILED  {path}: {message}\n")
+            for path in self.queue:
+                log.write(f"not run {path} (cancelled)\n")
+            log.write(f"summary: {self.summary()}\n")
+        return self.log_path

@@ -1,0 +1,156 @@
+"""Sidebar panels, tab "Image to 3D", in the 3D Viewport and the Image Editor."""
+
+import bpy
+
+from .. import job, worker_session
+
+CATEGORY = "Image to 3D"
+
+
+def draw_progress(layout) -> bool:
+    """Stage, percentage and Cancel while a job runs; True if one runs."""
+    status = job.STATUS
+    if not status.running:
+        return False
+    box = layout.box()
+    box.progress(factor=status.fraction, type="BAR", text=status.label or "Starting...")
+    box.operator("image_to_3d.cancel", icon="CANCEL")
+    return True
+
+
+def draw_last(layout) -> None:
+    status = job.STATUS
+    if status.last_result:
+        layout.label(text=status.last_result, icon="CHECKMARK")
+    if status.last_error:
+        box = layout.box()
+        for i, line in enumerate(_wrap(status.last_error, 48)):
+            box.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + len(word) + 1 > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return lines + ([line] if line else [])
+
+
+def draw_options(layout, settings) -> None:
+    layout.prop(settings, "use_defaults")
+    column = layout.column(align=True)
+    column.enabled = not settings.use_defaults
+    for name in ("resolution", "threshold", "foreground_ratio", "remove_background", "shading", "rest_on_cursor"):
+        column.prop(settings, name)
+
+
+def set_options(op, settings) -> None:
+    """Copy the panel's options to the operator unless the preferences' defaults apply."""
+    if settings.use_defaults:
+        return
+    for name in ("resolution", "threshold", "foreground_ratio", "remove_background", "shading", "rest_on_cursor"):
+        setattr(op, name, getattr(settings, name))
+
+
+def draw_not_ready(layout, context) -> bool:
+    prefs = worker_session.preferences()
+    ready, message = worker_session.readiness(prefs) if prefs else (False, "Enable the add-on")
+    if not ready:
+        box = layout.box()
+        for i, line in enumerate(_wrap(message, 48)):
+            box.label(text=line, icon="INFO" if i == 0 else "BLANK1")
+        box.operator("preferences.addon_show", text="Open Preferences", icon="PREFERENCES").module = __package__.rpartition(".")[0]
+    return not ready
+
+
+class SidebarPanel:
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+
+
+class VIEW3D_PT_image_to_3d(SidebarPanel, bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_label = "Image to 3D"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.image_to_3d
+        draw_not_ready(layout, context)
+        layout.prop(settings, "source", expand=True)
+        if settings.source == "FILE":
+            layout.prop(settings, "filepath", text="")
+        else:
+            layout.template_ID(settings, "image", open="image.open")
+        draw_options(layout, settings)
+        if not draw_progress(layout):
+            op = layout.operator("image_to_3d.generate", icon="MESH_MONKEY")
+            if settings.source == "FILE":
+                op.filepath = settings.filepath
+            elif settings.image is not None:
+                op.image = settings.image.name
+            set_options(op, settings)
+        draw_last(layout)
+
+
+class IMAGE_PT_image_to_3d(SidebarPanel, bpy.types.Panel):
+    bl_space_type = "IMAGE_EDITOR"
+    bl_label = "Image to 3D"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.image_to_3d
+        draw_not_ready(layout, context)
+        image = context.space_data.image
+        layout.label(text=f"Source: {image.name}" if image else "Open or render an image first",
+                     icon="IMAGE_DATA" if image else "INFO")
+        draw_options(layout, settings)
+        if not draw_progress(layout):
+            row = layout.row()
+            row.enabled = image is not None
+            op = row.operator("image_to_3d.generate", icon="MESH_MONKEY")
+            op.image = image.name if image else ""
+            set_options(op, settings)
+        draw_last(layout)
+
+
+class BatchPanel(SidebarPanel):
+    bl_label = "Batch"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.image_to_3d
+        layout.prop(settings, "batch_directory")
+        layout.prop(settings, "batch_recursive")
+        layout.prop(settings, "batch_export")
+        column = layout.column()
+        column.enabled = settings.batch_export
+        column.prop(settings, "batch_export_dir")
+        column.prop(settings, "batch_export_format")
+        if not job.STATUS.running:
+            op = layout.operator("image_to_3d.batch", icon="FILE_FOLDER")
+            op.directory = settings.batch_directory
+            op.recursive = settings.batch_recursive
+            op.export_dir = settings.batch_export_dir if settings.batch_export else ""
+            op.export_format = settings.batch_export_format
+            set_options(op, settings)
+        last = job.STATUS.last_batch
+        if last is not None and not job.STATUS.running:
+            for i, line in enumerate(_wrap(last.summary(), 48)):
+                layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
+
+
+class VIEW3D_PT_image_to_3d_batch(BatchPanel, bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_parent_id = "VIEW3D_PT_image_to_3d"
+
+
+class IMAGE_PT_image_to_3d_batch(BatchPanel, bpy.types.Panel):
+    bl_space_type = "IMAGE_EDITOR"
+    bl_parent_id = "IMAGE_PT_image_to_3d"
+
+
+classes = (VIEW3D_PT_image_to_3d, VIEW3D_PT_image_to_3d_batch, IMAGE_PT_image_to_3d, IMAGE_PT_image_to_3d_batch)

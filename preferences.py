@@ -1,0 +1,88 @@
+"""Add-on preferences: the backend Python, the model, the device and the job defaults."""
+
+import importlib.util
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from . import worker_session
+from .scene_settings import SHADING_ITEMS
+
+DEVICE_ITEMS = [
+    ("AUTO", "Auto", "CUDA, then Apple MPS, then the CPU"),
+    ("CPU", "CPU", "Always the CPU (slow but works everywhere)"),
+    ("CUDA", "CUDA", "An NVIDIA GPU"),
+    ("MPS", "MPS", "Apple silicon GPU"),
+]
+
+
+def _restart_worker(self, context):
+    # The next job builds a fresh client; a running worker would keep the old settings.
+    worker_session.close()
+
+
+def _install_operators():
+    """operators/install_backend.py when present (another part of the project writes it)."""
+    if importlib.util.find_spec(f"{__package__}.operators.install_backend") is None:
+        return None
+    from .operators import install_backend
+
+    return install_backend
+
+
+class ImageTo3DPreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    python_path: StringProperty(
+        name="Backend Python", subtype="FILE_PATH", update=_restart_worker,
+        description="Python interpreter with torch and the backend's packages (Install backend makes one)",
+    )
+    model_path: StringProperty(
+        name="Model Folder", subtype="DIR_PATH", update=_restart_worker,
+        description="Folder with TripoSR's config.yaml and model.ckpt (Download model fills one)",
+    )
+    device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="AUTO", update=_restart_worker)
+    default_resolution: IntProperty(name="Resolution", default=256, min=8, max=1024, soft_max=512)
+    default_threshold: FloatProperty(name="Threshold", default=25.0, min=0.0, soft_max=100.0)
+    default_foreground_ratio: FloatProperty(name="Foreground Ratio", default=0.85, min=0.05, max=1.0)
+    default_remove_background: BoolProperty(name="Remove Background", default=True)
+    default_shading: EnumProperty(name="Shading", items=SHADING_ITEMS, default="SMOOTH")
+    default_rest_on_cursor: BoolProperty(name="Rest on Cursor", default=True)
+
+    def draw(self, context):
+        layout = self.layout
+        ready, message = worker_session.readiness(self)
+        layout.label(text=message, icon="CHECKMARK" if ready else "ERROR")
+
+        box = layout.box()
+        box.label(text="Backend", icon="CONSOLE")
+        box.prop(self, "python_path")
+        box.prop(self, "model_path")
+        box.prop(self, "device")
+        row = box.row()
+        for idname, text, icon in (("image_to_3d.install_backend", "Install Backend", "IMPORT"),
+                                    ("image_to_3d.download_model", "Download Model", "URL")):
+            if _operator_exists(idname):
+                row.operator(idname, text=text, icon=icon)
+        install = _install_operators()
+        if install is not None and hasattr(install, "draw_install_status"):
+            install.draw_install_status(box, context)
+
+        box = layout.box()
+        box.label(text="Defaults", icon="OPTIONS")
+        column = box.column(align=True)
+        for name in ("default_resolution", "default_threshold", "default_foreground_ratio",
+                     "default_remove_background", "default_shading", "default_rest_on_cursor"):
+            column.prop(self, name)
+
+
+def _operator_exists(idname: str) -> bool:
+    module, name = idname.split(".")
+    try:
+        getattr(getattr(bpy.ops, module), name).get_rna_type()
+    except KeyError:  # not registered (its module is absent)
+        return False
+    return True
+
+
+classes = (ImageTo3DPreferences,)

@@ -1,0 +1,90 @@
+"""The one WorkerClient of this Blender session, built from the add-on preferences.
+
+The worker keeps the model loaded between jobs, so the client lives as long as the
+add-on: it is rebuilt only when the backend Python, model or device change, and closed
+on unregister and at exit (no orphan worker processes).
+"""
+
+import atexit
+import os
+import sys
+
+import bpy
+
+_client = None
+_key = None
+
+
+def preferences():
+    """This add-on's preferences, or None when it is not enabled as an add-on."""
+    addon = bpy.context.preferences.addons.get(__package__)
+    return addon.preferences if addon else None
+
+
+def backend_python(prefs=None) -> str:
+    prefs = prefs if prefs is not None else preferences()
+    path = getattr(prefs, "python_path", "") if prefs else ""
+    # Where bpy runs as a module, this interpreter may itself have the backend's packages.
+    return bpy.path.abspath(path) if path else sys.executable
+
+
+def model_path(prefs=None) -> str:
+    prefs = prefs if prefs is not None else preferences()
+    path = getattr(prefs, "model_path", "") if prefs else ""
+    return bpy.path.abspath(path) if path else ""
+
+
+def device(prefs=None) -> str:
+    prefs = prefs if prefs is not None else preferences()
+    return (getattr(prefs, "device", "AUTO") if prefs else "AUTO").lower()
+
+
+def log_dir() -> str | None:
+    try:
+        return bpy.utils.extension_path_user(__package__, path="logs", create=True)
+    except (ValueError, RuntimeError):  # loaded outside the extension system
+        return None
+
+
+def client():
+    """The session's WorkerClient for the current preferences (started lazily by submit)."""
+    global _client, _key
+    from .backend.client import WorkerClient  # standard library + numpy only
+
+    key = (backend_python(), model_path(), device())
+    if _client is not None and _key != key:
+        close()
+    if _client is None:
+        _client = WorkerClient(python=key[0], model=key[1], device=key[2], log_dir=log_dir())
+        _key = key
+    return _client
+
+
+def is_running() -> bool:
+    return _client is not None and _client.is_running
+
+
+def close() -> None:
+    global _client, _key
+    if _client is not None:
+        try:
+            _client.close()
+        finally:
+            _client, _key = None, None
+
+
+def readiness(prefs) -> tuple[bool, str]:
+    """(ready, what to do) for the preferences' status line."""
+    python = backend_python(prefs)
+    model = model_path(prefs)
+    if not os.path.isfile(python):
+        return False, f"Backend Python not found at {python}: click Install backend or pick an existing one"
+    if not model:
+        return False, "No model folder: click Download model or choose a folder with config.yaml and model.ckpt"
+    missing = [name for name in ("config.yaml", "model.ckpt") if not os.path.isfile(os.path.join(model, name))]
+    if missing:
+        return False, f"Model folder lacks {' and '.join(missing)}: download the model or pick another folder"
+    return True, "Ready" + (" (worker running, model loaded)" if is_running() else "")
+
+
+atexit.register(close)
