@@ -73,7 +73,7 @@ class Message:
 def _wire_array(name: str, array) -> tuple[dict, memoryview]:
     array = np.asarray(array)
     for wire_name, dtype in DTYPES.items():
-        if array.dtype == dtype or array.dtype == dtype.newbyteorder("="):
+        if array.dtype.newbyteorder("<") == dtype:  # any byte order; sent little-endian
             break
     else:
         raise ProtocolError(f"array {name!r} has dtype {array.dtype}; allowed: {', '.join(DTYPES)}")
