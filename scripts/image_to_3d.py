@@ -1,0 +1,182 @@
+"""Headless Image to 3D: images in, a .blend and/or exported meshes out.
+
+    blender -b --python scripts/image_to_3d.py -- --input IMAGE_OR_FOLDER --model DIR \
+        [--save out.blend] [--export DIR --format glb] [options]
+    python scripts/image_to_3d.py -- ...          (where the bpy wheel is installed)
+
+It enables the installed extension (installing it from this source tree first when it
+is not installed), runs the same operators the panel runs, prints progress, and exits
+with 1 when any image failed, 2 when nothing could start.
+"""
+
+import argparse
+import os
+import sys
+
+import bpy
+
+EXTENSION_ID = "image_to_3d"
+SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FORMATS = ("glb", "obj", "ply", "fbx")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    # Blender passes its own arguments too; ours follow "--".
+    argv = argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
+    parser = argparse.ArgumentParser(prog="image_to_3d.py", description="Turn images into textured meshes.")
+    parser.add_argument("--input", required=True, help="an image file or a folder of images")
+    parser.add_argument("--model", required=True, help="folder with config.yaml and model.ckpt, or a hub id")
+    parser.add_argument("--save", help="write the scene to this .blend")
+    parser.add_argument("--export", help="also write each object to this folder")
+    parser.add_argument("--format", default="glb", choices=FORMATS, help="export format (default glb)")
+    parser.add_argument("--python", help="backend Python (default: the preferences', else this interpreter)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default: the preferences'")
+    parser.add_argument("--resolution", type=int, help="marching-cubes grid points per axis (default 256)")
+    parser.add_argument("--threshold", type=float, help="density level of the surface (default 25)")
+    parser.add_argument("--foreground-ratio", type=float, help="share of the frame the object fills (0.85)")
+    parser.add_argument("--no-remove-bg", action="store_true", help="keep opaque images' backgrounds")
+    parser.add_argument("--shading", choices=("smooth", "flat"))
+    parser.add_argument("--no-rest-on-cursor", action="store_true", help="centre objects on the cursor")
+    parser.add_argument("--recursive", action="store_true", help="include subfolders of a folder input")
+    return parser.parse_args(argv)
+
+
+def find_installed() -> str | None:
+    """Module name of the installed extension (bl_ext.<repo>.image_to_3d), if any."""
+    import addon_utils
+
+    for module in addon_utils.modules(refresh=True):
+        if module.__name__.startswith("bl_ext.") and module.__name__.endswith("." + EXTENSION_ID):
+            return module.__name__
+    return None
+
+
+def install_from_source() -> str:
+    """Build the zip with tools/build_extension.py and install it with Blender's installer."""
+    sys.path.insert(0, os.path.join(SOURCE_ROOT, "tools"))
+    try:
+        import build_extension
+    finally:
+        sys.path.pop(0)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        (zip_path,) = build_extension.build(SOURCE_ROOT, folder)
+        print(f"image_to_3d: installing the extension from {zip_path}", flush=True)
+        result = bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default",
+                                                          enable_on_install=True)
+    if result != {"FINISHED"}:
+        raise SystemExit(f"could not install the extension ({result})")
+    return f"bl_ext.user_default.{EXTENSION_ID}"
+
+
+def enable_extension() -> object:
+    module_name = find_installed()
+    if module_name is None:
+        if not os.path.isfile(os.path.join(SOURCE_ROOT, "tools", "build_extension.py")):
+            raise SystemExit("the Image to 3D extension is not installed: install its zip first")
+        module_name = install_from_source()
+    if module_name not in bpy.context.preferences.addons:
+        bpy.ops.preferences.addon_enable(module=module_name)
+    return sys.modules[module_name]
+
+
+def configure(extension, args) -> None:
+    prefs = bpy.context.preferences.addons[extension.__name__].preferences
+    model = os.path.abspath(args.model) if os.path.exists(args.model) else args.model
+    prefs.model_path = model
+    if args.python:
+        prefs.python_path = os.path.abspath(args.python)
+    if args.device:
+        prefs.device = args.device.upper()
+
+
+def operator_options(args) -> dict:
+    """Only what was given: the rest comes from the preferences' defaults."""
+    options = {}
+    if args.resolution is not None:
+        options["resolution"] = args.resolution
+    if args.threshold is not None:
+        options["threshold"] = args.threshold
+    if args.foreground_ratio is not None:
+        options["foreground_ratio"] = args.foreground_ratio
+    if args.no_remove_bg:
+        options["remove_background"] = False
+    if args.shading:
+        options["shading"] = args.shading.upper()
+    if args.no_rest_on_cursor:
+        options["rest_on_cursor"] = False
+    return options
+
+
+def clear_default_cube() -> None:
+    """A fresh session starts with the factory cube; an opened .blend is left alone."""
+    cube = bpy.data.objects.get("Cube")
+    if not bpy.data.filepath and cube is not None and cube.type == "MESH":
+        bpy.data.objects.remove(cube)
+
+
+def convert_one(extension, args, options) -> int:
+    try:
+        bpy.ops.image_to_3d.generate(filepath=os.path.abspath(args.input), **options)
+    except RuntimeError as error:  # the operator reported an error
+        print(f"image_to_3d: FAILED {args.input}: {str(error).strip()}", file=sys.stderr, flush=True)
+        return 1
+    obj = bpy.context.view_layer.objects.active
+    print(f"image_to_3d: {args.input} -> {obj.name}: {extension.job.STATUS.last_result}", flush=True)
+    if args.export:
+        path = extension.exporters.export_object(bpy.context, obj, os.path.abspath(args.export), args.format.upper())
+        print(f"image_to_3d: exported {path}", flush=True)
+    return 0
+
+
+def convert_folder(extension, args, options) -> int:
+    try:
+        bpy.ops.image_to_3d.batch(directory=os.path.abspath(args.input), recursive=args.recursive,
+                                  export_dir=os.path.abspath(args.export) if args.export else "",
+                                  export_format=args.format.upper(), **options)
+    except RuntimeError as error:
+        print(f"image_to_3d: FAILED {args.input}: {str(error).strip()}", file=sys.stderr, flush=True)
+        return 1
+    run = extension.job.STATUS.last_batch
+    for path, message in run.failed:
+        print(f"image_to_3d: FAILED {path}: {message}", file=sys.stderr, flush=True)
+    return 1 if run.failed else 0
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if not os.path.exists(args.input):
+        print(f"image_to_3d: {args.input} does not exist", file=sys.stderr)
+        return 2
+    extension = enable_extension()
+    try:
+        configure(extension, args)
+        clear_default_cube()
+        options = operator_options(args)
+        if os.path.isdir(args.input):
+            status = convert_folder(extension, args, options)
+        else:
+            status = convert_one(extension, args, options)
+        if args.save:
+            path = os.path.abspath(args.save)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            bpy.ops.wm.save_as_mainfile(filepath=path)
+            print(f"image_to_3d: saved {path}", flush=True)
+        return status
+    finally:
+        extension.worker_session.close()  # no worker outlives the script
+
+
+def exit_now(status: int) -> None:
+    """sys.exit in Blender; os._exit where bpy is a module: the bpy 4.2 wheel segfaults at
+    interpreter exit after a glTF export (the files are complete by then)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if bpy.app.binary_path:
+        sys.exit(status)
+    os._exit(status)
+
+
+if __name__ == "__main__":
+    exit_now(main(sys.argv))
