@@ -67,14 +67,22 @@ class GridEvaluator:
             weight = first.weight[:, plane * channels : (plane + 1) * channels]
             tables.append(torch.einsum("oc,cab->abo", weight, planes[plane]).contiguous())
         tables[2] = tables[2] + first.bias
-        self.t_ij, self.t_ik, self.t_jk = tables
-        self.rest = field.decoder.layers[1:]
+        self.size = uv.shape[1]
+        # flat (size * size, width) tables: index_select is cheaper than 2-D indexing
+        self.t_ij, self.t_ik, self.t_jk = (t.reshape(self.size * self.size, -1) for t in tables)
+        linears = [m for m in field.decoder.layers[1:] if isinstance(m, torch.nn.Linear)]
+        self.hidden_layers, self.last = linears[:-1], linears[-1]
 
     def __call__(self, i, j, k):
-        hidden = self.t_ij[i, j]  # accumulate in place: two chunk-sized buffers, not four
-        hidden += self.t_ik[i, k]
-        hidden += self.t_jk[j, k]
-        return torch.exp(self.rest(hidden)[:, 0] + self.field.density_bias)
+        # accumulate in place: two chunk-sized buffers instead of four
+        hidden = torch.index_select(self.t_ij, 0, i * self.size + j)
+        hidden += torch.index_select(self.t_ik, 0, i * self.size + k)
+        hidden += torch.index_select(self.t_jk, 0, j * self.size + k)
+        F.silu(hidden, inplace=True)
+        for layer in self.hidden_layers:
+            hidden = F.silu(F.linear(hidden, layer.weight, layer.bias), inplace=True)
+        raw = F.linear(hidden, self.last.weight[:1], self.last.bias[:1])[:, 0]  # density only
+        return torch.exp(raw + self.field.density_bias)
 
 
 def _evaluate_in_chunks(evaluate, index, chunk, should_cancel, progress, done=0, total=None):
@@ -118,8 +126,13 @@ def _cell_sign_change(inside: torch.Tensor) -> torch.Tensor:
 
 def _points_of_cells(cells: torch.Tensor) -> torch.Tensor:
     """Grid points that are a corner of at least one marked cell."""
-    padded = F.pad(cells[None, None].to(torch.float16 if cells.is_cuda else torch.float32), (1, 1, 1, 1, 1, 1))
-    return F.max_pool3d(padded, 2, stride=1)[0, 0] > 0
+    nx, ny, nz = cells.shape
+    points = torch.zeros((nx + 1, ny + 1, nz + 1), dtype=torch.bool, device=cells.device)
+    for a in (0, 1):
+        for b in (0, 1):
+            for c in (0, 1):
+                points[a : a + nx, b : b + ny, c : c + nz] |= cells
+    return points
 
 
 def _children(cells: torch.Tensor) -> torch.Tensor:
