@@ -82,7 +82,7 @@ class _Job:
     fields: dict
     arrays: dict
     sent: bool = False
-    stage: str = "start"
+    stage: str = "start-up"  # named in timeout messages
     last_activity: float = 0.0
     cancel_at: float | None = None
     load_seconds: float | None = None
@@ -423,6 +423,7 @@ class WorkerClient:
             return
         job.last_activity = time.monotonic()
         if msg.type == "accepted":
+            job.stage = "model loading"
             self._emit("accepted", job_id)
         elif msg.type == "progress":
             job.stage = msg.get("stage")

@@ -383,3 +383,53 @@ def test_worker_watches_its_parent_pid_even_with_its_input_open(tmp_path):
         assert "is gone: exiting" in (tmp_path / "worker.log").read_text()
     finally:
         worker.close()
+
+
+# ---------------------------------------------------------------- CUDA out of memory (no GPU here)
+
+
+class GpuThatRunsOut:
+    """Stands in for the pipeline on a GPU (none here): raises CUDA OOM `failures` times."""
+
+    def __init__(self, failures):
+        self.failures, self.chunk_sizes = failures, []
+
+    def generate_mesh(self, loaded, image, settings, progress, should_cancel, chunk_size):
+        import torch
+
+        self.chunk_sizes.append(chunk_size)
+        if len(self.chunk_sizes) <= self.failures:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return "mesh"
+
+
+def oom_job(failures):
+    import io
+    from types import SimpleNamespace
+
+    from backend.worker import Job, WorkerServer
+
+    out = io.BytesIO()
+    server = WorkerServer(io.BufferedReader(io.BytesIO()), out, Path("worker.log"))
+    gpu = GpuThatRunsOut(failures)
+    job = Job("generate", "oom", settings=GenerateSettings(resolution=512), image=b"")
+    try:
+        return server.generate(job, SimpleNamespace(device="cuda"), gpu), gpu, out.getvalue()
+    except Exception as exc:  # noqa: BLE001
+        return exc, gpu, out.getvalue()
+
+
+def test_cuda_out_of_memory_retries_once_with_smaller_chunks():
+    result, gpu, sent = oom_job(failures=1)
+    assert result == "mesh"
+    assert gpu.chunk_sizes[0] is None and 0 < gpu.chunk_sizes[1] < 1 << 18
+    assert b"retrying with smaller chunks" in sent
+
+
+def test_cuda_out_of_memory_twice_names_the_setting_to_lower():
+    from backend.errors import OutOfMemoryError
+
+    error, gpu, _ = oom_job(failures=2)
+    assert len(gpu.chunk_sizes) == 2
+    assert isinstance(error, OutOfMemoryError) and "lower the resolution setting" in error.message
+    assert "512" in error.message
