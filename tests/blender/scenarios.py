@@ -1,0 +1,256 @@
+"""Scenarios that run inside real Blender (the bpy wheel), one process each.
+
+    python tests/blender/scenarios.py NAME WORK_DIR
+
+Each writes what it saw to WORK_DIR/NAME.json (and arrays to NAME.npz); the pytest side
+(test_blender_extension.py) makes the assertions, so a failure shows the numbers.
+Settings come from the environment: I3D_ZIP (the built extension), I3D_MODEL (the tiny
+checkpoint), I3D_EXAMPLES (example images).
+"""
+
+import json
+import os
+import sys
+import time
+
+if __name__ == "__main__" and sys.argv[1] == "generate":
+    sys.modules["torch"] = None  # the Blender side must work without torch
+
+import bpy  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import blender_env  # noqa: E402
+
+
+def snapshot() -> dict:
+    """The datablocks a job could leave behind."""
+    return {
+        "objects": sorted(o.name for o in bpy.data.objects),
+        "meshes": sorted(m.name for m in bpy.data.meshes),
+        "materials": sorted(m.name for m in bpy.data.materials),
+        "images": sorted(i.name for i in bpy.data.images),
+        "collections": sorted(c.name for c in bpy.data.collections),
+    }
+
+
+def mesh_arrays(obj) -> dict:
+    mesh = obj.data
+    co = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", co)
+    loops = np.empty(len(mesh.loops), dtype=np.int32)
+    mesh.loops.foreach_get("vertex_index", loops)
+    sizes = np.empty(len(mesh.polygons), dtype=np.int32)
+    mesh.polygons.foreach_get("loop_total", sizes)
+    attribute = mesh.color_attributes[mesh.color_attributes.active_color_name]
+    colors = np.empty(len(attribute.data) * 4, dtype=np.float32)
+    attribute.data.foreach_get("color_srgb", colors)
+    smooth = np.empty(len(mesh.polygons), dtype=bool)
+    mesh.polygons.foreach_get("use_smooth", smooth)
+    return {
+        "vertices": co.reshape(-1, 3),
+        "faces": loops.reshape(-1, 3) if (sizes == 3).all() else loops,
+        "colors": np.rint(colors.reshape(-1, 4) * 255).astype(np.uint8),
+        "smooth": smooth,
+        "matrix_world": np.array(obj.matrix_world, dtype=np.float64),
+    }
+
+
+def object_facts(obj) -> dict:
+    mesh = obj.data
+    material = mesh.materials[0] if mesh.materials else None
+    links = []
+    if material is not None and material.node_tree is not None:
+        links = [[l.from_node.bl_idname, l.from_socket.identifier, l.to_node.bl_idname, l.to_socket.name,
+                  getattr(l.from_node, "layer_name", "")] for l in material.node_tree.links]
+    attributes = mesh.color_attributes
+    return {
+        "name": obj.name,
+        "location": list(obj.location),
+        "rotation": list(obj.rotation_euler),
+        "scale": list(obj.scale),
+        "collections": [c.name for c in obj.users_collection],
+        "selected": obj.select_get(),
+        "active": bpy.context.view_layer.objects.active == obj,
+        "selected_count": len(bpy.context.view_layer.objects.selected),
+        "color_attribute": {
+            "names": [a.name for a in attributes],
+            "domain": attributes[0].domain if len(attributes) else None,
+            "active": attributes.active_color_name,
+            "render": attributes.default_color_name,
+        },
+        "material": material.name if material else None,
+        "links": links,
+        "source": obj.get("image_to_3d_source"),
+        "settings": obj["image_to_3d_settings"].to_dict() if "image_to_3d_settings" in obj else None,
+        "model_input": f"{obj.name} (model input)" in bpy.data.images,
+    }
+
+
+def scenario_generate(work: str, env: dict) -> dict:
+    ext = blender_env.install_and_enable(env["zip"])
+    blender_env.configure(sys.executable, env["model"])
+    facts = {"baseline": snapshot()}
+    flamingo = os.path.join(env["examples"], "flamingo.png")
+
+    # A failed job: a file that is no image.
+    broken = os.path.join(work, "broken.png")
+    with open(broken, "wb") as handle:
+        handle.write(b"this is not a png")
+    try:
+        bpy.ops.image_to_3d.generate(filepath=broken, resolution=32)
+        facts["failed_error"] = None
+    except RuntimeError as error:
+        facts["failed_error"] = str(error)
+    facts["after_failure"] = snapshot()
+    facts["status_error"] = ext.job.STATUS.last_error
+
+    # A cancelled job, through the same Job object the modal operator drives.
+    options = ext.job.Options(ext.backend.settings.GenerateSettings(resolution=256))
+    job = ext.job.Job(ext.image_source.from_file(flamingo), options).start()
+    client = job.client
+    seen = []
+    while not any(e.kind == "progress" for e in seen):
+        seen += client.poll()
+        time.sleep(0.01)
+    job.cancel()
+    end = None
+    while end is None:
+        for event in client.poll():
+            if event.job_id == job.job_id and event.kind in ("result", "error", "cancelled"):
+                end = event.kind
+        time.sleep(0.01)
+    facts["cancel_end_event"] = end
+    facts["after_cancel"] = snapshot()
+
+    # The real thing, undoable as from the UI (Python calls push undo only when asked).
+    bpy.context.scene.cursor.location = (1.0, 2.0, 3.0)
+    bpy.ops.ed.undo_push(message="before generate")
+    before = snapshot()
+    result = bpy.ops.image_to_3d.generate("EXEC_DEFAULT", True, filepath=flamingo, resolution=32,
+                                          rest_on_cursor=True, shading="SMOOTH")
+    obj = bpy.context.view_layer.objects.active
+    facts["result"] = list(result)
+    facts["object"] = object_facts(obj)
+    facts["cursor"] = list(bpy.context.scene.cursor.location)
+    facts["active_collection"] = bpy.context.collection.name
+    np.savez(os.path.join(work, "generate.npz"), **mesh_arrays(obj))
+    facts["after_generate"] = snapshot()
+    bpy.ops.ed.undo()
+    facts["before_generate"] = before
+    facts["after_undo"] = snapshot()
+
+    # Blender images as sources: file-backed, packed, generated, Render Result.
+    image = bpy.data.images.load(flamingo)
+    np.save(os.path.join(work, "file_pixels.npy"), ext.image_source.image_pixels(image))
+    facts["file_input_kind"] = "path" if ext.image_source.from_image(image).image_path else "pixels"
+    image.pack()
+    packed = ext.image_source.from_image(image)
+    facts["packed_input_kind"] = "path" if packed.image_path else "pixels"
+    bpy.context.scene.cursor.location = (0.0, 0.0, 0.0)
+    bpy.ops.image_to_3d.generate(image=image.name, resolution=32, rest_on_cursor=False, shading="FLAT")
+    obj = bpy.context.view_layer.objects.active
+    facts["packed_object"] = object_facts(obj)
+    np.savez(os.path.join(work, "packed.npz"), **mesh_arrays(obj))
+
+    generated = bpy.data.images.new("gradient", 4, 2, alpha=True)
+    pixels = np.zeros((2, 4, 4), dtype=np.float32)
+    pixels[0, :, 0] = 1.0  # Blender's first row (the bottom) red
+    pixels[1, :, 2] = 1.0  # top row blue
+    pixels[..., 3] = 0.5
+    generated.pixels.foreach_set(pixels.ravel())
+    facts["generated_pixels"] = ext.image_source.from_image(generated).image_pixels.tolist()
+
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = 1
+    scene.cycles.device = "CPU"
+    scene.render.resolution_x = scene.render.resolution_y = 32
+    scene.render.resolution_percentage = 100
+    scene.render.film_transparent = True
+    bpy.ops.render.render()
+    render = ext.image_source.from_image(bpy.data.images["Render Result"]).image_pixels
+    facts["render_shape"] = list(render.shape)
+    facts["render_corner_alpha"] = int(render[0, 0, 3])
+    facts["render_centre_alpha"] = int(render[16, 16, 3])
+
+    facts["torch_modules"] = sorted(name for name, mod in sys.modules.items()
+                                    if name.split(".")[0] == "torch" and mod is not None)
+
+    # What registration put in place, and what disabling takes away (the worker included).
+    prefs = bpy.context.preferences.addons[blender_env.MODULE].preferences
+    facts["preference_properties"] = sorted(p.identifier for p in prefs.bl_rna.properties
+                                            if p.identifier not in ("rna_type", "bl_idname"))
+    facts["registered"] = {name: hasattr(bpy.types, name) for name in REGISTERED}
+    facts["worker_alive_before_disable"] = ext.worker_session.is_running()
+    pid = ext.worker_session.client().pid
+    bpy.ops.preferences.addon_disable(module=blender_env.MODULE)
+    facts["registered_after_disable"] = {name: hasattr(bpy.types, name) for name in REGISTERED}
+    facts["worker_alive_after_disable"] = pid is not None and process_alive(pid)
+    return facts
+
+
+REGISTERED = ("IMAGE_TO_3D_OT_generate", "IMAGE_TO_3D_OT_batch", "IMAGE_TO_3D_OT_cancel",
+              "VIEW3D_PT_image_to_3d", "VIEW3D_PT_image_to_3d_batch", "IMAGE_PT_image_to_3d",
+              "IMAGE_PT_image_to_3d_batch")
+
+
+def process_alive(pid: int) -> bool:
+    for _ in range(50):  # close() waits for the worker; allow the exit to be reaped
+        try:
+            finished, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            finished = pid
+        if finished == pid:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def scenario_reopen(work: str, env: dict) -> dict:
+    """Open the headless script's .blend, re-import an export, re-run the batch (skips)."""
+    ext = blender_env.install_and_enable(env["zip"])
+    bpy.ops.wm.open_mainfile(filepath=env["blend"])
+    made = [o for o in bpy.data.objects if "image_to_3d_source" in o]
+    facts = {
+        "objects": sorted(o.name for o in made),
+        "sources": sorted(os.path.basename(o["image_to_3d_source"]) for o in made),
+        "collections": sorted({c.name for o in made for c in o.users_collection}),
+        "vertex_counts": {o.name: len(o.data.vertices) for o in made},
+        "face_counts": {o.name: len(o.data.polygons) for o in made},
+        "locations": {o.name: list(o.location) for o in made},
+    }
+    imported = {}
+    for name in sorted(os.listdir(env["export_dir"])):
+        if name.endswith(".glb"):
+            before = set(bpy.data.objects)
+            bpy.ops.import_scene.gltf(filepath=os.path.join(env["export_dir"], name))
+            new = [o for o in bpy.data.objects if o not in before and o.type == "MESH"]
+            imported[name] = {"faces": sum(len(o.data.polygons) for o in new),
+                              "color_attributes": [a.name for o in new for a in o.data.color_attributes]}
+    facts["imported"] = imported
+    for obj in [o for o in bpy.data.objects if o not in made]:
+        bpy.data.objects.remove(obj)
+
+    blender_env.configure(sys.executable, env["model"])
+    bpy.ops.image_to_3d.batch(directory=env["input_dir"], resolution=32)
+    run = ext.job.STATUS.last_batch
+    facts["rerun"] = {"skipped": [os.path.basename(p) for p in run.skipped],
+                      "succeeded": len(run.succeeded), "failed": [os.path.basename(p) for p, _ in run.failed]}
+    ext.worker_session.close()
+    return facts
+
+
+def main():
+    name, work = sys.argv[1], sys.argv[2]
+    env = blender_env.main_args()
+    facts = globals()[f"scenario_{name}"](work, env)
+    with open(os.path.join(work, f"{name}.json"), "w") as handle:
+        json.dump(facts, handle, indent=1, default=str)
+    sys.stdout.flush()
+    # The bpy 4.2 wheel can crash in interpreter teardown after glTF I/O; the work is saved.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""The extension inside real Blender (the bpy wheel): built zip, Blender's installer, tiny model.
+
+Each scenario runs in its own process (bpy's state is process-global) with Blender's user
+folders in a temporary directory; see scenarios.py for what runs inside Blender.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = Path(__file__).with_name("scenarios.py")
+SCRIPT = REPO / "scripts" / "image_to_3d.py"
+RESOLUTION = 32
+
+pytestmark = pytest.mark.blender
+pytest.importorskip("bpy", reason="the bpy wheel (Blender as a Python module) is not installed")
+
+
+def blender_environment(home: Path, **extra) -> dict:
+    """Blender's user folders in `home`, so nothing touches ~/.config/blender."""
+    env = dict(os.environ)
+    for name in ("RESOURCES", "CONFIG", "SCRIPTS"):
+        env[f"BLENDER_USER_{name}"] = str(home / name.lower())
+    env.update({f"I3D_{key.upper()}": str(value) for key, value in extra.items()})
+    return env
+
+
+def run_scenario(name: str, work: Path, env: dict) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, str(SCENARIOS), name, str(work)], env=env, cwd=work,
+                          capture_output=True, text=True, timeout=240)
+    facts_path = work / f"{name}.json"
+    assert done.returncode == 0 and facts_path.is_file(), f"scenario {name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    return json.loads(facts_path.read_text())
+
+
+@pytest.fixture(scope="module")
+def extension_zip(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "build_extension.py"), "--output-dir", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (zip_path,) = [Path(line) for line in done.stdout.split()]
+    assert zip_path.name == "image_to_3d-0.1.0.zip"
+    return zip_path
+
+
+@pytest.fixture(scope="module")
+def generate_run(extension_zip, tiny_model_dir, examples_dir, tmp_path_factory):
+    work = tmp_path_factory.mktemp("generate")
+    env = blender_environment(work / "home", zip=extension_zip, model=tiny_model_dir, examples=examples_dir)
+    return run_scenario("generate", work, env), np.load(work / "generate.npz"), np.load(work / "packed.npz"), work
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir, flamingo_path):
+    """The backend's own result for the same image and settings, computed in this process."""
+    from backend.pipeline import generate_mesh, load_model
+    from backend.settings import GenerateSettings
+
+    return generate_mesh(load_model(tiny_model_dir, "cpu"), flamingo_path, GenerateSettings(resolution=RESOLUTION))
+
+
+@pytest.fixture(scope="module")
+def headless_run(extension_zip, tiny_model_dir, examples_dir, tmp_path_factory):
+    """The headless script on a folder with two good images and a corrupt one."""
+    work = tmp_path_factory.mktemp("headless")
+    inputs = work / "in"
+    inputs.mkdir()
+    for name in ("chair.png", "flamingo.png"):
+        shutil.copy(examples_dir / name, inputs / name)
+    (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    env = blender_environment(work / "home")  # a fresh Blender: the script must install the extension
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--", "--input", str(inputs), "--model", str(tiny_model_dir),
+         "--resolution", str(RESOLUTION), "--save", str(work / "out" / "scene.blend"),
+         "--export", str(work / "out" / "exports"), "--format", "glb"],
+        env=env, cwd=work, capture_output=True, text=True, timeout=240)
+    return done, work
+
+
+# ---------------------------------------------------------------------- package
+
+
+def test_zip_holds_the_extension_and_nothing_else(extension_zip):
+    names = zipfile.ZipFile(extension_zip).namelist()
+    for needed in ("blender_manifest.toml", "__init__.py", "preferences.py", "mesh_builder.py",
+                   "operators/generate.py", "operators/batch.py", "panels/sidebar.py",
+                   "backend/client.py", "backend/worker.py", "scripts/image_to_3d.py"):
+        assert needed in names
+    unwanted = ("tests/", ".venv/", "dist/", "demo/", "bench/", ".git/", ".ci/", "tools/", "__pycache__/", ".pytest_cache/")
+    assert not [n for n in names if n.startswith(unwanted) or "/__pycache__/" in n or n.endswith((".pyc", ".ckpt"))]
+
+
+# ---------------------------------------------------------------------- generate
+
+
+def test_object_equals_the_backend_result(generate_run, reference):
+    facts, arrays, _, _ = generate_run
+    assert facts["result"] == ["FINISHED"]
+    assert arrays["vertices"].shape == reference.vertices.shape
+    assert arrays["faces"].shape == reference.faces.shape
+    np.testing.assert_array_equal(arrays["faces"], reference.faces)
+    # The mesh keeps the backend's frame exactly: no second rotation, no baked offset.
+    np.testing.assert_allclose(arrays["vertices"], reference.vertices, atol=1e-6)
+    np.testing.assert_array_equal(arrays["colors"], reference.colors)
+
+
+def test_object_sits_on_the_cursor_unrotated(generate_run, reference):
+    facts, arrays, _, _ = generate_run
+    obj = facts["object"]
+    assert obj["rotation"] == [0.0, 0.0, 0.0] and obj["scale"] == [1.0, 1.0, 1.0]
+    cursor = np.array(facts["cursor"])
+    expected = cursor + [0.0, 0.0, -reference.vertices[:, 2].min()]  # resting: lowest point at cursor height
+    np.testing.assert_allclose(obj["location"], expected, atol=1e-5)
+    matrix = arrays["matrix_world"]
+    np.testing.assert_allclose(matrix[:3, :3], np.eye(3), atol=1e-7)
+    world = arrays["vertices"] + matrix[:3, 3]
+    assert world[:, 2].min() == pytest.approx(cursor[2], abs=1e-5)
+
+
+def test_material_colour_attribute_and_bookkeeping(generate_run):
+    facts, arrays, _, _ = generate_run
+    obj = facts["object"]
+    assert obj["name"] == "flamingo"
+    assert ["ShaderNodeVertexColor", "Color", "ShaderNodeBsdfPrincipled", "Base Color", "Color"] in obj["links"]
+    assert any(link[2] == "ShaderNodeOutputMaterial" for link in obj["links"])
+    assert obj["color_attribute"] == {"names": ["Color"], "domain": "POINT", "active": "Color", "render": "Color"}
+    assert arrays["smooth"].all()
+    assert obj["collections"] == [facts["active_collection"]]
+    assert obj["selected"] and obj["active"] and obj["selected_count"] == 1
+    assert obj["source"].endswith("flamingo.png")
+    assert obj["settings"]["resolution"] == RESOLUTION
+    assert obj["settings"]["foreground_ratio"] == 0.85  # no float32 noise
+    assert obj["model_input"], "the prepared model input should be a Blender image"
+
+
+def test_one_undo_step_removes_everything(generate_run):
+    facts = generate_run[0]
+    assert facts["after_generate"] != facts["before_generate"]
+    assert facts["after_undo"] == facts["before_generate"]
+
+
+def test_failed_job_leaves_scene_unchanged(generate_run):
+    facts = generate_run[0]
+    assert facts["failed_error"] and "broken.png" in facts["failed_error"]
+    assert "broken.png" in facts["status_error"]
+    assert facts["after_failure"] == facts["baseline"]
+
+
+def test_cancelled_job_stops_the_worker_and_leaves_scene_unchanged(generate_run):
+    facts = generate_run[0]
+    assert facts["cancel_end_event"] == "cancelled"
+    assert facts["after_cancel"] == facts["baseline"]
+
+
+def test_blender_image_sources(generate_run, flamingo_path):
+    from PIL import Image
+
+    facts, arrays, packed, work = generate_run
+    expected = np.asarray(Image.open(flamingo_path).convert("RGBA"))
+    np.testing.assert_array_equal(np.load(work / "file_pixels.npy"), expected)  # top row first, alpha kept
+    assert facts["file_input_kind"] == "path" and facts["packed_input_kind"] == "pixels"
+    # Same pixels through the pipe as the file: same mesh; flat, centred on the cursor.
+    np.testing.assert_array_equal(packed["faces"], arrays["faces"])
+    assert not packed["smooth"].any()
+    assert facts["packed_object"]["location"] == [0.0, 0.0, 0.0]
+    top, bottom = facts["generated_pixels"]
+    assert top[0] == [0, 0, 255, 128] and bottom[0] == [255, 0, 0, 128]
+    assert facts["render_shape"] == [32, 32, 4]
+    assert facts["render_corner_alpha"] == 0 and facts["render_centre_alpha"] == 255
+
+
+def test_blender_side_runs_without_torch(generate_run):
+    # The scenario set sys.modules["torch"] = None before importing anything: every
+    # import of torch would have failed, and none slipped in.
+    assert generate_run[0]["torch_modules"] == []
+
+
+def test_registration_and_preferences(generate_run):
+    facts = generate_run[0]
+    assert facts["preference_properties"] == sorted([
+        "python_path", "model_path", "device", "default_resolution", "default_threshold",
+        "default_foreground_ratio", "default_remove_background", "default_shading", "default_rest_on_cursor"])
+    assert all(facts["registered"].values()), facts["registered"]
+    assert not any(facts["registered_after_disable"].values()), facts["registered_after_disable"]
+    assert facts["worker_alive_before_disable"] and not facts["worker_alive_after_disable"]
+
+
+# ---------------------------------------------------------------------- batch, headless script
+
+
+def test_headless_batch_skips_the_corrupt_image(headless_run):
+    done, work = headless_run
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "FAILED" in done.stderr and "broken.png" in done.stderr
+    exports = work / "out" / "exports"
+    assert sorted(p.name for p in exports.glob("*.glb")) == ["chair.glb", "flamingo.glb"]
+    (log,) = exports.glob("image_to_3d_batch_*.log")
+    text = log.read_text()
+    assert "FAILED" in text and "broken.png" in text and "2 of 3 converted" in text
+    assert (work / "out" / "scene.blend").is_file()
+
+
+def test_saved_blend_reopens_and_exports_reimport(headless_run, extension_zip, tiny_model_dir):
+    done, work = headless_run
+    env = blender_environment(work / "home2", zip=extension_zip, model=tiny_model_dir,
+                              blend=work / "out" / "scene.blend", export_dir=work / "out" / "exports",
+                              input_dir=work / "in")
+    facts = run_scenario("reopen", work / "reopen", env)
+    assert facts["objects"] == ["chair", "flamingo"]
+    assert facts["collections"] == ["Image to 3D: in"]
+    assert facts["locations"]["chair"][:2] != facts["locations"]["flamingo"][:2]  # laid out on a grid
+    for name in ("chair", "flamingo"):
+        reimported = facts["imported"][f"{name}.glb"]
+        assert reimported["faces"] == facts["face_counts"][name]
+        assert reimported["color_attributes"], "the glb lost its vertex colours"
+    # Re-running the batch skips what is done and retries only the bad file.
+    assert facts["rerun"] == {"skipped": ["chair.png", "flamingo.png"], "succeeded": 0, "failed": ["broken.png"]}
