@@ -408,13 +408,17 @@ def main(argv=None) -> int:
         server.serve()
     except Exception as exc:  # noqa: BLE001 (e.g. torch missing: tell the client, then exit)
         log.error("the worker could not run\n%s", traceback.format_exc())
-        from . import protocol
-
+        if isinstance(exc, ImportError):
+            message = (f"the Python at {sys.executable} cannot import {exc.name or exc}: "
+                       "install the backend (add-on preferences, Install backend) or choose another Python")
+        else:
+            message = f"the model process could not start: {exc.__class__.__name__}: {exc}"
         try:
-            protocol.write_message(stream_out, "error", {"job_id": None, "code": "backend_error",
-                                   "message": f"the model process could not start: {exc.__class__.__name__}: {exc}"})
-        except OSError:
-            pass
+            from . import protocol
+
+            protocol.write_message(stream_out, "error", {"job_id": None, "code": "backend_error", "message": message})
+        except (ImportError, OSError):
+            pass  # the client still sees the exit and quotes the log
         return 3
     return 0
 

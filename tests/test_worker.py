@@ -20,7 +20,7 @@ from PIL import Image
 
 from backend import protocol
 from backend.client import EXTENSION_ROOT, WorkerClient, WorkerFailed, WorkerTimeout
-from backend.errors import Cancelled, InputImageError
+from backend.errors import BackendError, InputImageError
 from backend.settings import GenerateSettings
 from backend.worker import NOISE_ENV
 
@@ -243,6 +243,16 @@ def test_a_missing_interpreter_is_reported(tiny_model_dir, tmp_path, flamingo_pa
         with pytest.raises(WorkerFailed, match="could not start the model process"):
             broken.run(SMALL, image_path=flamingo_path, timeout=30)
         assert not broken.ping()
+
+
+def test_a_backend_python_without_torch_is_reported_clearly(tiny_model_dir, tmp_path, flamingo_path):
+    blocker = tmp_path / "no_torch"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None\n")
+    with make_client(tiny_model_dir, tmp_path, PYTHONPATH=str(blocker)) as broken:
+        with pytest.raises(BackendError) as error:
+            broken.run(SMALL, image_path=flamingo_path, timeout=60)
+    assert "cannot import torch" in str(error.value) and "Install backend" in str(error.value)
 
 
 # ---------------------------------------------------------------- process lifetime
