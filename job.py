@@ -33,6 +33,7 @@ class Status:
     cancel_requested: bool = False
     last_result: str = ""
     last_error: str = ""
+    last_input_image: str = ""  # the Blender image holding what the model saw
     last_batch: "BatchRun | None" = None
 
 
@@ -138,7 +139,8 @@ def finish(context, job: Job, location=None, collection=None) -> bpy.types.Objec
         source=job.image.source,
         settings=job.options.properties(model),
     )
-    mesh_builder.show_prepared_image(obj.name, result.prepared_image)
+    prepared = mesh_builder.show_prepared_image(obj.name, result.prepared_image)
+    STATUS.last_input_image = prepared.name if prepared else ""
     STATUS.last_result = (
         f"{obj.name}: {len(result.vertices):,} vertices, {len(result.faces):,} faces, {job.seconds:.1f} s"
     )

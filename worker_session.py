@@ -81,6 +81,8 @@ def readiness(prefs) -> tuple[bool, str]:
         return False, f"Backend Python not found at {python}: click Install backend or pick an existing one"
     if not model:
         return False, "No model folder: click Download model or choose a folder with config.yaml and model.ckpt"
+    if not os.path.isdir(model) and model.count("/") == 1 and not model.startswith((".", "/", "~")):
+        return True, f"Ready: the worker fetches {model} from the model hub on first use (network)"
     missing = [name for name in ("config.yaml", "model.ckpt") if not os.path.isfile(os.path.join(model, name))]
     if missing:
         return False, f"Model folder lacks {' and '.join(missing)}: download the model or pick another folder"

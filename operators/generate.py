@@ -190,4 +190,24 @@ class IMAGE_TO_3D_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (IMAGE_TO_3D_OT_generate, IMAGE_TO_3D_OT_cancel)
+class IMAGE_TO_3D_OT_show_model_input(bpy.types.Operator):
+    """Show the image the model saw (background removed, framed, on grey) in the Image Editors"""
+
+    bl_idname = "image_to_3d.show_model_input"
+    bl_label = "Show Model Input"
+    bl_options = {"INTERNAL"}
+
+    image: StringProperty(name="Image")
+
+    def execute(self, context):
+        image = bpy.data.images.get(self.image)
+        editors = [area for area in context.screen.areas if area.type == "IMAGE_EDITOR"] if context.screen else []
+        if image is None or not editors:
+            self.report({"WARNING"}, "Open an Image Editor to see the model's input" if image else "No model input yet")
+            return {"CANCELLED"}
+        for area in editors:
+            area.spaces.active.image = image
+        return {"FINISHED"}
+
+
+classes = (IMAGE_TO_3D_OT_generate, IMAGE_TO_3D_OT_cancel, IMAGE_TO_3D_OT_show_model_input)

@@ -22,6 +22,8 @@ def draw_last(layout) -> None:
     status = job.STATUS
     if status.last_result:
         layout.label(text=status.last_result, icon="CHECKMARK")
+        if status.last_input_image in bpy.data.images:
+            layout.operator("image_to_3d.show_model_input", icon="IMAGE_DATA").image = status.last_input_image
     if status.last_error:
         box = layout.box()
         for i, line in enumerate(_wrap(status.last_error, 48)):

@@ -134,7 +134,12 @@ def scenario_generate(work: str, env: dict) -> dict:
     facts["object"] = object_facts(obj)
     facts["cursor"] = list(bpy.context.scene.cursor.location)
     facts["active_collection"] = bpy.context.collection.name
-    np.savez(os.path.join(work, "generate.npz"), **mesh_arrays(obj))
+    model_input = bpy.data.images[f"{obj.name} (model input)"]
+    shown = np.empty(len(model_input.pixels), dtype=np.float32)
+    model_input.pixels.foreach_get(shown)
+    width, height = model_input.size
+    shown = np.rint(shown.reshape(height, width, 4)[::-1, :, :3] * 255).astype(np.uint8)
+    np.savez(os.path.join(work, "generate.npz"), model_input=shown, **mesh_arrays(obj))
     facts["after_generate"] = snapshot()
     bpy.ops.ed.undo()
     facts["before_generate"] = before

@@ -143,6 +143,11 @@ def test_material_colour_attribute_and_bookkeeping(generate_run):
     assert obj["model_input"], "the prepared model input should be a Blender image"
 
 
+def test_model_input_image_shows_what_the_model_saw(generate_run, reference):
+    arrays = generate_run[1]
+    np.testing.assert_array_equal(arrays["model_input"], reference.prepared_image)  # upright, same pixels
+
+
 def test_one_undo_step_removes_everything(generate_run):
     facts = generate_run[0]
     assert facts["after_generate"] != facts["before_generate"]
@@ -225,3 +230,17 @@ def test_saved_blend_reopens_and_exports_reimport(headless_run, extension_zip, t
         assert reimported["color_attributes"], "the glb lost its vertex colours"
     # Re-running the batch skips what is done and retries only the bad file.
     assert facts["rerun"] == {"skipped": ["chair.png", "flamingo.png"], "succeeded": 0, "failed": ["broken.png"]}
+
+
+def test_headless_single_image_exports_ply(extension_zip, tiny_model_dir, flamingo_path, reference, tmp_path):
+    env = blender_environment(tmp_path / "home")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--", "--input", str(flamingo_path), "--model", str(tiny_model_dir),
+         "--resolution", str(RESOLUTION), "--shading", "flat", "--export", str(tmp_path / "out"), "--format", "ply"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "flamingo" in done.stdout and "exported" in done.stdout
+    header = (tmp_path / "out" / "flamingo.ply").read_bytes().split(b"end_header")[0].decode()
+    # Flat shading keeps shared vertices in the mesh; PLY writes one per point.
+    assert f"element face {len(reference.faces)}" in header
+    assert "property uchar red" in header
