@@ -50,8 +50,9 @@ PIP_CHECK_CODE = (
     "r = subprocess.run([sys.executable, '-m', 'pip', 'check'], capture_output=True, text=True); "
     "bad = [l for l in r.stdout.splitlines() if l.strip() and not "
     "(l.startswith('bpy ') and 'not supported on this platform' in l)]; "
-    "print('\\n'.join(bad) or 'pip check: no broken requirements'); "
-    "sys.exit(1 if bad else 0)"
+    "ok = r.returncode == 0 or not bad; "
+    "print(r.stdout.strip() if r.returncode == 0 else '\\n'.join(bad) or 'pip check: only the bpy tag false alarm'); "
+    "sys.exit(0 if ok else 1)"
 )
 
 
@@ -59,6 +60,7 @@ PIP_CHECK_CODE = (
 class Step:
     title: str
     argv: list
+    cwd: str | None = None
 
 
 # ---------------------------------------------------------------- choices
@@ -187,8 +189,11 @@ class InstallJob:
     `poll()`; cancel() stops the running command and skips the rest.
     """
 
-    def __init__(self, steps, log_path=None, env=None, max_lines=200):
+    def __init__(self, steps, log_path=None, env=None, max_lines=200, after=None):
+        """after: optional callable run in the thread once every step succeeded; it
+        returns (ok, message), e.g. verify_worker; not ok makes the job fail."""
         self.steps = list(steps)
+        self.after = after
         self.log_path = Path(log_path) if log_path else None
         self.env = env
         self.lines = collections.deque(maxlen=max_lines)
@@ -258,6 +263,14 @@ class InstallJob:
                     self._say(self.error, log)
                     self.state = "failed"
                     return
+            if self.after is not None and not self._cancelled.is_set():
+                self._say("--- Start the backend worker", log)
+                ok, message = self.after()
+                self._say(message, log)
+                if not ok:
+                    self.error = message
+                    self.state = "failed"
+                    return
             self.state = "cancelled" if self._cancelled.is_set() else "done"
             self._say(f"=== {self.state}", log)
         except Exception as exc:  # noqa: BLE001 - the UI must learn about any failure
@@ -276,7 +289,7 @@ class InstallJob:
         creation = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         self._process = subprocess.Popen(
             step.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, text=True, errors="replace", bufsize=1, creationflags=creation,
+            env=env, cwd=step.cwd, text=True, errors="replace", bufsize=1, creationflags=creation,
         )
         for line in self._process.stdout:
             self._say(line.rstrip(), log)
@@ -286,11 +299,14 @@ class InstallJob:
 def verify_worker(python, timeout: float = 120.0, client_class=None) -> tuple[bool, str]:
     """Start the backend worker with `python` and wait for it to answer a ping."""
     if client_class is None:
-        sys.path.insert(0, str(ROOT))
-        try:
-            from backend.client import WorkerClient as client_class
-        finally:
-            sys.path.pop(0)
+        if __package__:  # imported as part of the extension
+            from .backend.client import WorkerClient as client_class
+        else:
+            sys.path.insert(0, str(ROOT))
+            try:
+                from backend.client import WorkerClient as client_class
+            finally:
+                sys.path.pop(0)
     client = client_class(python=str(python), model="")
     try:
         client.start()
@@ -321,7 +337,8 @@ def main(argv=None) -> int:
                                 constraints=args.constraints, variant=variant, wheel_dir=args.wheel_dir)
     for note in notes:
         print(f"note: {note}", flush=True)
-    job = InstallJob(steps, log_path=args.log).start()
+    after = (lambda: verify_worker(venv_python(args.venv))) if args.verify_worker else None
+    job = InstallJob(steps, log_path=args.log, after=after).start()
     while not job.finished:
         for line in job.poll():
             print(line, flush=True)
@@ -329,13 +346,7 @@ def main(argv=None) -> int:
     job.wait()
     for line in job.poll():
         print(line, flush=True)
-    if job.state != "done":
-        return 1
-    if args.verify_worker:
-        ok, message = verify_worker(venv_python(args.venv))
-        print(message, flush=True)
-        return 0 if ok else 1
-    return 0
+    return 0 if job.state == "done" else 1
 
 
 if __name__ == "__main__":

@@ -147,3 +147,36 @@ def fetch_model(repo_id: str = DEFAULT_REPO, cache_dir: str | None = None, progr
     if progress:
         progress(finished_bytes, finished_bytes)
     return folder
+
+
+def main(argv=None) -> int:
+    """python -m backend.hub [REPO] [--cache-dir DIR]: for callers in another process
+    (the add-on's Download model button). Prints `progress DONE TOTAL` lines while it
+    downloads, then `folder PATH`; on failure `error MESSAGE` and exit status 1."""
+    import argparse
+    import sys
+    import time
+
+    parser = argparse.ArgumentParser(prog="python -m backend.hub", description="Download a TripoSR model folder.")
+    parser.add_argument("repo_id", nargs="?", default=DEFAULT_REPO)
+    parser.add_argument("--cache-dir", default=None)
+    args = parser.parse_args(argv)
+    last = [0.0]
+
+    def report(done, total):
+        now = time.monotonic()
+        if now - last[0] >= 0.2 or done == total:  # a few lines a second is plenty for a UI
+            last[0] = now
+            print(f"progress {done} {total}", flush=True)
+
+    try:
+        folder = fetch_model(args.repo_id, cache_dir=args.cache_dir, progress=report)
+    except ModelNotFoundError as exc:
+        print(f"error {exc.message}", flush=True)
+        return 1
+    print(f"folder {folder}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
