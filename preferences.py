@@ -1,5 +1,6 @@
 """Add-on preferences: the backend Python, the model, the device and the job defaults."""
 
+import importlib
 import importlib.util
 
 import bpy
@@ -17,17 +18,19 @@ DEVICE_ITEMS = [
 
 
 def _restart_worker(self, context):
-    # The next job builds a fresh client; a running worker would keep the old settings.
-    worker_session.close()
+    # Free the old worker (and its loaded model) now; a running job keeps its worker and
+    # the next job builds a client for the new settings anyway.
+    from .job import STATUS
+
+    if not STATUS.running:
+        worker_session.close()
 
 
-def _install_operators():
-    """operators/install_backend.py when present (another part of the project writes it)."""
-    if importlib.util.find_spec(f"{__package__}.operators.install_backend") is None:
+def _operator_module(name: str):
+    """operators/<name>.py when present (another part of the project writes it)."""
+    if importlib.util.find_spec(f"{__package__}.operators.{name}") is None:
         return None
-    from .operators import install_backend
-
-    return install_backend
+    return importlib.import_module(f"{__package__}.operators.{name}")
 
 
 class ImageTo3DPreferences(bpy.types.AddonPreferences):
@@ -64,9 +67,12 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
                                     ("image_to_3d.download_model", "Download Model", "URL")):
             if _operator_exists(idname):
                 row.operator(idname, text=text, icon=icon)
-        install = _install_operators()
-        if install is not None and hasattr(install, "draw_install_status"):
-            install.draw_install_status(box, context)
+        # The installer's and downloader's own progress, log and hints.
+        for module_name, draw_name in (("install_backend", "draw_install_status"),
+                                       ("download_model", "draw_download_status")):
+            draw = getattr(_operator_module(module_name), draw_name, None)
+            if draw is not None:
+                draw(box, context)
 
         box = layout.box()
         box.label(text="Defaults", icon="OPTIONS")
