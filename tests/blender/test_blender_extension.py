@@ -4,6 +4,7 @@ Each scenario runs in its own process (bpy's state is process-global) with Blend
 folders in a temporary directory; see scenarios.py for what runs inside Blender.
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -21,7 +22,8 @@ SCRIPT = REPO / "scripts" / "image_to_3d.py"
 RESOLUTION = 32
 
 pytestmark = pytest.mark.blender
-pytest.importorskip("bpy", reason="the bpy wheel (Blender as a Python module) is not installed")
+if importlib.util.find_spec("bpy") is None:  # found, not imported: Blender runs in the subprocesses
+    pytest.skip("the bpy wheel (Blender as a Python module) is not installed", allow_module_level=True)
 
 
 def blender_environment(home: Path, **extra) -> dict:
