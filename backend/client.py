@@ -102,8 +102,11 @@ class _Process:
         self.ready = False
         self.stderr_tail = collections.deque(maxlen=LOG_TAIL_LINES)
         self._inbox = inbox
+        self._outbox = queue.Queue()  # frames to send; a thread writes them so a hung
+        # worker with a full pipe can never block the supervisor
         threading.Thread(target=self._read_frames, name="worker-frames", daemon=True).start()
         threading.Thread(target=self._read_stderr, name="worker-stderr", daemon=True).start()
+        threading.Thread(target=self._write_frames, name="worker-requests", daemon=True).start()
 
     def _read_frames(self):
         reader = protocol.FrameReader(self.popen.stdout)
@@ -128,12 +131,15 @@ class _Process:
         except (OSError, ValueError):
             pass
 
-    def send(self, msg_type, fields=None, arrays=None) -> bool:
-        try:
-            protocol.write_message(self.popen.stdin, msg_type, fields, arrays)
-            return True
-        except (OSError, ValueError):  # the process is gone; its reader reports the exit
-            return False
+    def _write_frames(self):
+        while (frame := self._outbox.get()) is not None:
+            try:
+                protocol.write_message(self.popen.stdin, *frame)
+            except (OSError, ValueError):  # the process is gone; its reader reports the exit
+                return
+
+    def send(self, msg_type, fields=None, arrays=None):
+        self._outbox.put((msg_type, fields, arrays))
 
     def stop(self, grace: float):
         """Ask it to shut down, kill it after `grace` seconds, and reap it (no zombie)."""
@@ -146,6 +152,7 @@ class _Process:
         if self.popen.poll() is None:
             self.popen.kill()
         self.popen.wait()
+        self._outbox.put(None)
         for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
             try:
                 stream.close()
@@ -242,6 +249,8 @@ class WorkerClient:
             arrays["image_bytes"] = np.frombuffer(bytes(image_bytes), dtype=np.uint8)
         else:
             arrays["image_pixels"] = _check_pixels(image_pixels)
+        if sum(a.nbytes for a in arrays.values()) > protocol.MAX_PAYLOAD_BYTES:
+            raise ValueError(f"the image is larger than the {protocol.MAX_PAYLOAD_BYTES >> 30} GiB a job can carry")
         self._ensure_supervisor()
         self._inbox.put(("submit", _Job(job_id, fields, arrays), None))
         return job_id
@@ -333,10 +342,13 @@ class WorkerClient:
             if command == "close":
                 self._shut_down(arg)
                 return
-            if command is not None:
-                self._handle(command, arg, extra)
-            self._check_clocks()
-            self._dispatch()
+            try:
+                if command is not None:
+                    self._handle(command, arg, extra)
+                self._check_clocks()
+                self._dispatch()
+            except Exception as exc:  # noqa: BLE001 (a bug here must not leave run() waiting forever)
+                self._fail_process(WorkerFailed.code, f"internal error in the worker client: {exc!r}")
 
     def _handle(self, command, arg, extra):
         if command == "start":
@@ -347,8 +359,9 @@ class WorkerClient:
         elif command == "cancel":
             self._cancel(arg)
         elif command == "ping":
-            if self._proc is not None and self._proc.send("ping", {"id": arg}):
+            if self._proc is not None:
                 self._pings[arg] = extra
+                self._proc.send("ping", {"id": arg})
         elif command in ("frame", "garbled", "exited"):
             if self._proc is None or arg != self._proc.generation:
                 return  # from a process we already stopped
@@ -360,12 +373,12 @@ class WorkerClient:
                 self._on_exit()
 
     def _spawn(self):
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
         env["PYTHONPATH"] = str(EXTENSION_ROOT)  # Blender's own module path must not leak in
         env.update(self.env)
         argv = [self.python, "-m", "backend.worker", "--log-dir", str(self.log_dir), "--parent-pid", str(os.getpid())]
         try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
             self._proc = _Process(argv, env, next(self._generations), self._inbox)
         except OSError as exc:
             self._proc = None

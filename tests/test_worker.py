@@ -208,6 +208,7 @@ def test_kill_9_mid_job_fails_that_job_and_the_next_gets_a_new_worker(tiny_model
         assert fresh.pid != pid
 
 
+@pytest.mark.timeout(90)  # a regression here hangs rather than fails
 def test_a_stalled_stage_times_out_and_an_unanswered_cancel_restarts(tiny_model_dir, tmp_path, flamingo_path):
     with make_client(tiny_model_dir, tmp_path) as fresh:
         fresh.stage_timeout, fresh.cancel_grace = 1.0, 0.5
@@ -229,6 +230,16 @@ def test_a_stalled_stage_times_out_and_an_unanswered_cancel_restarts(tiny_model_
         assert final.kind == "cancelled" and "restarted" in final.message
         assert process_gone(stuck, within=2.0)
         assert fresh.run(SMALL, image_path=flamingo_path).vertices.shape[0] > 1000
+
+        # a hung worker cannot block the client, even with more input than its pipe holds
+        fresh.stage_timeout = 1.0
+        hung = fresh.pid
+        os.kill(hung, signal.SIGSTOP)
+        big = np.zeros((2048, 2048, 4), np.uint8)
+        job = fresh.submit(SMALL, image_pixels=big)
+        final = events_until(fresh, job, {"error", "result"}, timeout=10)[-1]
+        assert final.code == WorkerTimeout.code
+        assert process_gone(hung, within=2.0)
 
 
 def test_start_up_timeout_is_reported(tiny_model_dir, tmp_path, flamingo_path):
