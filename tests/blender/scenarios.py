@@ -10,6 +10,7 @@ checkpoint), I3D_EXAMPLES (example images).
 
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -181,6 +182,26 @@ def scenario_generate(work: str, env: dict) -> dict:
 
     facts["torch_modules"] = sorted(name for name, mod in sys.modules.items()
                                     if name.split(".")[0] == "torch" and mod is not None)
+
+    # A batch cancelled while its second image runs: that image finishes, the third never starts.
+    folder = os.path.join(work, "batch_in")
+    os.makedirs(folder)
+    for name in ("chair.png", "flamingo.png", "horse.png"):
+        shutil.copy(os.path.join(env["examples"], name), folder)
+    run = ext.job.BatchRun(bpy.context, folder, ext.job.Options(ext.backend.settings.GenerateSettings(resolution=32)))
+    while not (len(run.succeeded) == 1 and run.current is not None):
+        run.step(bpy.context)
+        time.sleep(0.01)
+    run.cancel()
+    while not run.step(bpy.context):
+        time.sleep(0.01)
+    facts["cancelled_batch"] = {
+        "succeeded": [os.path.basename(p) for p, _ in run.succeeded],
+        "left": [os.path.basename(p) for p in run.queue],
+        "objects": sorted(o.name for o in run.collection.objects),
+        "summary": run.summary(),
+        "log": open(run.write_log()).read(),
+    }
 
     # What registration put in place, and what disabling takes away (the worker included).
     prefs = bpy.context.preferences.addons[blender_env.MODULE].preferences

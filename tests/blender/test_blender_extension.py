@@ -205,6 +205,16 @@ def test_registration_and_preferences(generate_run):
 # ---------------------------------------------------------------------- batch, headless script
 
 
+def test_cancelled_batch_finishes_the_current_image_and_keeps_it(generate_run):
+    batch = generate_run[0]["cancelled_batch"]
+    assert batch["succeeded"] == ["chair.png", "flamingo.png"]
+    assert batch["left"] == ["horse.png"]
+    # (the scenario made a "flamingo" before, so Blender may number this one)
+    assert [name.split(".")[0] for name in batch["objects"]] == ["chair", "flamingo"]
+    assert "cancelled with 1 left" in batch["summary"]
+    assert "not run" in batch["log"] and "horse.png" in batch["log"]
+
+
 def test_headless_batch_skips_the_corrupt_image(headless_run):
     done, work = headless_run
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-3000:]
