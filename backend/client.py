@@ -11,6 +11,7 @@ import collections
 import itertools
 import os
 import queue
+import re
 import signal
 import subprocess
 import tempfile
@@ -31,6 +32,7 @@ EXTENSION_ROOT = Path(__file__).resolve().parents[1]  # the folder that holds ba
 DEFAULT_LOG_DIR = Path(tempfile.gettempdir()) / "image_to_3d" / "logs"
 LOG_NAME = "worker.log"  # written by backend.worker (rotated: worker.log.1, ...)
 LOG_TAIL_LINES = 8
+LOG_LINE_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:")  # a new record, not a traceback line
 
 
 class WorkerFailed(BackendError):
@@ -105,7 +107,8 @@ class _Process:
         self._outbox = queue.Queue()  # frames to send; a thread writes them so a hung
         # worker with a full pipe can never block the supervisor
         threading.Thread(target=self._read_frames, name="worker-frames", daemon=True).start()
-        threading.Thread(target=self._read_stderr, name="worker-stderr", daemon=True).start()
+        self._stderr_reader = threading.Thread(target=self._read_stderr, name="worker-stderr", daemon=True)
+        self._stderr_reader.start()
         threading.Thread(target=self._write_frames, name="worker-requests", daemon=True).start()
 
     def _read_frames(self):
@@ -164,6 +167,7 @@ class _Process:
             code = self.popen.wait(5)
         except subprocess.TimeoutExpired:
             return "the model process stopped answering"
+        self._stderr_reader.join(1.0)  # its last words, e.g. a traceback before the log existed
         if code < 0:
             try:
                 how = f"signal {signal.Signals(-code).name}"
@@ -533,7 +537,12 @@ class WorkerClient:
                 log_file.seek(0, os.SEEK_END)
                 log_file.seek(max(0, log_file.tell() - 64 * 1024))
                 text = log_file.read().decode("utf-8", "replace")
-            lines += [line for line in text.splitlines() if marker in line]
+            mine = False
+            for line in text.splitlines():
+                if LOG_LINE_START.match(line):
+                    mine = marker in line
+                if mine:  # its own lines and their continuations (tracebacks)
+                    lines.append(line)
         except OSError:
             pass
         lines = lines[-LOG_TAIL_LINES:]
