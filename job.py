@@ -114,16 +114,28 @@ class Job:
 
     def wait(self, on_progress=None, interval: float = 0.05) -> "Job":
         """Block until the job ends (background mode and scripts)."""
-        last = None
+        report = Throttle(on_progress)
         while not self.poll():
-            if on_progress is not None and (self.stage, round(self.fraction, 2)) != last:
-                last = (self.stage, round(self.fraction, 2))
-                on_progress(self)
+            report(self.stage, self)
             time.sleep(interval)
         return self
 
     def describe(self) -> str:
         return f"{self.image.name}: {self.stage} {self.fraction * 100:.0f}%"
+
+
+class Throttle:
+    """Calls `callback` when `key` changes (a new stage) or every few seconds, not per percent."""
+
+    def __init__(self, callback, seconds: float = 2.0):
+        self.callback, self.seconds = callback, seconds
+        self.key, self.when = object(), 0.0
+
+    def __call__(self, key, subject) -> None:
+        now = time.monotonic()
+        if self.callback is not None and (key != self.key or now - self.when >= self.seconds):
+            self.key, self.when = key, now
+            self.callback(subject)
 
 
 def finish(context, job: Job, location=None, collection=None) -> bpy.types.Object:
@@ -253,12 +265,9 @@ class BatchRun:
 
     def run(self, context, on_progress=None) -> "BatchRun":
         """Block until every image is done (background mode and scripts)."""
-        shown = None
+        report = Throttle(on_progress)
         while not self.step(context):
-            label = self.progress_label()
-            if on_progress is not None and label != shown:
-                shown = label
-                on_progress(self)
+            report((self.position, self.current.stage if self.current else ""), self)
             if self.current is not None:
                 time.sleep(0.05)
         return self
