@@ -17,7 +17,9 @@ class IMAGE_TO_3D_OT_batch(JobProperties, bpy.types.Operator):
 
     bl_idname = "image_to_3d.batch"
     bl_label = "Generate Batch"
-    bl_options = {"REGISTER", "UNDO"}
+    # UNDO without REGISTER: no "Adjust Last Operation" panel, whose redo would re-run
+    # the whole job blocking the UI.
+    bl_options = {"UNDO"}
 
     directory: StringProperty(name="Folder", subtype="DIR_PATH", description="Folder of images")
     recursive: BoolProperty(name="Include Subfolders", default=False)

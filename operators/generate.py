@@ -79,7 +79,9 @@ class IMAGE_TO_3D_OT_generate(JobProperties, bpy.types.Operator):
 
     bl_idname = "image_to_3d.generate"
     bl_label = "Generate 3D"
-    bl_options = {"REGISTER", "UNDO"}
+    # UNDO without REGISTER: no "Adjust Last Operation" panel, whose redo would re-run
+    # the whole job blocking the UI.
+    bl_options = {"UNDO"}
 
     filepath: StringProperty(name="File", subtype="FILE_PATH", description="Image file (takes precedence)")
     image: StringProperty(name="Image", description="Name of a Blender image")
