@@ -233,9 +233,10 @@ def query_colors(field, codes, vertices: np.ndarray, chunk: int) -> np.ndarray:
     """Vertex colours (N, 4) uint8 RGBA from the colour field at the vertices."""
     points = torch.from_numpy(vertices).to(codes.device)
     chunk = min(chunk, 1 << 16)  # each point carries 3 x C sampled features here
-    out = np.empty((len(vertices), 4), np.uint8)
-    out[:, 3] = 255
+    rgb = torch.empty((len(vertices), 3), dtype=torch.uint8, device=codes.device)
     for start in range(0, len(vertices), chunk):
-        _, rgb = field.density_and_color(codes, points[start : start + chunk])
-        out[start : start + chunk, :3] = (rgb.clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+        _, color = field.density_and_color(codes, points[start : start + chunk])
+        rgb[start : start + chunk] = (color.clamp(0, 1) * 255.0).round().to(torch.uint8)
+    out = np.full((len(vertices), 4), 255, np.uint8)
+    out[:, :3] = rgb.cpu().numpy()  # one copy back, not one per chunk
     return out
