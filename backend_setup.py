@@ -151,8 +151,8 @@ def plan_install(venv, *, base_python=None, requirements=(REQUIREMENTS,), constr
     if not venv_python(venv).exists():
         steps.append(Step(f"Create the environment {venv}", [base_python or sys.executable, "-m", "venv", str(venv)]))
     lines = merge_requirements(requirements)
-    # one file that pip reads, beside the environment (kept: it says what was asked for)
-    merged = venv.parent / f"{venv.name}-requirements.txt"
+    # one file for pip, kept in the environment: it says what was asked for
+    merged = venv / "image_to_3d-requirements.txt"
     merged.parent.mkdir(parents=True, exist_ok=True)
     merged.write_text("# written by backend_setup.py from " + ", ".join(map(str, requirements)) + "\n"
                       + "\n".join(lines) + "\n")

@@ -76,7 +76,16 @@ if [ -n "${IMAGE_TO_3D_MODEL:-}" ]; then
     [ -f "$model/config.yaml" ] && [ -f "$model/model.ckpt" ] \
         || die "IMAGE_TO_3D_MODEL=$model must hold config.yaml and model.ckpt"
     echo "using IMAGE_TO_3D_MODEL=$model"
-elif model="$("$PY" -c 'from backend.hub import fetch_model; print(fetch_model("stabilityai/TripoSR"))' 2>.venv/hub-error.txt)"; then
+elif model="$("$PY" - <<'EOF'
+import sys
+from backend.errors import ModelNotFoundError
+from backend.hub import fetch_model
+try:
+    print(fetch_model("stabilityai/TripoSR"))  # ~1.7 GB the first time, progress on stderr
+except ModelNotFoundError as exc:
+    sys.exit(f"hub: {exc.message}")
+EOF
+)"; then
     echo "using the official weights from the hub: $model"
 else
     smoke=1
@@ -92,7 +101,6 @@ else
 #  For real results: IMAGE_TO_3D_MODEL=/folder/with/config.yaml+model.ckpt    #
 #  bash scripts/setup.sh   (files from huggingface.co/stabilityai/TripoSR)     #
 ################################################################################
-hub: $(tail -n 1 .venv/hub-error.txt)
 model: $model
 
 EOF
