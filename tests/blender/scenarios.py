@@ -92,6 +92,13 @@ def scenario_generate(work: str, env: dict) -> dict:
     ext = blender_env.install_and_enable(env["zip"])
     blender_env.configure(sys.executable, env["model"])
     facts = {"baseline": snapshot()}
+    prefs = bpy.context.preferences.addons[blender_env.MODULE].preferences
+    facts["readiness"] = {"ready": ext.worker_session.readiness(prefs)}
+    prefs.model_path = os.path.join(work, "no-model")
+    facts["readiness"]["no_model"] = ext.worker_session.readiness(prefs)
+    prefs.python_path = os.path.join(work, "no-python")
+    facts["readiness"]["no_python"] = ext.worker_session.readiness(prefs)
+    blender_env.configure(sys.executable, env["model"])
     flamingo = os.path.join(env["examples"], "flamingo.png")
 
     # A failed job: a file that is no image.

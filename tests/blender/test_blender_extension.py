@@ -194,6 +194,10 @@ def test_blender_side_runs_without_torch(generate_run):
 
 def test_registration_and_preferences(generate_run):
     facts = generate_run[0]
+    readiness = facts["readiness"]
+    assert readiness["ready"][0] is True
+    assert readiness["no_model"][0] is False and "model.ckpt" in readiness["no_model"][1]
+    assert readiness["no_python"][0] is False and "Install backend" in readiness["no_python"][1]
     assert facts["preference_properties"] == sorted([
         "python_path", "model_path", "device", "default_resolution", "default_threshold",
         "default_foreground_ratio", "default_remove_background", "default_shading", "default_rest_on_cursor"])
