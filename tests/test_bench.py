@@ -1,0 +1,30 @@
+"""The benchmark's smallest case, as a smoke test: it runs, reports, and its check passes.
+
+No timing is asserted: timings from a test run mean nothing.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_smallest_case_runs_and_meshes_match(tiny_model_dir, flamingo_path, tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "bench.py"), "--model", str(tiny_model_dir), "--image", str(flamingo_path),
+         "--device", "cpu", "--resolutions", "32", "--repeats", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    for mode in ("fast@32", "reference@32"):
+        warm = report["runs"][mode]["warm"]
+        for stage in ("prepare", "encode", "field", "surface", "colors", "total"):
+            assert warm[stage]["median"] > 0
+    assert "transfer" in report["runs"]["fast@32"]["warm"]
+    check = report["runs"]["check@32"]
+    assert check["ok"] and check["vertices"][0] == check["vertices"][1]
+    assert "meshes MATCH" in done.stdout
