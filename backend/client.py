@@ -303,11 +303,15 @@ class WorkerClient:
 
     def ping(self, timeout: float = 5.0) -> bool:
         """True when the worker is running and answers."""
-        if not self.is_running:
+        if self._thread is None:
             return False
-        answered = threading.Event()
-        self._inbox.put(("ping", uuid.uuid4().hex[:8], answered))
-        return answered.wait(timeout)
+        # through the supervisor, so a ping right after start() sees the new process
+        answer = queue.Queue(maxsize=1)
+        self._inbox.put(("ping", uuid.uuid4().hex[:8], answer))
+        try:
+            return answer.get(timeout=timeout)
+        except queue.Empty:
+            return False
 
     def close(self, grace: float | None = None):
         """Stop the worker (shutdown, then kill) and the supervisor; leaves no process behind."""
@@ -363,9 +367,11 @@ class WorkerClient:
         elif command == "cancel":
             self._cancel(arg)
         elif command == "ping":
-            if self._proc is not None:
+            if self.is_running:
                 self._pings[arg] = extra
                 self._proc.send("ping", {"id": arg})
+            else:
+                extra.put(False)
         elif command in ("frame", "garbled", "exited"):
             if self._proc is None or arg != self._proc.generation:
                 return  # from a process we already stopped
@@ -425,9 +431,9 @@ class WorkerClient:
             proc.ready = True
             return
         if msg.type == "pong":
-            answered = self._pings.pop(msg.get("id"), None)
-            if answered is not None:
-                answered.set()
+            answer = self._pings.pop(msg.get("id"), None)
+            if answer is not None:
+                answer.put(True)
             return
         if msg.type == "bye":
             return
@@ -514,8 +520,8 @@ class WorkerClient:
         proc, self._proc = self._proc, None
         if proc is not None:
             proc.stop(grace)
-        for answered in self._pings.values():
-            answered.clear()
+        for answer in self._pings.values():
+            answer.put(False)
         self._pings.clear()
 
     def _shut_down(self, grace):

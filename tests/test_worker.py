@@ -271,6 +271,9 @@ def test_a_backend_python_without_torch_is_reported_clearly(tiny_model_dir, tmp_
 
 def test_close_shuts_the_worker_down(tiny_model_dir, tmp_path, flamingo_path):
     fresh = make_client(tiny_model_dir, tmp_path)
+    assert not fresh.ping()  # not started
+    fresh.start()
+    assert fresh.ping(timeout=60)  # answers once it is up, however soon we ask
     fresh.run(SMALL, image_path=flamingo_path)
     pid = fresh.pid
     fresh.close()
