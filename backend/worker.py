@@ -232,10 +232,14 @@ class WorkerServer:
             if msg is None:
                 log.info("the client closed our input: exiting")
                 os._exit(0)
+            job_id = msg.get("job_id") if isinstance(msg.get("job_id"), str) else None
             try:
                 self.handle(msg)
             except BadRequest as exc:
-                self.send_error(msg.get("job_id") if isinstance(msg.get("job_id"), str) else None, exc.code, exc.message)
+                self.send_error(job_id, exc.code, exc.message)
+            except Exception as exc:  # noqa: BLE001 (this thread must outlive any one request)
+                log.error("request %s could not be handled\n%s", msg.type[:64], traceback.format_exc())
+                self.send_error(job_id, protocol.BAD_REQUEST, f"the request could not be handled: {exc!r}")
 
     def handle(self, msg):
         job_id = msg.get("job_id")
