@@ -17,6 +17,12 @@ DEVICE_ITEMS = [
 ]
 
 
+PRECISION_ITEMS = [
+    ("FLOAT32", "Float32", "Reproduces the reference TripoSR results"),
+    ("BFLOAT16", "BFloat16", "Faster encoder, half the memory, less exact (good for previews)"),
+]
+
+
 def _restart_worker(self, context):
     # Free the old worker (and its loaded model) now; a running job keeps its worker and
     # the next job builds a client for the new settings anyway.
@@ -45,6 +51,7 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
         description="Folder with TripoSR's config.yaml and model.ckpt (Download model fills one)",
     )
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="AUTO", update=_restart_worker)
+    precision: EnumProperty(name="Precision", items=PRECISION_ITEMS, default="FLOAT32", update=_restart_worker)
     default_resolution: IntProperty(name="Resolution", default=256, min=8, max=1024, soft_max=512)
     default_threshold: FloatProperty(name="Threshold", default=25.0, min=0.0, soft_max=100.0)
     default_foreground_ratio: FloatProperty(name="Foreground Ratio", default=0.85, min=0.05, max=1.0)
@@ -62,6 +69,7 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
         box.prop(self, "python_path")
         box.prop(self, "model_path")
         box.prop(self, "device")
+        box.prop(self, "precision")
         row = box.row()
         for idname, text, icon in (("image_to_3d.install_backend", "Install Backend", "IMPORT"),
                                     ("image_to_3d.download_model", "Download Model", "URL")):

@@ -39,6 +39,11 @@ def device(prefs=None) -> str:
     return (getattr(prefs, "device", "AUTO") if prefs else "AUTO").lower()
 
 
+def precision(prefs=None) -> str:
+    prefs = prefs if prefs is not None else preferences()
+    return (getattr(prefs, "precision", "FLOAT32") if prefs else "FLOAT32").lower()
+
+
 def log_dir() -> str | None:
     try:
         return bpy.utils.extension_path_user(__package__, path="logs", create=True)
@@ -51,11 +56,11 @@ def client():
     global _client, _key
     from .backend.client import WorkerClient  # standard library + numpy only
 
-    key = (backend_python(), model_path(), device())
+    key = (backend_python(), model_path(), device(), precision())
     if _client is not None and _key != key:
         close()
     if _client is None:
-        _client = WorkerClient(python=key[0], model=key[1], device=key[2], log_dir=log_dir())
+        _client = WorkerClient(python=key[0], model=key[1], device=key[2], log_dir=log_dir(), precision=key[3])
         _key = key
     return _client
 

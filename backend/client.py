@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import protocol
-from .errors import ERRORS_BY_CODE, BackendError, Cancelled
+from .errors import ERRORS_BY_CODE, BackendError, Cancelled, WorkerFailed, WorkerTimeout
 from .settings import GenerateSettings
 
 EXTENSION_ROOT = Path(__file__).resolve().parents[1]  # the folder that holds backend/
@@ -35,21 +35,9 @@ LOG_TAIL_LINES = 8
 LOG_LINE_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:")  # a new record, not a traceback line
 
 
-class WorkerFailed(BackendError):
-    """The model process died or answered nonsense."""
-
-    code = "worker_failed"
-
-
-class WorkerTimeout(BackendError):
-    """The model process did not start, or a stage made no progress, in time."""
-
-    code = "timeout"
-
-
 def error_from(code: str, message: str) -> BackendError:
     """The BackendError subclass named by a wire error code (the base class if unknown)."""
-    cls = ERRORS_BY_CODE.get(code) or {c.code: c for c in (WorkerFailed, WorkerTimeout)}.get(code)
+    cls = ERRORS_BY_CODE.get(code)
     if cls is None:
         error = BackendError(message)
         error.code = code  # keep the worker's code even without a class for it
@@ -196,10 +184,12 @@ class WorkerClient:
     cancel_grace = 5.0  # seconds a cancel may take before the process is killed
     shutdown_grace = 3.0
 
-    def __init__(self, python: str, model: str, device: str = "auto", log_dir: str | None = None, env: dict | None = None):
+    def __init__(self, python: str, model: str, device: str = "auto", log_dir: str | None = None, env: dict | None = None,
+                 precision: str = "float32"):
         self.python = str(python)
         self.model = str(model)
         self.device = device
+        self.precision = precision
         self.log_dir = Path(log_dir) if log_dir else DEFAULT_LOG_DIR
         self.env = dict(env or {})
         self._inbox = queue.Queue()  # commands and worker frames, for the supervisor
@@ -233,7 +223,8 @@ class WorkerClient:
         self._ensure_supervisor()
         self._inbox.put(("start", None, None))
 
-    def submit(self, settings, *, image_path=None, image_bytes=None, image_pixels=None, model=None, device=None) -> str:
+    def submit(self, settings, *, image_path=None, image_bytes=None, image_pixels=None, model=None, device=None,
+               precision=None) -> str:
         if isinstance(settings, dict):
             settings = GenerateSettings.from_dict(settings)
         if not isinstance(settings, GenerateSettings):
@@ -245,6 +236,7 @@ class WorkerClient:
         fields = {
             "job_id": job_id, "settings": settings.to_dict(),
             "model": str(model) if model is not None else self.model, "device": device or self.device,
+            "precision": precision or self.precision,
         }
         arrays = {}
         if image_path is not None:
@@ -275,10 +267,10 @@ class WorkerClient:
             self._inbox.put(("cancel", job_id, None))
 
     def run(self, settings, *, image_path=None, image_bytes=None, image_pixels=None, model=None, device=None,
-            on_event=None, timeout=None) -> JobResult:
+            precision=None, on_event=None, timeout=None) -> JobResult:
         """Submit a job and wait for it; raises the job's BackendError, Cancelled when cancelled."""
         job_id = self.submit(settings, image_path=image_path, image_bytes=image_bytes,
-                             image_pixels=image_pixels, model=model, device=device)
+                             image_pixels=image_pixels, model=model, device=device, precision=precision)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if deadline is not None and time.monotonic() > deadline:

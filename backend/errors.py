@@ -42,6 +42,18 @@ class OutOfMemoryError(BackendError):
     code = "out_of_memory"
 
 
+class WorkerFailed(BackendError):
+    """The model process died or answered nonsense."""
+
+    code = "worker_failed"
+
+
+class WorkerTimeout(BackendError):
+    """The model process did not start, or a stage made no progress, in time."""
+
+    code = "timeout"
+
+
 class Cancelled(BackendError):
     code = "cancelled"
 
@@ -60,6 +72,8 @@ ERRORS_BY_CODE = {
         BackgroundRemovalError,
         EmptySurfaceError,
         OutOfMemoryError,
+        WorkerFailed,
+        WorkerTimeout,
         Cancelled,
     )
 }

@@ -23,3 +23,16 @@ def test_bfloat16_encoder_keeps_a_float32_field(tiny_model_dir, flamingo_path):
 def test_unknown_precision_is_refused(tiny_model_dir):
     with pytest.raises(DeviceError, match="unknown precision"):
         load_model(tiny_model_dir, "cpu", precision="int4")
+
+
+def test_worker_loads_the_precision_the_client_asks_for(tiny_model_dir, flamingo_path, tmp_path):
+    import sys
+
+    from backend.client import WorkerClient
+
+    settings = GenerateSettings(resolution=32)
+    expected = generate_mesh(load_model(tiny_model_dir, "cpu", precision="bfloat16"), flamingo_path, settings)
+    with WorkerClient(sys.executable, str(tiny_model_dir), device="cpu", log_dir=str(tmp_path), precision="bfloat16") as client:
+        result = client.run(settings, image_path=flamingo_path, timeout=120)
+    np.testing.assert_array_equal(result.vertices, expected.vertices)
+    np.testing.assert_array_equal(result.colors, expected.colors)
