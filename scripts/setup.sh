@@ -113,7 +113,8 @@ if [ -f "demo/$DEMO_NAME.blend" ] && [ -f "demo/$DEMO_NAME.glb" ] && [ -f "demo/
     && [ "$(cat demo/.stamp 2>/dev/null)" = "$demo_stamp" ]; then
     echo "demo/ is up to date"
 else
-    rm -f demo/.stamp
+    # start clean: no stale outputs, and no .blend1 backup from saving over the old file
+    rm -f demo/.stamp "demo/$DEMO_NAME.blend" "demo/$DEMO_NAME.glb" "demo/${DEMO_NAME}_preview.png"
     mkdir -p demo
     "$PY" scripts/image_to_3d.py -- --input "$DEMO_IMAGE" --model "$model" --python "$PY" --device cpu \
         --resolution "$DEMO_RESOLUTION" --save "demo/$DEMO_NAME.blend" --export demo --format glb
