@@ -21,19 +21,11 @@ import torch
 import yaml
 
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_tripo
-from .config import parse_config
+from .config import EXPECTED_CLASSES, parse_config
 from .model import TripoSR
 
 MARKER_NAME = "SMOKE_TEST_CHECKPOINT.txt"
 
-_CLASSES = {
-    "image_tokenizer_cls": "tsr.models.tokenizers.image.DINOSingleImageTokenizer",
-    "tokenizer_cls": "tsr.models.tokenizers.triplane.Triplane1DTokenizer",
-    "backbone_cls": "tsr.models.transformer.transformer_1d.Transformer1D",
-    "post_processor_cls": "tsr.models.network_utils.TriplaneUpsampleNetwork",
-    "decoder_cls": "tsr.models.network_utils.NeRFMLP",
-    "renderer_cls": "tsr.models.nerf_renderer.TriplaneNeRFRenderer",
-}
 _RENDERER = {
     "radius": 0.87,
     "feature_reduction": "concat",
@@ -80,7 +72,7 @@ THRESHOLD = 25.0
 
 def _config_document(size: str) -> dict:
     return {**{"cond_image_size": CONFIGS[size]["cond_image_size"]},
-            **{k: v for k, v in _CLASSES.items()},
+            **EXPECTED_CLASSES,  # the reference's class names, as config.yaml carries them
             **{k: v for k, v in CONFIGS[size].items() if k != "cond_image_size"}}
 
 

@@ -98,7 +98,8 @@ def test_zip_holds_the_extension_and_nothing_else(extension_zip):
                    "operators/generate.py", "operators/batch.py", "panels/sidebar.py",
                    "backend/client.py", "backend/worker.py", "scripts/image_to_3d.py"):
         assert needed in names
-    unwanted = ("tests/", ".venv/", "dist/", "demo/", "bench/", ".git/", ".ci/", "tools/", "__pycache__/", ".pytest_cache/")
+    unwanted = ("tests/", ".venv/", "dist/", "demo/", "bench/", ".git/", ".ci/", "tools/", "__pycache__/", ".pytest_cache/",
+                "assets/", "scripts/make_example_image.py", "scripts/render_preview.py", "scripts/install_extension.py")
     assert not [n for n in names if n.startswith(unwanted) or "/__pycache__/" in n or n.endswith((".pyc", ".ckpt"))]
 
 
