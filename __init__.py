@@ -1,12 +1,14 @@
 """Image to 3D (TripoSR): one image -> a textured mesh, generated in a separate worker.
 
-The Blender side imports bpy, numpy and the standard library only; torch lives in the
-backend Python that the worker runs (see worker_session.py).
+The Blender side (blender/, operators/, panels/) imports bpy, numpy and the standard
+library only; torch lives in the backend Python that the worker runs (backend/, started
+by blender/worker_session.py).
 """
 
 import bpy
 
-from . import job, operators, panels, preferences, scene_settings, worker_session
+from . import operators, panels
+from .blender import job_state, preferences, scene_settings, worker_session
 
 # Registered in this order; unregistered in reverse.
 CLASSES = (
@@ -21,7 +23,7 @@ def register():
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     scene_settings.register()
-    job.STATUS.running = False  # a reload must not inherit a dead job
+    job_state.STATUS.running = False  # a reload must not inherit a dead job
 
 
 def unregister():

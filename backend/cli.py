@@ -1,19 +1,22 @@
-"""`python -m backend generate ...`: images to mesh files from the command line."""
+"""`python -m backend ...`: images to mesh files from the command line, and test models.
+
+    python -m backend generate IMAGE... --model DIR --out DIR [options]
+    python -m backend make-test-model triposr OUT_DIR [--size smoke|official] [--seed 0]
+"""
 
 import argparse
 import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
-from .devices import CHOICES as DEVICE_CHOICES
-from .errors import BackendError
-from .export import FORMATS
-from .settings import DEFAULT_FOREGROUND_RATIO, DEFAULT_RESOLUTION, DEFAULT_THRESHOLD, GenerateSettings
+from .bridge.errors import BackendError
+from .bridge.options import DEVICES, JOB_OPTIONS, PRECISIONS, add_arguments, values_given
+from .bridge.settings import GenerateSettings
+from .mesh.export import FORMATS
 
 EXIT_FAILED_IMAGES = 1
 EXIT_SETUP = 2
+TEST_MODEL_FAMILIES = ("triposr",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,28 +27,27 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--model", required=True, help="model folder (config.yaml + model.ckpt) or hub id, e.g. stabilityai/TripoSR")
     gen.add_argument("--out", required=True, type=Path, help="output folder; writes <image stem>.<format>")
     gen.add_argument("--format", default="glb", choices=FORMATS, help="mesh file format (default glb)")
-    gen.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION, help="marching-cubes grid size (default %(default)s)")
-    gen.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="density iso-level (default %(default)s)")
-    gen.add_argument("--foreground-ratio", type=float, default=DEFAULT_FOREGROUND_RATIO, help="share of the frame the object fills (default %(default)s)")
-    gen.add_argument("--no-remove-bg", action="store_true", help="use opaque images as they are (no rembg)")
-    gen.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="auto picks CUDA, then MPS, then CPU")
-    gen.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
+    add_arguments(gen, JOB_OPTIONS)
+    gen.add_argument("--device", default="auto", choices=DEVICES, help="auto picks CUDA, then MPS, then CPU")
+    gen.add_argument("--precision", default="float32", choices=PRECISIONS,
                      help="encoder precision: float32 matches the reference; bfloat16 is faster, less exact (see README)")
+
+    make = commands.add_parser("make-test-model", help="write a random-weight model folder (tests, demos)")
+    make.add_argument("family", choices=TEST_MODEL_FAMILIES)
+    make.add_argument("out_dir", type=Path)
+    make.add_argument("--size", choices=("smoke", "official"), default="smoke",
+                      help="smoke: a few MB; official: the official layout and sizes (1.7 GB)")
+    make.add_argument("--seed", type=int, default=0)
     return parser
 
 
 def generate_command(args) -> int:
     # torch is imported here, not at module level, so `--help` answers at once
-    from .export import write_mesh
+    from .mesh.export import write_mesh
     from .pipeline import generate_mesh, load_model
 
     try:
-        settings = GenerateSettings(
-            resolution=args.resolution,
-            threshold=args.threshold,
-            foreground_ratio=args.foreground_ratio,
-            remove_background=not args.no_remove_bg,
-        )
+        settings = GenerateSettings(**values_given(args, JOB_OPTIONS))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SETUP
@@ -55,6 +57,8 @@ def generate_command(args) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_SETUP
     print(f"model {loaded.model_dir} on {loaded.device} ({loaded.precision}), loaded in {loaded.load_seconds:.1f} s", file=sys.stderr)
+
+    from tqdm import tqdm
 
     failures = []
     bar = tqdm(total=len(args.images), unit="image", file=sys.stderr, dynamic_ncols=True)
@@ -85,10 +89,24 @@ def generate_command(args) -> int:
     return 0
 
 
+def make_test_model_command(args) -> int:
+    try:
+        from .test_models import triposr
+    except ImportError:  # the extension zip leaves the test models out
+        print("error: the test models are not part of the installed extension: run this from the "
+              "project's source tree", file=sys.stderr)
+        return EXIT_SETUP
+    folder = triposr.make_smoke_checkpoint(args.out_dir, args.size, args.seed)
+    print(f"random-weight TripoSR model (meaningless shapes) in {folder}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "generate":
         return generate_command(args)
+    if args.command == "make-test-model":
+        return make_test_model_command(args)
     return EXIT_SETUP
 
 

@@ -2,9 +2,8 @@
 
 import torch
 
-from .errors import DeviceError
-
-CHOICES = ("auto", "cpu", "cuda", "mps")
+from .bridge.errors import DeviceError
+from .bridge.options import DEVICES
 
 
 def _mps_available() -> bool:
@@ -13,8 +12,8 @@ def _mps_available() -> bool:
 
 def resolve_device(name: str = "auto") -> torch.device:
     name = (name or "auto").lower()
-    if name not in CHOICES:
-        raise DeviceError(f"unknown device {name!r}: choose one of {', '.join(CHOICES)}")
+    if name not in DEVICES:
+        raise DeviceError(f"unknown device {name!r}: choose one of {', '.join(DEVICES)}")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -8,14 +8,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoint import check_model_dir, load_tripo
+from .bridge.errors import Cancelled, DeviceError, ModelNotFoundError
+from .bridge.settings import GenerateSettings
 from .devices import default_chunk, resolve_device
-from .errors import Cancelled, DeviceError, ModelNotFoundError
-from .frames import model_to_blender
-from .model import TripoSR
-from .preprocess import BackgroundRemover, prepare_image
-from .settings import GenerateSettings
-from .surface import dense_density_grid, marching_cubes, query_colors, sparse_density_grid
+from .mesh.coordinates import model_to_blender
+from .mesh.surface import dense_density_grid, extract_mesh, query_colors, sparse_density_grid
+from .prepare.background import BackgroundRemover
+from .prepare.framing import prepare_image
+from .triposr.checkpoint import check_model_dir, load_tripo
+from .triposr.model import TripoSR
 
 STAGES = ("prepare", "encode", "field", "surface", "colors")
 # float32 reproduces the reference; bfloat16 runs the encoder in half the memory and
@@ -53,7 +54,7 @@ def resolve_model_dir(model: str | Path) -> Path:
     if path.is_dir() or not _looks_like_repo_id(str(model)):
         return check_model_dir(path)
     try:
-        from .hub import fetch_model
+        from .setup.hub import fetch_model
     except ImportError:
         raise ModelNotFoundError(f"{model} is not a folder, and hub downloads are not available") from None
     return check_model_dir(fetch_model(str(model)))
@@ -117,7 +118,9 @@ def generate_mesh(
     done("encode")
 
     stage("field")
-    on_field = lambda fraction: report("field", fraction)  # noqa: E731
+    def on_field(fraction):
+        report("field", fraction)
+
     if reference_mode:
         volume = dense_density_grid(model.field, codes, settings.resolution, should_cancel=should_cancel, progress=on_field)
         volume = volume.cpu()  # the reference extracts the surface on the CPU (PyMCubes)
@@ -129,7 +132,7 @@ def generate_mesh(
     done("field")
 
     stage("surface")
-    vertices, faces = marching_cubes(volume, settings.threshold, model.cfg.radius)
+    vertices, faces = extract_mesh(volume, settings.threshold, model.cfg.radius)
     del volume
     done("surface")
 

@@ -2,8 +2,9 @@
 
 import time
 
-import bpy  # noqa: F401  (the bpy wheel: ImportError where Blender is not installed)
-import mesh_builder  # the repository root is on sys.path (bench.py puts it there)
+import bpy
+
+from blender import mesh_builder  # the repository root is on sys.path (bench.py puts it there)
 
 
 def build_seconds(result) -> float:

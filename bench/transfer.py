@@ -4,20 +4,20 @@ import os
 import threading
 import time
 
-from backend import protocol
+from backend.bridge import protocol, wire
 
 
 def round_trip(result) -> float:
-    """Seconds to send the mesh arrays as the worker's result frame and read them back."""
+    """Seconds to send the mesh arrays as the worker's result event and read them back."""
     read_fd, write_fd = os.pipe()
-    arrays = {"vertices": result.vertices, "faces": result.faces, "colors": result.colors,
-              "prepared_image": result.prepared_image}
+    event = protocol.Result(job_id="bench", device="cpu", timings={}, vertices=result.vertices, faces=result.faces,
+                            colors=result.colors, prepared_image=result.prepared_image)
     with os.fdopen(read_fd, "rb") as reader_stream, os.fdopen(write_fd, "wb") as writer_stream:
         started = time.perf_counter()
-        writer = threading.Thread(target=protocol.write_message, args=(writer_stream, "result", {"job_id": "bench"}, arrays))
+        writer = threading.Thread(target=protocol.send, args=(writer_stream, event))
         writer.start()
-        message = protocol.FrameReader(reader_stream).read()
+        received = protocol.parse(wire.FrameReader(reader_stream).read(), protocol.EVENTS)
         writer.join()
         seconds = time.perf_counter() - started
-    assert message.arrays["vertices"].shape == result.vertices.shape
+    assert received.vertices.shape == result.vertices.shape
     return seconds

@@ -1,9 +1,10 @@
 """Download model: stabilityai/TripoSR's config.yaml and model.ckpt into the extension's
 user folder, with progress; or "Use Local Folder" for files fetched by hand.
 
-The download runs `python -m backend.hub` in the backend Python (Blender's own Python
-has no huggingface_hub) through backend_setup.InstallJob, polled from a timer; only when
-Blender's online access (the extension's network permission) is allowed.
+The download runs `python -m backend.setup.hub` in the backend Python (Blender's own
+Python has no huggingface_hub) through backend.setup.installer.StepRunner, followed from
+a timer (operators/modal.py); only when Blender's online access (the extension's network
+permission) is allowed.
 """
 
 from pathlib import Path
@@ -11,16 +12,17 @@ from pathlib import Path
 import bpy
 from bpy.props import StringProperty
 
-from .. import backend_setup, worker_session
+from ..backend.setup import installer
+from ..blender import worker_session
+from ..blender.addon import preferences, user_folder
+from .modal import BackgroundWorkOperator
 
-ADDON = __package__.rpartition(".")[0]
 EXTENSION_ROOT = Path(__file__).resolve().parents[1]
-TIMER_SECONDS = 0.2
 DEFAULT_REPO = "stabilityai/TripoSR"
 
 
 class _State:
-    job = None
+    runner = None
     done = 0
     total = 0
     folder = ""
@@ -30,9 +32,9 @@ class _State:
 STATE = _State()
 
 
-def _read_lines(job):
-    """Turn `python -m backend.hub` lines into progress, the folder or the error."""
-    for line in job.poll():
+def _read_lines(runner):
+    """Turn `python -m backend.setup.hub` lines into progress, the folder or the error."""
+    for line in runner.poll():
         kind, _, rest = line.partition(" ")
         if kind == "progress":
             done, _, total = rest.partition(" ")
@@ -44,28 +46,13 @@ def _read_lines(job):
 
 
 def _apply_folder(context, folder: str) -> None:
-    addon = context.preferences.addons.get(ADDON)
-    if addon is not None:
-        addon.preferences.model_path = folder
+    prefs = preferences()
+    if prefs is not None:
+        prefs.model_path = folder
         context.preferences.is_dirty = True
 
 
-def _finish(context) -> set:
-    job = STATE.job
-    _read_lines(job)
-    if job.state == "done" and STATE.folder:
-        _apply_folder(context, STATE.folder)
-        STATE.message = f"Model ready: {STATE.folder}"
-        return {"FINISHED"}
-    if job.state == "cancelled":
-        STATE.message = "Download cancelled (it resumes from the cache next time)"
-    elif not STATE.message:
-        STATE.message = (f"Download failed: {job.error or 'see the log'}. Install the backend first "
-                         "(its Python has huggingface_hub), or use a local folder")
-    return {"CANCELLED"}
-
-
-class IMAGE_TO_3D_OT_download_model(bpy.types.Operator):
+class IMAGE_TO_3D_OT_download_model(BackgroundWorkOperator, bpy.types.Operator):
     """Download the TripoSR weights (about 1.7 GB) from huggingface.co into the extension's folder"""
 
     bl_idname = "image_to_3d.download_model"
@@ -76,50 +63,57 @@ class IMAGE_TO_3D_OT_download_model(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return STATE.job is None or STATE.job.finished
+        return STATE.runner is None or STATE.runner.finished
 
     def execute(self, context):
+        # Called from a button without invoke, too: follow the download from a timer where possible.
+        if bpy.app.background or context.window is None:
+            return super().execute(context)
+        return super().invoke(context, None)
+
+    def begin(self, context) -> bool:
         if not bpy.app.online_access:
             self.report({"ERROR"}, "Online access is off: allow it in Preferences > System > Network, "
                                    "or download config.yaml and model.ckpt by hand and use Use Local Folder")
-            return {"CANCELLED"}
-        cache = bpy.utils.extension_path_user(ADDON, path="models", create=True)
-        argv = [worker_session.backend_python(), "-m", "backend.hub", self.repo_id, "--cache-dir", cache]
-        logs = Path(bpy.utils.extension_path_user(ADDON, path="logs", create=True))
-        STATE.job = backend_setup.InstallJob(
-            [backend_setup.Step(f"Download {self.repo_id}", argv, cwd=str(EXTENSION_ROOT))],
-            log_path=logs / "download-model.log",
+            return False
+        cache = str(user_folder("models"))
+        argv = [worker_session.backend_python(), "-m", "backend.setup.hub", self.repo_id, "--cache-dir", cache]
+        STATE.runner = installer.StepRunner(
+            [installer.Step(f"Download {self.repo_id}", argv, cwd=str(EXTENSION_ROOT))],
+            log_path=user_folder("logs") / "download-model.log",
         )
         STATE.done = STATE.total = 0
         STATE.folder = STATE.message = ""
-        STATE.job.start()
-        if bpy.app.background:  # scripts and blender -b: block until done
-            STATE.job.wait()
-            result = _finish(context)
-            self.report({"INFO"} if result == {"FINISHED"} else {"ERROR"}, STATE.message)
-            return result
-        self._timer = context.window_manager.event_timer_add(TIMER_SECONDS, window=context.window)
-        context.window_manager.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        STATE.runner.start()
+        return True
 
-    def modal(self, context, event):
-        if event.type == "ESC":
-            STATE.job.cancel()
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        _read_lines(STATE.job)
-        if STATE.total:
-            context.workspace.status_text_set(
-                f"Downloading the model: {STATE.done / 2**20:.0f} of {STATE.total / 2**20:.0f} MB")
-        for area in context.screen.areas:
-            area.tag_redraw()
-        if not STATE.job.finished:
-            return {"PASS_THROUGH"}
-        context.window_manager.event_timer_remove(self._timer)
-        context.workspace.status_text_set(None)
-        result = _finish(context)
-        self.report({"INFO"} if result == {"FINISHED"} else {"WARNING"}, STATE.message)
-        return result
+    def step(self, context) -> bool:
+        _read_lines(STATE.runner)
+        return STATE.runner.finished
+
+    def stop(self, context) -> None:
+        STATE.runner.cancel()
+
+    def status_text(self) -> str | None:
+        if not STATE.total:
+            return None
+        return f"Downloading the model: {STATE.done / 2**20:.0f} of {STATE.total / 2**20:.0f} MB"
+
+    def end(self, context):
+        runner = STATE.runner
+        _read_lines(runner)
+        if runner.state == "done" and STATE.folder:
+            _apply_folder(context, STATE.folder)
+            STATE.message = f"Model ready: {STATE.folder}"
+            self.report({"INFO"}, STATE.message)
+            return {"FINISHED"}
+        if runner.state == "cancelled":
+            STATE.message = "Download cancelled (it resumes from the cache next time)"
+        elif not STATE.message:
+            STATE.message = (f"Download failed: {runner.error or 'see the log'}. Install the backend first "
+                             "(its Python has huggingface_hub), or use a local folder")
+        self.report({"ERROR"} if bpy.app.background else {"WARNING"}, STATE.message)
+        return {"CANCELLED"}
 
 
 class IMAGE_TO_3D_OT_cancel_model_download(bpy.types.Operator):
@@ -130,10 +124,10 @@ class IMAGE_TO_3D_OT_cancel_model_download(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return STATE.job is not None and not STATE.job.finished
+        return STATE.runner is not None and not STATE.runner.finished
 
     def execute(self, context):
-        STATE.job.cancel()
+        STATE.runner.cancel()
         return {"FINISHED"}
 
 
@@ -160,10 +154,10 @@ class IMAGE_TO_3D_OT_use_local_model(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def draw_download_status(layout, context):
+def draw_download_status(layout):
     """Progress of a running download, or the last outcome."""
-    job = STATE.job
-    if job is not None and not job.finished:
+    runner = STATE.runner
+    if runner is not None and not runner.finished:
         share = STATE.done / STATE.total if STATE.total else 0.0
         layout.label(text=f"Downloading: {STATE.done / 2**20:.0f} / {STATE.total / 2**20:.0f} MB "
                           f"({share:.0%})", icon="SORTTIME")

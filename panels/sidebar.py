@@ -2,14 +2,16 @@
 
 import bpy
 
-from .. import job, worker_session
+from ..blender import options, worker_session
+from ..blender.addon import ADDON_ID, preferences
+from ..blender.job_state import STATUS
 
 CATEGORY = "Image to 3D"
 
 
 def draw_progress(layout) -> bool:
     """Stage, percentage and Cancel while a job runs; True if one runs."""
-    status = job.STATUS
+    status = STATUS
     if not status.running:
         return False
     box = layout.box()
@@ -19,7 +21,7 @@ def draw_progress(layout) -> bool:
 
 
 def draw_last(layout) -> None:
-    status = job.STATUS
+    status = STATUS
     if status.last_result:
         layout.label(text=status.last_result, icon="CHECKMARK")
         if status.last_input_image in bpy.data.images:
@@ -42,29 +44,21 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def draw_options(layout, settings) -> None:
+    """The panel's options; the operators read them (blender/options.py resolve)."""
     layout.prop(settings, "use_defaults")
     column = layout.column(align=True)
     column.enabled = not settings.use_defaults
-    for name in ("resolution", "threshold", "foreground_ratio", "remove_background", "shading", "rest_on_cursor"):
-        column.prop(settings, name)
-
-
-def set_options(op, settings) -> None:
-    """Copy the panel's options to the operator unless the preferences' defaults apply."""
-    if settings.use_defaults:
-        return
-    for name in ("resolution", "threshold", "foreground_ratio", "remove_background", "shading", "rest_on_cursor"):
-        setattr(op, name, getattr(settings, name))
+    options.draw(column, settings)
 
 
 def draw_not_ready(layout, context) -> bool:
-    prefs = worker_session.preferences()
+    prefs = preferences()
     ready, message = worker_session.readiness(prefs) if prefs else (False, "Enable the add-on")
     if not ready:
         box = layout.box()
         for i, line in enumerate(_wrap(message, 48)):
             box.label(text=line, icon="INFO" if i == 0 else "BLANK1")
-        box.operator("preferences.addon_show", text="Open Preferences", icon="PREFERENCES").module = __package__.rpartition(".")[0]
+        box.operator("preferences.addon_show", text="Open Preferences", icon="PREFERENCES").module = ADDON_ID
     return not ready
 
 
@@ -93,7 +87,6 @@ class VIEW3D_PT_image_to_3d(SidebarPanel, bpy.types.Panel):
                 op.filepath = settings.filepath
             elif settings.image is not None:
                 op.image = settings.image.name
-            set_options(op, settings)
         draw_last(layout)
 
 
@@ -114,7 +107,6 @@ class IMAGE_PT_image_to_3d(SidebarPanel, bpy.types.Panel):
             row.enabled = image is not None
             op = row.operator("image_to_3d.generate", icon="MESH_MONKEY")
             op.image = image.name if image else ""
-            set_options(op, settings)
         draw_last(layout)
 
 
@@ -132,15 +124,14 @@ class BatchPanel(SidebarPanel):
         column.enabled = settings.batch_export
         column.prop(settings, "batch_export_dir")
         column.prop(settings, "batch_export_format")
-        if not job.STATUS.running:
+        if not STATUS.running:
             op = layout.operator("image_to_3d.batch", icon="FILE_FOLDER")
             op.directory = settings.batch_directory
             op.recursive = settings.batch_recursive
             op.export_dir = settings.batch_export_dir if settings.batch_export else ""
             op.export_format = settings.batch_export_format
-            set_options(op, settings)
-        last = job.STATUS.last_batch
-        if last is not None and not job.STATUS.running:
+        last = STATUS.last_batch
+        if last is not None and not STATUS.running:
             for i, line in enumerate(_wrap(last.summary(), 48)):
                 layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
 

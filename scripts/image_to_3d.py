@@ -19,6 +19,11 @@ EXTENSION_ID = "image_to_3d"
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ("glb", "obj", "ply", "fbx")
 
+sys.path.insert(0, SOURCE_ROOT)  # the option declarations (standard library only)
+from backend.bridge.options import ALL_OPTIONS, DEVICES, add_arguments, values_given  # noqa: E402
+
+sys.path.pop(0)
+
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     # Blender passes its own arguments too; ours follow "--".
@@ -30,13 +35,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--export", help="also write each object to this folder")
     parser.add_argument("--format", default="glb", choices=FORMATS, help="export format (default glb)")
     parser.add_argument("--python", help="backend Python (default: the preferences', else this interpreter)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default: the preferences'")
-    parser.add_argument("--resolution", type=int, help="marching-cubes grid points per axis (default 256)")
-    parser.add_argument("--threshold", type=float, help="density level of the surface (default 25)")
-    parser.add_argument("--foreground-ratio", type=float, help="share of the frame the object fills (0.85)")
-    parser.add_argument("--no-remove-bg", action="store_true", help="keep opaque images' backgrounds")
-    parser.add_argument("--shading", choices=("smooth", "flat"))
-    parser.add_argument("--no-rest-on-cursor", action="store_true", help="centre objects on the cursor")
+    parser.add_argument("--device", choices=DEVICES, help="default: the preferences'")
+    # the job options; one left out takes the add-on preferences' default
+    add_arguments(parser, ALL_OPTIONS, with_defaults=False)
     parser.add_argument("--recursive", action="store_true", help="include subfolders of a folder input")
     return parser.parse_args(argv)
 
@@ -91,24 +92,6 @@ def configure(extension, args) -> None:
         prefs.device = args.device.upper()
 
 
-def operator_options(args) -> dict:
-    """Only what was given: the rest comes from the preferences' defaults."""
-    options = {}
-    if args.resolution is not None:
-        options["resolution"] = args.resolution
-    if args.threshold is not None:
-        options["threshold"] = args.threshold
-    if args.foreground_ratio is not None:
-        options["foreground_ratio"] = args.foreground_ratio
-    if args.no_remove_bg:
-        options["remove_background"] = False
-    if args.shading:
-        options["shading"] = args.shading.upper()
-    if args.no_rest_on_cursor:
-        options["rest_on_cursor"] = False
-    return options
-
-
 def clear_default_cube() -> None:
     """A fresh session starts with the factory cube; an opened .blend is left alone."""
     cube = bpy.data.objects.get("Cube")
@@ -123,9 +106,9 @@ def convert_one(extension, args, options) -> int:
         print(f"image_to_3d: FAILED {args.input}: {str(error).strip()}", file=sys.stderr, flush=True)
         return 1
     obj = bpy.context.view_layer.objects.active
-    print(f"image_to_3d: {args.input} -> {obj.name}: {extension.job.STATUS.last_result}", flush=True)
+    print(f"image_to_3d: {args.input} -> {obj.name}: {extension.blender.job_state.STATUS.last_result}", flush=True)
     if args.export:
-        path = extension.exporters.export_object(bpy.context, obj, os.path.abspath(args.export), args.format.upper())
+        path = extension.blender.exporters.export_object(bpy.context, obj, os.path.abspath(args.export), args.format.upper())
         print(f"image_to_3d: exported {path}", flush=True)
     return 0
 
@@ -138,7 +121,7 @@ def convert_folder(extension, args, options) -> int:
     except RuntimeError as error:
         print(f"image_to_3d: FAILED {args.input}: {str(error).strip()}", file=sys.stderr, flush=True)
         return 1
-    run = extension.job.STATUS.last_batch
+    run = extension.blender.job_state.STATUS.last_batch
     for path, message in run.failed:
         print(f"image_to_3d: FAILED {path}: {message}", file=sys.stderr, flush=True)
     return 1 if run.failed else 0
@@ -153,7 +136,7 @@ def main(argv: list[str]) -> int:
     try:
         configure(extension, args)
         clear_default_cube()
-        options = operator_options(args)
+        options = values_given(args, ALL_OPTIONS)
         if os.path.isdir(args.input):
             status = convert_folder(extension, args, options)
         else:
@@ -165,7 +148,7 @@ def main(argv: list[str]) -> int:
             print(f"image_to_3d: saved {path}", flush=True)
         return status
     finally:
-        extension.worker_session.close()  # no worker outlives the script
+        extension.blender.worker_session.close()  # no worker outlives the script
 
 
 def exit_now(status: int) -> None:

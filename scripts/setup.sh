@@ -46,13 +46,13 @@ command -v "$PYTHON" >/dev/null || die "$PYTHON not found: install Python 3.11 o
 # ---------------------------------------------------------------- 1. packages
 requirements=(requirements/dev.txt "requirements/blender-$BLENDER_VERSION.txt")
 lock="requirements/lock-$BLENDER_VERSION.txt"
-stamp="$(cat "${requirements[@]}" requirements/backend.txt "$lock" backend_setup.py | sha256sum | cut -c1-16)"
+stamp="$(cat "${requirements[@]}" requirements/backend.txt "$lock" backend/setup/installer.py | sha256sum | cut -c1-16)"
 stamp="$stamp $TORCH_VARIANT $BLENDER_VERSION"
 if [ -x "$PY" ] && [ "$(cat "$VENV/.setup-stamp" 2>/dev/null)" = "$stamp" ]; then
     say "1/4 packages: .venv is up to date (delete .venv/.setup-stamp to reinstall)"
 else
     say "1/4 packages: .venv with torch ($TORCH_VARIANT), the backend's packages, pytest, Blender $BLENDER_VERSION"
-    "$PYTHON" backend_setup.py "$VENV" --variant "$TORCH_VARIANT" --constraints "$lock" \
+    "$PYTHON" -m backend.setup.installer "$VENV" --variant "$TORCH_VARIANT" --constraints "$lock" \
         $(printf -- '-r %s ' "${requirements[@]}")
     echo "$stamp" > "$VENV/.setup-stamp"
 fi
@@ -78,8 +78,8 @@ if [ -n "${IMAGE_TO_3D_MODEL:-}" ]; then
     echo "using IMAGE_TO_3D_MODEL=$model"
 elif model="$("$PY" - <<'EOF'
 import sys
-from backend.errors import ModelNotFoundError
-from backend.hub import fetch_model
+from backend.bridge.errors import ModelNotFoundError
+from backend.setup.hub import fetch_model
 try:
     print(fetch_model("stabilityai/TripoSR"))  # ~1.7 GB the first time, progress on stderr
 except ModelNotFoundError as exc:
@@ -90,7 +90,7 @@ EOF
 else
     smoke=1
     model="$REPO/.cache/smoke-model"
-    "$PY" -m backend.smoke_checkpoint "$model" >/dev/null
+    "$PY" -m backend make-test-model triposr "$model" >/dev/null
     cat >&2 <<EOF
 
 ################################################################################

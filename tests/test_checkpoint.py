@@ -7,9 +7,9 @@ import sys
 import pytest
 import torch
 
-from backend.checkpoint import load_tripo
-from backend.config import load_config
-from backend.errors import CheckpointError, ModelNotFoundError
+from backend.bridge.errors import CheckpointError, ModelNotFoundError
+from backend.triposr.checkpoint import load_tripo
+from backend.triposr.config import load_config
 
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from backend.frames import blender_to_gltf
+from backend.mesh.coordinates import blender_to_gltf
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,14 +3,14 @@
 import subprocess
 import sys
 
-from backend.client import EXTENSION_ROOT
+from backend.bridge.client import EXTENSION_ROOT
 
 NO_TORCH = """
 import sys
 sys.modules["torch"] = None  # any `import torch` now raises ImportError, as in Blender
-import backend, backend.client, backend.protocol, backend.settings, backend.errors
-from backend.client import WorkerClient
-from backend.settings import GenerateSettings
+import backend, backend.bridge.client, backend.bridge.protocol, backend.bridge.settings, backend.bridge.errors
+from backend.bridge.client import WorkerClient
+from backend.bridge.settings import GenerateSettings
 assert "backend.pipeline" not in sys.modules
 print("imported")
 if len(sys.argv) > 1:

@@ -5,10 +5,10 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from backend.frames import model_to_blender
+from backend.bridge.settings import GenerateSettings
+from backend.mesh.coordinates import model_to_blender
 from backend.pipeline import generate_mesh, load_model
-from backend.preprocess import prepare_image
-from backend.settings import GenerateSettings
+from backend.prepare.framing import prepare_image
 
 # SPEC tolerances: 1e-4 for codes and field values; meshes 1 % vertex count,
 # 1e-3 distance between vertex sets, 2/255 colour.

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.checkpoint import load_tripo
-from backend.preprocess import prepare_image
+from backend.prepare.framing import prepare_image
+from backend.triposr.checkpoint import load_tripo
 
 pytestmark = pytest.mark.slow
 

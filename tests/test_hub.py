@@ -1,4 +1,4 @@
-"""backend.hub.fetch_model against a small hub stand-in on 127.0.0.1 (HF_ENDPOINT).
+"""backend.setup.hub.fetch_model against a small hub stand-in on 127.0.0.1 (HF_ENDPOINT).
 
 The stand-in answers the two requests huggingface_hub 2.x makes per file:
 HEAD /{repo}/resolve/{revision}/{filename} (metadata: X-Repo-Commit, ETag,
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.errors import ModelNotFoundError
-from backend.hub import fetch_model
+from backend.bridge.errors import ModelNotFoundError
+from backend.setup.hub import fetch_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_ID = "stabilityai/TripoSR"
@@ -173,7 +173,7 @@ def test_unknown_repository_is_a_model_not_found_error(hub, tmp_path):
 
 
 def test_hub_module_does_not_import_torch():
-    code = "import sys, backend.hub; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, backend.setup.hub; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
 
 

@@ -1,4 +1,4 @@
-"""backend_setup: the plan (torch build, index, pins), the job runner, an offline install.
+"""backend.setup.installer: the plan (torch build, index, pins), the job runner, an offline install.
 
 The offline install is real: a fresh venv made by this interpreter, filled by pip from a
 folder of two small wheels built here (no network), then used.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-import backend_setup
-from backend_setup import InstallJob, Step
+from backend.setup import installer
+from backend.setup.installer import Step, StepRunner
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,8 +55,8 @@ def wheel_dir(tmp_path) -> Path:
     return folder
 
 
-def run_job(steps, **kwargs) -> InstallJob:
-    job = InstallJob(steps, **kwargs).start()
+def run_job(steps, **kwargs) -> StepRunner:
+    job = StepRunner(steps, **kwargs).start()
     assert job.wait(timeout=300) in ("done", "failed", "cancelled")
     return job
 
@@ -68,7 +68,7 @@ def test_offline_install_into_a_fresh_venv(tmp_path, wheel_dir):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("tinypkg==2.0\n")
     venv = tmp_path / "backend-venv"
-    steps, notes = backend_setup.plan_install(
+    steps, notes = installer.plan_install(
         venv, base_python=sys.executable, requirements=[requirements], wheel_dir=wheel_dir
     )
     assert [s.title for s in steps] == [
@@ -78,7 +78,7 @@ def test_offline_install_into_a_fresh_venv(tmp_path, wheel_dir):
     log = tmp_path / "logs" / "install.log"
     job = run_job(steps, log_path=log)
     assert job.state == "done", "\n".join(job.lines)
-    python = backend_setup.venv_python(venv)
+    python = installer.venv_python(venv)
     answer = subprocess.run([str(python), "-c", "import tinypkg; print(tinypkg.ANSWER)"],
                             capture_output=True, text=True, check=True).stdout.strip()
     assert answer == "42"
@@ -89,7 +89,7 @@ def test_offline_install_into_a_fresh_venv(tmp_path, wheel_dir):
 def test_offline_install_without_the_wheel_fails_with_pips_reason(tmp_path, wheel_dir):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("tinypkg==3.0\n")
-    steps, _ = backend_setup.plan_install(tmp_path / "venv", base_python=sys.executable,
+    steps, _ = installer.plan_install(tmp_path / "venv", base_python=sys.executable,
                                           requirements=[requirements], wheel_dir=wheel_dir)
     job = run_job(steps)
     assert job.state == "failed"
@@ -102,7 +102,7 @@ def test_offline_install_without_the_wheel_fails_with_pips_reason(tmp_path, whee
 
 def test_lines_stream_while_the_command_runs():
     code = "import time\nfor i in range(3):\n    print('line', i, flush=True)\n    time.sleep(0.3)"
-    job = InstallJob([Step("count", [sys.executable, "-c", code])]).start()
+    job = StepRunner([Step("count", [sys.executable, "-c", code])]).start()
     seen_while_running = []
     while not job.finished:
         seen_while_running += [line for line in job.poll() if line.startswith("line")]
@@ -120,7 +120,7 @@ def test_cancel_stops_the_running_command_and_skips_the_rest(tmp_path):
         Step("sleep", [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"]),
         Step("next", [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]),
     ]
-    job = InstallJob(steps).start()
+    job = StepRunner(steps).start()
     deadline = time.monotonic() + 30
     while "started" not in job.lines and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -144,7 +144,7 @@ def test_the_final_check_decides_success():
 
 
 def test_verify_worker_starts_the_real_worker():
-    ok, message = backend_setup.verify_worker(sys.executable, timeout=120)
+    ok, message = installer.verify_worker(sys.executable, timeout=120)
     assert ok, message
 
 
@@ -155,14 +155,14 @@ def test_requirement_files_merge_later_pins_win(tmp_path):
     (tmp_path / "base.txt").write_text("# comment\ntorch==2.13.0\nnumpy==2.4.6  # why\nrembg==2.0.86\n")
     (tmp_path / "dev.txt").write_text("-r base.txt\npytest==9.2.0\n")
     (tmp_path / "old.txt").write_text("bpy==4.5.15\nnumpy==1.26.4\nRembg==2.0.69\n")
-    merged = backend_setup.merge_requirements([tmp_path / "dev.txt", tmp_path / "old.txt"])
+    merged = installer.merge_requirements([tmp_path / "dev.txt", tmp_path / "old.txt"])
     assert merged == ["torch==2.13.0", "numpy==1.26.4", "Rembg==2.0.69", "pytest==9.2.0", "bpy==4.5.15"]
-    assert backend_setup.torch_requirement(merged) == "torch==2.13.0"
+    assert installer.torch_requirement(merged) == "torch==2.13.0"
 
 
 def test_project_requirement_files_resolve_for_every_blender_version():
     for version in ("4.2", "4.5", "5.0"):
-        merged = backend_setup.merge_requirements(
+        merged = installer.merge_requirements(
             [REPO_ROOT / "requirements" / "dev.txt", REPO_ROOT / "requirements" / f"blender-{version}.txt"])
         pins = dict(line.split("==") for line in merged)
         assert pins["torch"] == "2.13.0" and pins["bpy"].startswith(version + ".")
@@ -201,7 +201,7 @@ def test_cpu_torch_comes_from_the_cpu_index_when_reachable(tmp_path):
     requirements = tmp_path / "r.txt"
     requirements.write_text("torch==2.13.0\nnumpy==2.4.6\n")
     with _TorchIndex() as index:
-        steps, notes = backend_setup.plan_install(tmp_path / "v", base_python=sys.executable,
+        steps, notes = installer.plan_install(tmp_path / "v", base_python=sys.executable,
                                                   requirements=[requirements], variant="cpu",
                                                   torch_index_url=index)
     torch_step = steps[1]
@@ -215,7 +215,7 @@ def test_cpu_torch_comes_from_the_cpu_index_when_reachable(tmp_path):
 def test_an_unreachable_torch_index_is_skipped_with_a_note(tmp_path):
     requirements = tmp_path / "r.txt"
     requirements.write_text("torch==2.13.0\n")
-    steps, notes = backend_setup.plan_install(tmp_path / "v", base_python=sys.executable,
+    steps, notes = installer.plan_install(tmp_path / "v", base_python=sys.executable,
                                               requirements=[requirements], variant="cpu",
                                               torch_index_url="http://127.0.0.1:9/whl/cpu")
     assert [s.title for s in steps][1] == "Install packages"
@@ -223,11 +223,11 @@ def test_an_unreachable_torch_index_is_skipped_with_a_note(tmp_path):
 
 
 def test_torch_index_per_variant_and_system():
-    assert backend_setup.torch_index("cpu", "linux") == "https://download.pytorch.org/whl/cpu"
-    assert backend_setup.torch_index("cpu", "darwin") is None  # macOS wheels are CPU+MPS already
-    assert backend_setup.torch_index("cuda", "linux") is None  # PyPI's Linux torch is the CUDA build
-    assert backend_setup.torch_index("cuda", "win32").startswith("https://download.pytorch.org/whl/cu")
-    assert backend_setup.torch_index("default", "linux") is None
+    assert installer.torch_index("cpu", "linux") == "https://download.pytorch.org/whl/cpu"
+    assert installer.torch_index("cpu", "darwin") is None  # macOS wheels are CPU+MPS already
+    assert installer.torch_index("cuda", "linux") is None  # PyPI's Linux torch is the CUDA build
+    assert installer.torch_index("cuda", "win32").startswith("https://download.pytorch.org/whl/cu")
+    assert installer.torch_index("default", "linux") is None
 
 
 @pytest.mark.skipif(sys.platform == "darwin", reason="macOS always picks the default build")
@@ -236,10 +236,10 @@ def test_detects_an_nvidia_gpu_through_nvidia_smi(tmp_path, monkeypatch):
     fake.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA Test Card (UUID: GPU-0)'\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    variant, reason = backend_setup.detect_variant()
+    variant, reason = installer.detect_variant()
     assert variant == "cuda" and "NVIDIA Test Card" in reason
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    assert backend_setup.detect_variant()[0] == "cpu"
+    assert installer.detect_variant()[0] == "cpu"
 
 
 def test_command_line_runs_an_offline_install(tmp_path, wheel_dir):
@@ -247,9 +247,9 @@ def test_command_line_runs_an_offline_install(tmp_path, wheel_dir):
     requirements.write_text("tinydep==1.0\n")
     venv = tmp_path / "venv"
     completed = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "backend_setup.py"), str(venv), "--variant", "cpu",
+        [sys.executable, "-m", "backend.setup.installer", str(venv), "--variant", "cpu",
          "-r", str(requirements), "--wheel-dir", str(wheel_dir)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
     )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     assert "torch build: cpu (asked for)" in completed.stdout

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from backend.marching_cubes import marching_cubes_torch, triangle_table
+from backend.mesh.marching_cubes import marching_cubes_torch, triangle_table
 
 
 def sphere(n):

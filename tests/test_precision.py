@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from backend.errors import DeviceError
+from backend.bridge.errors import DeviceError
+from backend.bridge.settings import GenerateSettings
 from backend.pipeline import generate_mesh, load_model
-from backend.settings import GenerateSettings
 
 
 def test_bfloat16_encoder_keeps_a_float32_field(tiny_model_dir, flamingo_path):
@@ -28,7 +28,7 @@ def test_unknown_precision_is_refused(tiny_model_dir):
 def test_worker_loads_the_precision_the_client_asks_for(tiny_model_dir, flamingo_path, tmp_path):
     import sys
 
-    from backend.client import WorkerClient
+    from backend.bridge.client import WorkerClient
 
     settings = GenerateSettings(resolution=32)
     expected = generate_mesh(load_model(tiny_model_dir, "cpu", precision="bfloat16"), flamingo_path, settings)

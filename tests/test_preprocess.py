@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend import preprocess
-from backend.errors import BackgroundRemovalError, InputImageError
-from backend.preprocess import prepare_image
+from backend.bridge.errors import BackgroundRemovalError, InputImageError
+from backend.prepare import framing, images
+from backend.prepare.framing import prepare_image
 
 
 def object_rgba(size=64):
@@ -66,7 +66,7 @@ def test_palette_transparency_is_kept():
 
 def test_sixteen_bit_grey_is_scaled_not_clipped():
     grey16 = np.full((8, 8), 32768, np.uint16)
-    rgba = preprocess.to_rgba8(Image.open(io.BytesIO(encoded(Image.fromarray(grey16), "PNG"))))
+    rgba = images.to_rgba8(Image.open(io.BytesIO(encoded(Image.fromarray(grey16), "PNG"))))
     assert abs(int(rgba[0, 0, 0]) - 128) <= 1
 
 
@@ -99,7 +99,7 @@ def test_zero_size_image_is_refused(tmp_path):
 
 
 def test_decompression_bomb_is_refused_before_decoding(monkeypatch):
-    monkeypatch.setattr(preprocess, "MAX_INPUT_PIXELS", 100 * 100)
+    monkeypatch.setattr(images, "MAX_INPUT_PIXELS", 100 * 100)
     big = encoded(Image.new("RGB", (200, 200)), "PNG")
     with pytest.raises(InputImageError, match="allowed"):
         prepare_image(big, 0.85, False)
@@ -127,7 +127,7 @@ def _no_network(*args, **kwargs):
 def test_foreground_framing_follows_the_reference_rule():
     rgba = np.zeros((100, 100, 4), np.uint8)
     rgba[10:30, 20:60] = 255  # 20 x 40 object
-    framed = preprocess.frame_foreground(rgba, 0.5)
+    framed = framing.frame_foreground(rgba, 0.5)
     # the reference crop drops the last row and column: 19 x 39 -> square 39 -> 78
     assert framed.shape[:2] == (78, 78)
     assert framed[..., 3].sum() == 19 * 39 * 255

@@ -1,4 +1,4 @@
-"""backend.protocol: frames round-trip, and every malformed frame is refused without losing the stream."""
+"""backend.bridge.wire: frames round-trip, and every malformed frame is refused without losing the stream."""
 
 import io
 import json
@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from backend import protocol
-from backend.protocol import MAGIC, PREFIX, FrameReader, ProtocolError, StreamClosed
+from backend.bridge import wire
+from backend.bridge.wire import MAGIC, PREFIX, FrameReader, ProtocolError, StreamClosed
 
 
 def stream_of(*parts: bytes) -> FrameReader:
@@ -18,7 +18,7 @@ def stream_of(*parts: bytes) -> FrameReader:
 
 
 def frame(msg_type="ping", fields=None, arrays=None) -> bytes:
-    return b"".join(bytes(part) for part in protocol.encode(msg_type, fields, arrays))
+    return b"".join(bytes(part) for part in wire.encode(msg_type, fields, arrays))
 
 
 def raw_frame(header: dict | bytes, payload: bytes = b"") -> bytes:
@@ -45,7 +45,7 @@ def test_fields_and_arrays_round_trip():
 
 def test_arrays_travel_as_raw_bytes_not_json_numbers():
     vertices = np.zeros((100_000, 3), np.float32)
-    first, payload = protocol.encode("result", {"job_id": "x"}, {"vertices": vertices})
+    first, payload = wire.encode("result", {"job_id": "x"}, {"vertices": vertices})
     assert len(first) < 300  # prefix + a small header; no number lists
     assert payload.nbytes == vertices.nbytes
 
@@ -60,12 +60,12 @@ def test_non_contiguous_and_big_endian_arrays_are_sent_correctly():
 @pytest.mark.parametrize("array", [np.zeros(3, np.float64), np.zeros(3, object), np.zeros((), np.uint8)])
 def test_disallowed_arrays_are_refused_when_sending(array):
     with pytest.raises(ProtocolError):
-        protocol.encode("x", arrays={"a": array})
+        wire.encode("x", arrays={"a": array})
 
 
 def test_reserved_names_are_refused_when_sending():
     with pytest.raises(ProtocolError):
-        protocol.encode("x", {"buffers": []})
+        wire.encode("x", {"buffers": []})
 
 
 def buffer(name="a", dtype="uint8", shape=(4,), nbytes=4):
@@ -113,12 +113,12 @@ def test_garbage_between_frames_is_skipped_once(garbage):
 
 
 def test_out_of_range_sizes_are_refused_without_reading_them():
-    huge = PREFIX.pack(MAGIC, protocol.MAX_HEADER_BYTES + 1, 0)
+    huge = PREFIX.pack(MAGIC, wire.MAX_HEADER_BYTES + 1, 0)
     reader = stream_of(huge, frame("ping", {"id": "2"}))
     with pytest.raises(ProtocolError, match="out of range"):
         reader.read()
     assert reader.read().fields == {"id": "2"}
-    oversized = PREFIX.pack(MAGIC, 10, protocol.MAX_PAYLOAD_BYTES + 1)
+    oversized = PREFIX.pack(MAGIC, 10, wire.MAX_PAYLOAD_BYTES + 1)
     with pytest.raises(ProtocolError, match="out of range"):
         stream_of(oversized).read()
 
@@ -141,7 +141,7 @@ def test_a_million_vertex_mesh_crosses_a_pipe_quickly():
     read_fd, write_fd = os.pipe()
     with os.fdopen(read_fd, "rb") as pipe_in, os.fdopen(write_fd, "wb") as pipe_out:
         started = time.perf_counter()
-        writer = threading.Thread(target=protocol.write_message, args=(pipe_out, "result", {"job_id": "m"}, arrays))
+        writer = threading.Thread(target=wire.write_message, args=(pipe_out, "result", {"job_id": "m"}, arrays))
         writer.start()
         msg = FrameReader(pipe_in).read()
         writer.join()

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_hub import REPO_ID, HubStandIn
 
 pytestmark = pytest.mark.blender

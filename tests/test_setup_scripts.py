@@ -12,12 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from backend.checkpoint import load_tripo
-from backend.config import load_config, parse_config
+from backend.bridge.settings import GenerateSettings
 from backend.pipeline import generate_mesh, load_model
-from backend.settings import GenerateSettings
-from backend.smoke_checkpoint import OFFICIAL_CONFIG, _config_document, is_smoke_checkpoint, make_smoke_checkpoint
-from backend.model import TripoSR
+from backend.test_models.triposr import OFFICIAL_CONFIG, _config_document, is_smoke_checkpoint, make_smoke_checkpoint
+from backend.triposr.checkpoint import load_tripo
+from backend.triposr.config import load_config, parse_config
+from backend.triposr.model import TripoSR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO_ROOT / "assets" / "example.png"

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from backend.errors import Cancelled, EmptySurfaceError
+from backend.bridge.errors import Cancelled, EmptySurfaceError
+from backend.bridge.settings import GenerateSettings
+from backend.mesh.surface import dense_density_grid, extract_mesh, sparse_density_grid
 from backend.pipeline import generate_mesh, load_model
-from backend.settings import GenerateSettings
-from backend.surface import dense_density_grid, marching_cubes, sparse_density_grid
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,8 @@ def test_sparse_grid_equals_dense_grid_wherever_the_surface_is(tiny_codes, resol
     sparse = sparse_density_grid(field, codes, resolution, 25.0, chunk=50_000, stride=stride)
     # same side of the level everywhere, so marching cubes finds the same cells ...
     assert torch.equal(dense > 25.0, sparse > 25.0)
-    v_dense, f_dense = marching_cubes(dense, 25.0, field.radius)
-    v_sparse, f_sparse = marching_cubes(sparse, 25.0, field.radius)
+    v_dense, f_dense = extract_mesh(dense, 25.0, field.radius)
+    v_sparse, f_sparse = extract_mesh(sparse, 25.0, field.radius)
     # ... and the very same mesh: every cell with a sign change has the dense grid's
     # corner values, to the bit
     np.testing.assert_array_equal(v_sparse, v_dense)
@@ -45,9 +45,9 @@ def test_faces_point_outward(tiny_codes, flamingo_path):
 
 def test_empty_and_full_volumes_are_clear_errors():
     with pytest.raises(EmptySurfaceError, match="lower the threshold"):
-        marching_cubes(torch.zeros(8, 8, 8), 25.0, 0.87)
+        extract_mesh(torch.zeros(8, 8, 8), 25.0, 0.87)
     with pytest.raises(EmptySurfaceError, match="raise the threshold"):
-        marching_cubes(torch.full((8, 8, 8), 100.0), 25.0, 0.87)
+        extract_mesh(torch.full((8, 8, 8), 100.0), 25.0, 0.87)
 
 
 def test_cancel_between_chunks(tiny_codes):

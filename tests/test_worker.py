@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend import protocol
-from backend.client import EXTENSION_ROOT, WorkerClient, WorkerFailed, WorkerTimeout
-from backend.errors import BackendError, InputImageError
-from backend.settings import GenerateSettings
-from backend.worker import NOISE_ENV
+from backend.bridge import wire
+from backend.bridge.client import EXTENSION_ROOT, WorkerClient, WorkerFailed, WorkerTimeout
+from backend.bridge.errors import BackendError, InputImageError
+from backend.bridge.settings import GenerateSettings
+from backend.worker.server import NOISE_ENV
 
 SMALL = GenerateSettings(resolution=32)
 # big enough that the field stage of the tiny model takes a few seconds, with progress
@@ -283,7 +283,7 @@ def test_close_shuts_the_worker_down(tiny_model_dir, tmp_path, flamingo_path):
 
 BLENDER_STAND_IN = """
 import sys, time
-from backend.client import WorkerClient
+from backend.bridge.client import WorkerClient
 client = WorkerClient(sys.executable, sys.argv[1], "cpu", log_dir=sys.argv[2])
 client.start()
 while not client.ping(timeout=1):
@@ -323,11 +323,11 @@ class RawWorker:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
-        reader = protocol.FrameReader(self.popen.stdout)
+        reader = wire.FrameReader(self.popen.stdout)
         try:
             while (msg := reader.read()) is not None:
                 self.frames.put(msg)
-        except (protocol.StreamClosed, OSError, ValueError):
+        except (wire.StreamClosed, OSError, ValueError):
             pass  # killed mid-frame by close()
 
     def send_raw(self, data: bytes):
@@ -335,7 +335,7 @@ class RawWorker:
         self.popen.stdin.flush()
 
     def send(self, msg_type, fields=None, arrays=None):
-        protocol.write_message(self.popen.stdin, msg_type, fields, arrays)
+        wire.write_message(self.popen.stdin, msg_type, fields, arrays)
 
     def next(self, msg_type=None, timeout=30.0):
         deadline = time.monotonic() + timeout
@@ -364,7 +364,7 @@ def test_garbage_and_bad_requests_get_errors_and_the_worker_keeps_serving(raw_wo
     job = {"settings": SMALL.to_dict(), "model": str(tiny_model_dir), "device": "cpu"}
     bad = [
         (lambda: raw_worker.send_raw(b"GET / HTTP/1.1\r\n\r\n"), None, "bad_request", "not a frame"),
-        (lambda: raw_worker.send_raw(protocol.PREFIX.pack(protocol.MAGIC, 5, 0) + b"{oops"), None, "bad_request", "JSON"),
+        (lambda: raw_worker.send_raw(wire.PREFIX.pack(wire.MAGIC, 5, 0) + b"{oops"), None, "bad_request", "JSON"),
         (lambda: raw_worker.send("explode", {"job_id": "j1"}), "j1", "bad_request", "unknown request"),
         (lambda: raw_worker.send("generate", {**job}), None, "bad_request", "job_id"),
         (lambda: raw_worker.send("generate", {**job, "job_id": "j2"}), "j2", "bad_request", "exactly one"),
@@ -431,14 +431,13 @@ def oom_job(failures):
     import io
     from types import SimpleNamespace
 
-    from backend.worker import Job, WorkerServer
+    from backend.worker.server import WorkerServer
 
     out = io.BytesIO()
     server = WorkerServer(io.BufferedReader(io.BytesIO()), out, Path("worker.log"))
     gpu = GpuThatRunsOut(failures)
-    job = Job("generate", "oom", settings=GenerateSettings(resolution=512), image=b"")
     try:
-        return server.generate(job, SimpleNamespace(device="cuda"), gpu), gpu, out.getvalue()
+        return server.generate("oom", GenerateSettings(resolution=512), b"", SimpleNamespace(device="cuda"), gpu), gpu, out.getvalue()
     except Exception as exc:  # noqa: BLE001
         return exc, gpu, out.getvalue()
 
@@ -451,7 +450,7 @@ def test_cuda_out_of_memory_retries_once_with_smaller_chunks():
 
 
 def test_cuda_out_of_memory_twice_names_the_setting_to_lower():
-    from backend.errors import OutOfMemoryError
+    from backend.bridge.errors import OutOfMemoryError
 
     error, gpu, _ = oom_job(failures=2)
     assert len(gpu.chunk_sizes) == 2

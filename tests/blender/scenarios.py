@@ -17,11 +17,11 @@ import time
 if __name__ == "__main__" and sys.argv[1] == "generate":
     sys.modules["torch"] = None  # the Blender side must work without torch
 
-import bpy  # noqa: E402
-import numpy as np  # noqa: E402
+import bpy
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import blender_env  # noqa: E402
+import blender_env
 
 
 def snapshot() -> dict:
@@ -62,8 +62,8 @@ def object_facts(obj) -> dict:
     material = mesh.materials[0] if mesh.materials else None
     links = []
     if material is not None and material.node_tree is not None:
-        links = [[l.from_node.bl_idname, l.from_socket.identifier, l.to_node.bl_idname, l.to_socket.name,
-                  getattr(l.from_node, "layer_name", "")] for l in material.node_tree.links]
+        links = [[link.from_node.bl_idname, link.from_socket.identifier, link.to_node.bl_idname, link.to_socket.name,
+                  getattr(link.from_node, "layer_name", "")] for link in material.node_tree.links]
     attributes = mesh.color_attributes
     return {
         "name": obj.name,
@@ -88,18 +88,80 @@ def object_facts(obj) -> dict:
     }
 
 
+class LayoutRecorder:
+    """Stands in for a UILayout: records every call, returns itself for sub-layouts."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        def record(*args, **kwargs):
+            self.calls.append([name, [str(a) for a in args if isinstance(a, str)], sorted(kwargs)])
+            return self
+        return record
+
+
+class DrawnPreferences:
+    """The preferences as their draw() sees them, with a recording layout."""
+
+    def __init__(self, prefs):
+        self._prefs, self.layout = prefs, LayoutRecorder()
+
+    def __getattr__(self, name):
+        return getattr(self._prefs, name)
+
+
+class StubOperator:
+    """An operator whose arguments `given` were set by the caller."""
+
+    def __init__(self, given: dict, declared_defaults: dict):
+        self.__dict__.update({**declared_defaults, **given})
+        self.properties = type("Props", (), {"is_property_set": staticmethod(lambda name: name in given)})()
+
+
+def option_facts(ext) -> dict:
+    """How the declared options came out as Blender properties, and which value wins."""
+    declared = ext.backend.bridge.options.ALL_OPTIONS
+    operator_rna = bpy.ops.image_to_3d.generate.get_rna_type().properties
+    holders = {"operator": operator_rna, "panel": bpy.context.scene.image_to_3d.bl_rna.properties,
+               "preferences": bpy.context.preferences.addons[blender_env.MODULE].preferences.bl_rna.properties}
+    properties = {}
+    for where, rna in holders.items():
+        prefix = "default_" if where == "preferences" else ""
+        properties[where] = {o.name: {"default": rna[prefix + o.name].default,
+                                      "min": getattr(rna[prefix + o.name], "hard_min", None),
+                                      "max": getattr(rna[prefix + o.name], "hard_max", None)} for o in declared}
+    prefs = bpy.context.preferences.addons[blender_env.MODULE].preferences
+    panel = bpy.context.scene.image_to_3d
+    defaults = {o.name: o.default for o in declared}
+    resolve = ext.blender.options.resolve
+    prefs.default_resolution, panel.resolution = 40, 48
+    panel.use_defaults = True
+    chosen = {"prefs": resolve(StubOperator({}, defaults), panel, prefs)["resolution"]}
+    panel.use_defaults = False
+    chosen["panel"] = resolve(StubOperator({}, defaults), panel, prefs)["resolution"]
+    chosen["operator"] = resolve(StubOperator({"resolution": 32}, defaults), panel, prefs)["resolution"]
+    panel.use_defaults, prefs.default_resolution, panel.resolution = True, 256, 256
+    return {"declared": {o.name: {"default": o.default, "min": o.minimum, "max": o.maximum} for o in declared},
+            "properties": properties, "chosen": chosen}
+
+
 def scenario_generate(work: str, env: dict) -> dict:
     ext = blender_env.install_and_enable(env["zip"])
     blender_env.configure(sys.executable, env["model"])
     facts = {"baseline": snapshot()}
     prefs = bpy.context.preferences.addons[blender_env.MODULE].preferences
-    facts["readiness"] = {"ready": ext.worker_session.readiness(prefs)}
+    facts["readiness"] = {"ready": ext.blender.worker_session.readiness(prefs)}
     prefs.model_path = os.path.join(work, "no-model")
-    facts["readiness"]["no_model"] = ext.worker_session.readiness(prefs)
+    facts["readiness"]["no_model"] = ext.blender.worker_session.readiness(prefs)
     prefs.python_path = os.path.join(work, "no-python")
-    facts["readiness"]["no_python"] = ext.worker_session.readiness(prefs)
+    facts["readiness"]["no_python"] = ext.blender.worker_session.readiness(prefs)
     blender_env.configure(sys.executable, env["model"])
     flamingo = os.path.join(env["examples"], "flamingo.png")
+    drawn = DrawnPreferences(prefs)
+    type(prefs).draw(drawn, bpy.context)
+    facts["preferences_drawn"] = drawn.layout.calls
+    facts["options"] = option_facts(ext)
 
     # A failed job: a file that is no image.
     broken = os.path.join(work, "broken.png")
@@ -111,11 +173,11 @@ def scenario_generate(work: str, env: dict) -> dict:
     except RuntimeError as error:
         facts["failed_error"] = str(error)
     facts["after_failure"] = snapshot()
-    facts["status_error"] = ext.job.STATUS.last_error
+    facts["status_error"] = ext.blender.job_state.STATUS.last_error
 
     # A cancelled job, through the same Job object the modal operator drives.
-    options = ext.job.Options(ext.backend.settings.GenerateSettings(resolution=256))
-    job = ext.job.Job(ext.image_source.from_file(flamingo), options).start()
+    options = ext.blender.runs.RunOptions(ext.backend.bridge.settings.GenerateSettings(resolution=256))
+    job = ext.blender.runs.GenerateRun(ext.blender.image_source.from_file(flamingo), options).start()
     client = job.client
     seen = []
     while not any(e.kind == "progress" for e in seen):
@@ -155,10 +217,10 @@ def scenario_generate(work: str, env: dict) -> dict:
 
     # Blender images as sources: file-backed, packed, generated, Render Result.
     image = bpy.data.images.load(flamingo)
-    np.save(os.path.join(work, "file_pixels.npy"), ext.image_source.image_pixels(image))
-    facts["file_input_kind"] = "path" if ext.image_source.from_image(image).image_path else "pixels"
+    np.save(os.path.join(work, "file_pixels.npy"), ext.blender.image_source.image_pixels(image))
+    facts["file_input_kind"] = "path" if ext.blender.image_source.from_image(image).image_path else "pixels"
     image.pack()
-    packed = ext.image_source.from_image(image)
+    packed = ext.blender.image_source.from_image(image)
     facts["packed_input_kind"] = "path" if packed.image_path else "pixels"
     bpy.context.scene.cursor.location = (0.0, 0.0, 0.0)
     bpy.ops.image_to_3d.generate(image=image.name, resolution=32, rest_on_cursor=False, shading="FLAT")
@@ -172,7 +234,7 @@ def scenario_generate(work: str, env: dict) -> dict:
     pixels[1, :, 2] = 1.0  # top row blue
     pixels[..., 3] = 0.5
     generated.pixels.foreach_set(pixels.ravel())
-    facts["generated_pixels"] = ext.image_source.from_image(generated).image_pixels.tolist()
+    facts["generated_pixels"] = ext.blender.image_source.from_image(generated).image_pixels.tolist()
 
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
@@ -182,7 +244,7 @@ def scenario_generate(work: str, env: dict) -> dict:
     scene.render.resolution_percentage = 100
     scene.render.film_transparent = True
     bpy.ops.render.render()
-    render = ext.image_source.from_image(bpy.data.images["Render Result"]).image_pixels
+    render = ext.blender.image_source.from_image(bpy.data.images["Render Result"]).image_pixels
     facts["render_shape"] = list(render.shape)
     facts["render_corner_alpha"] = int(render[0, 0, 3])
     facts["render_centre_alpha"] = int(render[16, 16, 3])
@@ -195,7 +257,7 @@ def scenario_generate(work: str, env: dict) -> dict:
     os.makedirs(folder)
     for name in ("chair.png", "flamingo.png", "horse.png"):
         shutil.copy(os.path.join(env["examples"], name), folder)
-    run = ext.job.BatchRun(bpy.context, folder, ext.job.Options(ext.backend.settings.GenerateSettings(resolution=32)))
+    run = ext.blender.runs.BatchRun(bpy.context, folder, ext.blender.runs.RunOptions(ext.backend.bridge.settings.GenerateSettings(resolution=32)))
     while not (len(run.succeeded) == 1 and run.current is not None):
         run.step(bpy.context)
         time.sleep(0.01)
@@ -215,8 +277,8 @@ def scenario_generate(work: str, env: dict) -> dict:
     facts["preference_properties"] = sorted(p.identifier for p in prefs.bl_rna.properties
                                             if p.identifier not in ("rna_type", "bl_idname"))
     facts["registered"] = {name: hasattr(bpy.types, name) for name in REGISTERED}
-    facts["worker_alive_before_disable"] = ext.worker_session.is_running()
-    pid = ext.worker_session.client().pid
+    facts["worker_alive_before_disable"] = ext.blender.worker_session.is_running()
+    pid = ext.blender.worker_session.client().pid
     bpy.ops.preferences.addon_disable(module=blender_env.MODULE)
     facts["registered_after_disable"] = {name: hasattr(bpy.types, name) for name in REGISTERED}
     facts["worker_alive_after_disable"] = pid is not None and process_alive(pid)
@@ -267,10 +329,10 @@ def scenario_reopen(work: str, env: dict) -> dict:
 
     blender_env.configure(sys.executable, env["model"])
     bpy.ops.image_to_3d.batch(directory=env["input_dir"], resolution=32)
-    run = ext.job.STATUS.last_batch
+    run = ext.blender.job_state.STATUS.last_batch
     facts["rerun"] = {"skipped": [os.path.basename(p) for p in run.skipped],
                       "succeeded": len(run.succeeded), "failed": [os.path.basename(p) for p, _ in run.failed]}
-    ext.worker_session.close()
+    ext.blender.worker_session.close()
     return facts
 
 

@@ -65,8 +65,8 @@ def generate_run(extension_zip, tiny_model_dir, examples_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(tiny_model_dir, flamingo_path):
     """The backend's own result for the same image and settings, computed in this process."""
+    from backend.bridge.settings import GenerateSettings
     from backend.pipeline import generate_mesh, load_model
-    from backend.settings import GenerateSettings
 
     return generate_mesh(load_model(tiny_model_dir, "cpu"), flamingo_path, GenerateSettings(resolution=RESOLUTION))
 
@@ -94,12 +94,12 @@ def headless_run(extension_zip, tiny_model_dir, examples_dir, tmp_path_factory):
 
 def test_zip_holds_the_extension_and_nothing_else(extension_zip):
     names = zipfile.ZipFile(extension_zip).namelist()
-    for needed in ("blender_manifest.toml", "__init__.py", "preferences.py", "mesh_builder.py",
+    for needed in ("blender_manifest.toml", "__init__.py", "blender/preferences.py", "blender/mesh_builder.py",
                    "operators/generate.py", "operators/batch.py", "panels/sidebar.py",
-                   "backend/client.py", "backend/worker.py", "scripts/image_to_3d.py"):
+                   "backend/bridge/client.py", "backend/worker/server.py", "scripts/image_to_3d.py"):
         assert needed in names
     unwanted = ("tests/", ".venv/", "dist/", "demo/", "bench/", ".git/", ".ci/", "tools/", "__pycache__/", ".pytest_cache/",
-                "assets/", "scripts/make_example_image.py", "scripts/render_preview.py", "scripts/install_extension.py")
+                "assets/", "backend/test_models/", "scripts/make_example_image.py", "scripts/render_preview.py", "scripts/install_extension.py")
     assert not [n for n in names if n.startswith(unwanted) or "/__pycache__/" in n or n.endswith((".pyc", ".ckpt"))]
 
 
@@ -205,6 +205,30 @@ def test_registration_and_preferences(generate_run):
     assert all(facts["registered"].values()), facts["registered"]
     assert not any(facts["registered_after_disable"].values()), facts["registered_after_disable"]
     assert facts["worker_alive_before_disable"] and not facts["worker_alive_after_disable"]
+
+
+def test_preferences_draw_each_part_once(generate_run):
+    calls = generate_run[0]["preferences_drawn"]
+    operators = [args[0] for name, args, _ in calls if name == "operator"]
+    for idname in ("image_to_3d.install_backend", "image_to_3d.download_model", "image_to_3d.use_local_model"):
+        assert operators.count(idname) == 1, operators
+    drawn_props = [args[0] for name, args, _ in calls if name == "prop"]
+    assert drawn_props.count("default_resolution") == 1 and "default_shading" in drawn_props
+
+
+def test_options_are_declared_once_and_derived_everywhere(generate_run):
+    options = generate_run[0]["options"]
+    declared = options["declared"]
+    for where, properties in options["properties"].items():
+        assert sorted(properties) == sorted(declared), where
+        for name, facts in properties.items():
+            expected = declared[name]["default"]
+            assert facts["default"] == (pytest.approx(expected) if isinstance(expected, float) else expected), (where, name)
+            if declared[name]["max"] is not None:
+                assert facts["max"] == pytest.approx(declared[name]["max"]), (where, name)
+    # One rule decides: the operator's argument, then the panel (unless it uses the
+    # preferences' defaults), then the preferences.
+    assert options["chosen"] == {"prefs": 40, "panel": 48, "operator": 32}
 
 
 # ---------------------------------------------------------------------- batch, headless script

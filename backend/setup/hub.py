@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from .errors import ModelNotFoundError
+from ..bridge.errors import ModelNotFoundError
 
 DEFAULT_REPO = "stabilityai/TripoSR"
 MODEL_FILES = ("config.yaml", "model.ckpt")
@@ -150,14 +150,13 @@ def fetch_model(repo_id: str = DEFAULT_REPO, cache_dir: str | None = None, progr
 
 
 def main(argv=None) -> int:
-    """python -m backend.hub [REPO] [--cache-dir DIR]: for callers in another process
+    """python -m backend.setup.hub [REPO] [--cache-dir DIR]: for callers in another process
     (the add-on's Download model button). Prints `progress DONE TOTAL` lines while it
     downloads, then `folder PATH`; on failure `error MESSAGE` and exit status 1."""
     import argparse
-    import sys
     import time
 
-    parser = argparse.ArgumentParser(prog="python -m backend.hub", description="Download a TripoSR model folder.")
+    parser = argparse.ArgumentParser(prog="python -m backend.setup.hub", description="Download a TripoSR model folder.")
     parser.add_argument("repo_id", nargs="?", default=DEFAULT_REPO)
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)

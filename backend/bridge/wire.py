@@ -1,6 +1,7 @@
-"""The wire protocol between Blender (the client) and the model process (the worker).
+"""Frames on the wire between Blender (the client) and the model process (the worker).
 
-Standard library + numpy only: both sides import it. Documented in docs/protocol.md.
+Standard library + numpy only: both sides import it. The messages that travel in these
+frames are defined in protocol.py; both are documented in docs/protocol.md.
 
 A frame is a 16-byte prefix, a UTF-8 JSON header and raw array bytes:
 
@@ -32,18 +33,6 @@ MAX_NAME = 64
 # dtype name on the wire -> little-endian numpy dtype; nothing else is accepted
 DTYPES = {"uint8": np.dtype("<u1"), "int32": np.dtype("<i4"), "float32": np.dtype("<f4")}
 
-# client -> worker
-REQUESTS = ("load_model", "generate", "cancel", "ping", "shutdown")
-# worker -> client
-EVENTS = (
-    "ready", "pong", "accepted", "model_loaded", "progress", "log",
-    "result", "error", "cancelled", "bye",
-)
-
-# error codes the protocol itself uses (the job's own failures use backend.errors codes)
-BAD_REQUEST = "bad_request"
-
-
 class ProtocolError(Exception):
     """A frame that breaks the rules. `job_id` is set when the header named one."""
 
@@ -72,11 +61,11 @@ class Message:
 
 def _wire_array(name: str, array) -> tuple[dict, memoryview]:
     array = np.asarray(array)
-    for wire_name, dtype in DTYPES.items():
-        if array.dtype.newbyteorder("<") == dtype:  # any byte order; sent little-endian
-            break
-    else:
+    # any byte order is taken; arrays are sent little-endian
+    wire_name = next((wire for wire, dtype in DTYPES.items() if array.dtype.newbyteorder("<") == dtype), None)
+    if wire_name is None:
         raise ProtocolError(f"array {name!r} has dtype {array.dtype}; allowed: {', '.join(DTYPES)}")
+    dtype = DTYPES[wire_name]
     if not 1 <= array.ndim <= MAX_NDIM:
         raise ProtocolError(f"array {name!r} must have 1 to {MAX_NDIM} dimensions, has {array.ndim}")
     array = np.ascontiguousarray(array, dtype=dtype)

@@ -1,8 +1,8 @@
 """One image through the worker, and a folder of them: the work behind the operators.
 
-A `Job` only talks to the WorkerClient (submit, poll, cancel); it never touches the scene
-until `finish` builds the object, so a cancelled or failed job leaves nothing behind.
-`STATUS` is what the panels and the status bar show.
+A `GenerateRun` only talks to the WorkerClient (submit, poll, cancel); it never touches
+the scene until `finish` builds the object, so a cancelled or failed job leaves nothing
+behind. What the UI shows of it lives in job_state.STATUS.
 """
 
 import math
@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 import bpy
 
+from ..backend.bridge.errors import BackendError, Cancelled, error_from
+from ..backend.bridge.options import OPTIONS_BY_NAME
+from ..backend.bridge.settings import GenerateSettings
 from . import image_source, mesh_builder, worker_session
-from .backend.client import error_from
-from .backend.errors import BackendError, Cancelled
-from .backend.settings import GenerateSettings
+from .job_state import STATUS
 
 # Rough share of a job's time per backend stage, for one overall percentage.
 STAGE_WEIGHTS = {"prepare": 0.05, "encode": 0.15, "field": 0.55, "surface": 0.1, "colors": 0.15}
@@ -24,28 +25,12 @@ GRID_SPACING = 2.5  # TripoSR's objects fit in a cube of side ~1.7
 
 
 @dataclass
-class Status:
-    """What the UI shows; one generate or batch runs at a time."""
-
-    running: bool = False
-    label: str = ""
-    fraction: float = 0.0
-    cancel_requested: bool = False
-    last_result: str = ""
-    last_error: str = ""
-    last_input_image: str = ""  # the Blender image holding what the model saw
-    last_batch: "BatchRun | None" = None
-
-
-STATUS = Status()
-
-
-@dataclass
-class Options:
-    """Everything a job needs besides its image."""
+class RunOptions:
+    """Everything a run needs besides its image: the backend's settings and how the
+    object is made (see backend/bridge/options.py)."""
 
     settings: GenerateSettings = field(default_factory=GenerateSettings)
-    shading: str = "SMOOTH"
+    shading: str = OPTIONS_BY_NAME["shading"].default
     rest_on_cursor: bool = False
 
     def properties(self, model: str) -> dict:
@@ -62,10 +47,10 @@ def overall_fraction(stage: str, fraction: float) -> float:
     return done
 
 
-class Job:
+class GenerateRun:
     """Submit one image, follow its events, hand back the JobResult or the error."""
 
-    def __init__(self, image: image_source.ImageInput, options: Options, client=None):
+    def __init__(self, image: image_source.ImageInput, options: RunOptions, client=None):
         self.image = image
         self.options = options
         self.client = client or worker_session.client()
@@ -81,7 +66,7 @@ class Job:
     def done(self) -> bool:
         return self.result is not None or self.error is not None
 
-    def start(self) -> "Job":
+    def start(self) -> "GenerateRun":
         self.started = time.perf_counter()
         self.stage = "starting"
         self.job_id = self.client.submit(self.options.settings, **self.image.submit_kwargs())
@@ -112,33 +97,11 @@ class Job:
             self.client.cancel(self.job_id)
         self.error = self.error or Cancelled()
 
-    def wait(self, on_progress=None, interval: float = 0.05) -> "Job":
-        """Block until the job ends (background mode and scripts)."""
-        report = Throttle(on_progress)
-        while not self.poll():
-            report(self.stage, self)
-            time.sleep(interval)
-        return self
-
     def describe(self) -> str:
         return f"{self.image.name}: {self.stage} {self.fraction * 100:.0f}%"
 
 
-class Throttle:
-    """Calls `callback` when `key` changes (a new stage) or every few seconds, not per percent."""
-
-    def __init__(self, callback, seconds: float = 2.0):
-        self.callback, self.seconds = callback, seconds
-        self.key, self.when = object(), 0.0
-
-    def __call__(self, key, subject) -> None:
-        now = time.monotonic()
-        if self.callback is not None and (key != self.key or now - self.when >= self.seconds):
-            self.key, self.when = key, now
-            self.callback(subject)
-
-
-def finish(context, job: Job, location=None, collection=None) -> bpy.types.Object:
+def finish(context, job: GenerateRun, location=None, collection=None) -> bpy.types.Object:
     """Turn a finished job's result into the scene object and show the model's input."""
     result = job.result
     model = worker_session.model_path()
@@ -191,7 +154,7 @@ def _linked(parent, collection) -> bool:
 class BatchRun:
     """Every image of a folder, one after the other; `step` advances without blocking."""
 
-    def __init__(self, context, directory, options: Options, recursive=False, export_dir="", export_format="GLB"):
+    def __init__(self, context, directory, options: RunOptions, recursive=False, export_dir="", export_format="GLB"):
         self.directory = os.path.abspath(bpy.path.abspath(directory))
         self.files = list_images(self.directory, recursive)
         self.options = options
@@ -207,7 +170,7 @@ class BatchRun:
         self.succeeded: list[tuple[str, str]] = []  # (path, object name)
         self.failed: list[tuple[str, str]] = []  # (path, message)
         self.stopped = False
-        self.current: Job | None = None
+        self.current: GenerateRun | None = None
         self.log_path = ""
 
     def _already_done(self) -> set[str]:
@@ -238,7 +201,7 @@ class BatchRun:
                 return True
             path = self.queue.pop(0)
             try:
-                self.current = Job(image_source.from_file(path), self.options).start()
+                self.current = GenerateRun(image_source.from_file(path), self.options).start()
             except (BackendError, OSError, ValueError) as error:
                 self.failed.append((path, str(error)))
                 return False
@@ -262,15 +225,6 @@ class BatchRun:
             except (RuntimeError, OSError) as error:
                 self.failed.append((path, f"export failed: {error}"))
         return False
-
-    def run(self, context, on_progress=None) -> "BatchRun":
-        """Block until every image is done (background mode and scripts)."""
-        report = Throttle(on_progress)
-        while not self.step(context):
-            report((self.position, self.current.stage if self.current else ""), self)
-            if self.current is not None:
-                time.sleep(0.05)
-        return self
 
     def summary(self) -> str:
         parts = [f"{len(self.succeeded)} of {self.total} converted"]

@@ -1,6 +1,7 @@
 """Errors a user can act on, each with a stable code that crosses the worker pipe.
 
-Standard library only: the Blender side maps codes to messages without torch.
+Standard library only: the Blender side maps codes back to these classes without torch.
+The table of codes, ERRORS_BY_CODE, is at the end; docs/protocol.md lists them.
 """
 
 
@@ -54,6 +55,12 @@ class WorkerTimeout(BackendError):
     code = "timeout"
 
 
+class BadRequest(BackendError):
+    """A request that breaks the protocol's rules (a missing or mistyped field)."""
+
+    code = "bad_request"
+
+
 class Cancelled(BackendError):
     code = "cancelled"
 
@@ -74,6 +81,17 @@ ERRORS_BY_CODE = {
         OutOfMemoryError,
         WorkerFailed,
         WorkerTimeout,
+        BadRequest,
         Cancelled,
     )
 }
+
+
+def error_from(code: str, message: str) -> BackendError:
+    """The BackendError subclass named by a wire error code (the base class if unknown)."""
+    cls = ERRORS_BY_CODE.get(code)
+    if cls is None:
+        error = BackendError(message)
+        error.code = code  # keep the sender's code even without a class for it
+        return error
+    return cls(message)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
+from ..bridge.errors import CheckpointError, ModelNotFoundError
 from .config import load_config
-from .errors import CheckpointError, ModelNotFoundError
 from .model import TripoSR
 
 CONFIG_NAME = "config.yaml"

@@ -1,9 +1,10 @@
 """WorkerClient: starts, feeds and supervises the model process (`python -m backend.worker`).
 
 Standard library + numpy only, so Blender's own Python can import it (no torch). One
-supervisor thread owns the process: it starts it, sends one job at a time, turns the
-worker's frames into Events, and notices at once when the process dies or stalls.
-poll() only drains a queue, so a Blender timer can call it every few milliseconds.
+supervisor thread owns the process (worker_process.py): it starts it, sends one job at a
+time, turns the worker's events into client Events, and notices at once when the process
+dies or stalls. poll() only drains a queue, so a Blender timer can call it every few
+milliseconds.
 """
 
 import atexit
@@ -11,38 +12,23 @@ import collections
 import itertools
 import os
 import queue
-import re
-import signal
-import subprocess
 import tempfile
 import threading
 import time
 import uuid
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import protocol
-from .errors import ERRORS_BY_CODE, BackendError, Cancelled, WorkerFailed, WorkerTimeout
+from . import protocol, wire
+from .errors import Cancelled, WorkerFailed, WorkerTimeout, error_from
 from .settings import GenerateSettings
+from .worker_process import EXTENSION_ROOT, WorkerProcess
 
-EXTENSION_ROOT = Path(__file__).resolve().parents[1]  # the folder that holds backend/
 DEFAULT_LOG_DIR = Path(tempfile.gettempdir()) / "image_to_3d" / "logs"
 LOG_NAME = "worker.log"  # written by backend.worker (rotated: worker.log.1, ...)
-LOG_TAIL_LINES = 8
-LOG_LINE_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:")  # a new record, not a traceback line
-
-
-def error_from(code: str, message: str) -> BackendError:
-    """The BackendError subclass named by a wire error code (the base class if unknown)."""
-    cls = ERRORS_BY_CODE.get(code)
-    if cls is None:
-        error = BackendError(message)
-        error.code = code  # keep the worker's code even without a class for it
-        return error
-    return cls(message)
 
 
 @dataclass
@@ -67,103 +53,19 @@ class Event:
 
 
 @dataclass
-class _Job:
-    job_id: str
-    fields: dict
-    arrays: dict
+class _Submission:
+    """A job this client was asked to run, from submit() until its last event."""
+
+    request: protocol.Generate
     sent: bool = False
     stage: str = "start-up"  # named in timeout messages
     last_activity: float = 0.0
     cancel_at: float | None = None
     load_seconds: float | None = None
 
-
-class _Process:
-    """One worker process and the two threads that read its stdout (frames) and stderr."""
-
-    def __init__(self, argv, env, generation, inbox):
-        creation = getattr(subprocess, "CREATE_NO_WINDOW", 0) if os.name == "nt" else 0
-        self.popen = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=EXTENSION_ROOT, env=env, creationflags=creation,
-        )
-        self.generation = generation
-        self.started = time.monotonic()
-        self.ready = False
-        self.stderr_tail = collections.deque(maxlen=LOG_TAIL_LINES)
-        self._inbox = inbox
-        self._outbox = queue.Queue()  # frames to send; a thread writes them so a hung
-        # worker with a full pipe can never block the supervisor
-        threading.Thread(target=self._read_frames, name="worker-frames", daemon=True).start()
-        self._stderr_reader = threading.Thread(target=self._read_stderr, name="worker-stderr", daemon=True)
-        self._stderr_reader.start()
-        threading.Thread(target=self._write_frames, name="worker-requests", daemon=True).start()
-
-    def _read_frames(self):
-        reader = protocol.FrameReader(self.popen.stdout)
-        while True:
-            try:
-                msg = reader.read()
-            except protocol.ProtocolError as exc:
-                self._inbox.put(("garbled", self.generation, exc.message))
-                continue
-            except (protocol.StreamClosed, OSError, ValueError):
-                msg = None
-            if msg is None:
-                self._inbox.put(("exited", self.generation, None))
-                return
-            self._inbox.put(("frame", self.generation, msg))
-
-    def _read_stderr(self):
-        # only what the worker prints before it moves fd 2 to its log (e.g. an ImportError)
-        try:
-            for line in self.popen.stderr:
-                self.stderr_tail.append(line.decode("utf-8", "replace").rstrip())
-        except (OSError, ValueError):
-            pass
-
-    def _write_frames(self):
-        while (frame := self._outbox.get()) is not None:
-            try:
-                protocol.write_message(self.popen.stdin, *frame)
-            except (OSError, ValueError):  # the process is gone; its reader reports the exit
-                return
-
-    def send(self, msg_type, fields=None, arrays=None):
-        self._outbox.put((msg_type, fields, arrays))
-
-    def stop(self, grace: float):
-        """Ask it to shut down, kill it after `grace` seconds, and reap it (no zombie)."""
-        if self.popen.poll() is None and grace > 0:
-            self.send("shutdown")
-            try:
-                self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait()
-        self._outbox.put(None)
-        for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
-            try:
-                stream.close()
-            except OSError:
-                pass
-
-    def exit_description(self) -> str:
-        try:
-            code = self.popen.wait(5)
-        except subprocess.TimeoutExpired:
-            return "the model process stopped answering"
-        self._stderr_reader.join(1.0)  # its last words, e.g. a traceback before the log existed
-        if code < 0:
-            try:
-                how = f"signal {signal.Signals(-code).name}"
-            except ValueError:
-                how = f"signal {-code}"
-        else:
-            how = f"code {code}"
-        return f"the model process exited ({how})"
+    @property
+    def job_id(self) -> str:
+        return self.request.job_id
 
 
 _LIVE_CLIENTS = weakref.WeakSet()
@@ -232,24 +134,23 @@ class WorkerClient:
         given = [x is not None for x in (image_path, image_bytes, image_pixels)]
         if sum(given) != 1:
             raise ValueError("give exactly one of image_path, image_bytes, image_pixels")
-        job_id = uuid.uuid4().hex[:12]
-        fields = {
-            "job_id": job_id, "settings": settings.to_dict(),
-            "model": str(model) if model is not None else self.model, "device": device or self.device,
-            "precision": precision or self.precision,
-        }
-        arrays = {}
+        request = protocol.Generate(
+            job_id=uuid.uuid4().hex[:12], settings=settings.to_dict(),
+            model=str(model) if model is not None else self.model, device=device or self.device,
+            precision=precision or self.precision,
+        )
         if image_path is not None:
-            fields["image_path"] = os.fspath(Path(image_path).expanduser().resolve())
+            request.image_path = os.fspath(Path(image_path).expanduser().resolve())
         elif image_bytes is not None:
-            arrays["image_bytes"] = np.frombuffer(bytes(image_bytes), dtype=np.uint8)
+            request.image_bytes = np.frombuffer(bytes(image_bytes), dtype=np.uint8)
         else:
-            arrays["image_pixels"] = _check_pixels(image_pixels)
-        if sum(a.nbytes for a in arrays.values()) > protocol.MAX_PAYLOAD_BYTES:
-            raise ValueError(f"the image is larger than the {protocol.MAX_PAYLOAD_BYTES >> 30} GiB a job can carry")
+            request.image_pixels = _check_pixels(image_pixels)
+        image = request.image_bytes if request.image_bytes is not None else request.image_pixels
+        if image is not None and image.nbytes > wire.MAX_PAYLOAD_BYTES:
+            raise ValueError(f"the image is larger than the {wire.MAX_PAYLOAD_BYTES >> 30} GiB a job can carry")
         self._ensure_supervisor()
-        self._inbox.put(("submit", _Job(job_id, fields, arrays), None))
-        return job_id
+        self._inbox.put(("submit", _Submission(request), None))
+        return request.job_id
 
     def poll(self) -> list:
         """Every event since the last call; never blocks."""
@@ -361,14 +262,14 @@ class WorkerClient:
         elif command == "ping":
             if self.is_running:
                 self._pings[arg] = extra
-                self._proc.send("ping", {"id": arg})
+                self._proc.send(protocol.Ping(id=arg))
             else:
                 extra.put(False)
-        elif command in ("frame", "garbled", "exited"):
+        elif command in ("event", "garbled", "exited"):
             if self._proc is None or arg != self._proc.generation:
                 return  # from a process we already stopped
-            if command == "frame":
-                self._on_frame(extra)
+            if command == "event":
+                self._on_event(extra)
             elif command == "garbled":
                 self._fail_process(WorkerFailed.code, f"the model process sent a malformed frame ({extra})")
             else:
@@ -381,7 +282,7 @@ class WorkerClient:
         argv = [self.python, "-m", "backend.worker", "--log-dir", str(self.log_dir), "--parent-pid", str(os.getpid())]
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            self._proc = _Process(argv, env, next(self._generations), self._inbox)
+            self._proc = WorkerProcess(argv, env, next(self._generations), self._inbox)
         except OSError as exc:
             self._proc = None
             if self._current is not None:
@@ -399,7 +300,7 @@ class WorkerClient:
         if job is not None and not job.sent and self._proc is not None and self._proc.ready:
             job.sent = True
             job.last_activity = time.monotonic()
-            self._proc.send("generate", job.fields, job.arrays)
+            self._proc.send(job.request)
 
     def _cancel(self, job_id):
         for job in list(self._pending):
@@ -415,61 +316,54 @@ class WorkerClient:
             self._emit("cancelled", job_id, message="cancelled before it started")
         else:
             job.cancel_at = time.monotonic()
-            self._proc.send("cancel", {"job_id": job_id})
+            self._proc.send(protocol.Cancel(job_id=job_id))
 
-    def _on_frame(self, msg):
+    def _on_event(self, event):
         proc, job = self._proc, self._current
-        if msg.type == "ready":
+        if isinstance(event, protocol.Ready):
             proc.ready = True
             return
-        if msg.type == "pong":
-            answer = self._pings.pop(msg.get("id"), None)
+        if isinstance(event, protocol.Pong):
+            answer = self._pings.pop(event.id, None)
             if answer is not None:
                 answer.put(True)
             return
-        if msg.type == "bye":
-            return
-        job_id = msg.get("job_id")
+        job_id = getattr(event, "job_id", None)
         if job is None or job_id != job.job_id:
-            if msg.type == "error":  # not about a job we run: pass it on, but fail nothing
-                self._emit("log", job_id, message=f"model process: {msg.get('message')}")
+            if isinstance(event, protocol.Error):  # not about a job we run: pass it on, but fail nothing
+                self._emit("log", job_id, message=f"model process: {event.message}")
                 if job is not None and not proc.ready and job_id is None:  # it failed to start
-                    self._fail_process(msg.get("code") or WorkerFailed.code, msg.get("message"), kill=False)
+                    self._fail_process(event.code or WorkerFailed.code, event.message, kill=False)
             return
         job.last_activity = time.monotonic()
-        if msg.type == "accepted":
+        if isinstance(event, protocol.Accepted):
             job.stage = "model loading"
             self._emit("accepted", job_id)
-        elif msg.type == "progress":
-            job.stage = msg.get("stage")
-            self._emit("progress", job_id, stage=job.stage, fraction=msg.get("fraction"))
-        elif msg.type == "log":
-            self._emit("log", job_id, message=msg.get("message"))
-        elif msg.type == "model_loaded":
-            if msg.get("reused"):
-                text = f"reusing the loaded model {msg.get('model_dir')} on {msg.get('device')}"
+        elif isinstance(event, protocol.Progress):
+            job.stage = event.stage
+            self._emit("progress", job_id, stage=event.stage, fraction=event.fraction)
+        elif isinstance(event, protocol.Log):
+            self._emit("log", job_id, message=event.message)
+        elif isinstance(event, protocol.ModelLoaded):
+            if event.reused:
+                text = f"reusing the loaded model {event.model_dir} on {event.device}"
             else:
-                job.load_seconds = float(msg.get("load_seconds") or 0.0)
-                text = f"loaded model {msg.get('model_dir')} on {msg.get('device')} in {job.load_seconds:.2f} s"
+                job.load_seconds = event.load_seconds
+                text = f"loaded model {event.model_dir} on {event.device} in {job.load_seconds:.2f} s"
             self._emit("log", job_id, message=text)
-        elif msg.type == "result":
+        elif isinstance(event, protocol.Result):
             self._current = None
-            self._emit("result", job_id, result=self._result_of(msg, job))
-        elif msg.type == "error":
+            timings = dict(event.timings)
+            if job.load_seconds is not None:
+                timings["load"] = job.load_seconds
+            result = JobResult(event.vertices, event.faces, event.colors, event.prepared_image, timings, event.device)
+            self._emit("result", job_id, result=result)
+        elif isinstance(event, protocol.Error):
             self._current = None
-            self._emit("error", job_id, code=msg.get("code"), message=msg.get("message"))
-        elif msg.type == "cancelled":
+            self._emit("error", job_id, code=event.code, message=event.message)
+        elif isinstance(event, protocol.Cancelled):
             self._current = None
-            self._emit("cancelled", job_id, message=msg.get("message"))
-
-    @staticmethod
-    def _result_of(msg, job) -> JobResult:
-        arrays = msg.arrays
-        timings = dict(msg.get("timings") or {})
-        if job.load_seconds is not None:
-            timings["load"] = job.load_seconds
-        return JobResult(arrays["vertices"], arrays["faces"], arrays["colors"], arrays["prepared_image"],
-                         timings, msg.get("device"))
+            self._emit("cancelled", job_id, message=event.message)
 
     def _check_clocks(self):
         proc, job, now = self._proc, self._current, time.monotonic()
@@ -528,22 +422,7 @@ class WorkerClient:
         """' - last log lines: ...' from the worker's stderr and its log file."""
         if proc is None:
             return ""
-        lines = list(proc.stderr_tail)
-        marker = f" pid {proc.popen.pid} "
-        try:
-            with open(self.log_path, "rb") as log_file:
-                log_file.seek(0, os.SEEK_END)
-                log_file.seek(max(0, log_file.tell() - 64 * 1024))
-                text = log_file.read().decode("utf-8", "replace")
-            mine = False
-            for line in text.splitlines():
-                if LOG_LINE_START.match(line):
-                    mine = marker in line
-                if mine:  # its own lines and their continuations (tracebacks)
-                    lines.append(line)
-        except OSError:
-            pass
-        lines = lines[-LOG_TAIL_LINES:]
+        lines = proc.last_words(self.log_path)
         if not lines:
             return f" (log: {self.log_path})"
         return f" - last log lines ({self.log_path}):\n" + "\n".join(lines)

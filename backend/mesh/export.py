@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from .frames import blender_to_gltf
+from .coordinates import blender_to_gltf
 
 FORMATS = ("glb", "obj", "ply")
 

@@ -11,14 +11,10 @@ import sys
 
 import bpy
 
+from .addon import ADDON_ID, preferences
+
 _client = None
 _key = None
-
-
-def preferences():
-    """This add-on's preferences, or None when it is not enabled as an add-on."""
-    addon = bpy.context.preferences.addons.get(__package__)
-    return addon.preferences if addon else None
 
 
 def backend_python(prefs=None) -> str:
@@ -46,7 +42,7 @@ def precision(prefs=None) -> str:
 
 def log_dir() -> str | None:
     try:
-        return bpy.utils.extension_path_user(__package__, path="logs", create=True)
+        return bpy.utils.extension_path_user(ADDON_ID, path="logs", create=True)
     except (ValueError, RuntimeError):  # loaded outside the extension system
         return None
 
@@ -54,7 +50,7 @@ def log_dir() -> str | None:
 def client():
     """The session's WorkerClient for the current preferences (started lazily by submit)."""
     global _client, _key
-    from .backend.client import WorkerClient  # standard library + numpy only
+    from ..backend.bridge.client import WorkerClient  # standard library + numpy only
 
     key = (backend_python(), model_path(), device(), precision())
     if _client is not None and _key != key:

@@ -1,10 +1,10 @@
 """Make a Python environment for the backend: a venv plus pinned packages, with pip.
 
 Standard library only and no bpy: the add-on's "Install backend" operator drives it
-from Blender (through InstallJob, polled from a timer), scripts/setup.sh runs it as a
-script, and tests call it directly.
+from Blender (through StepRunner, polled from a timer), scripts/setup.sh runs it as a
+module, and tests call it directly.
 
-    python backend_setup.py VENV_DIR [--variant auto|cpu|cuda|default]
+    python -m backend.setup.installer VENV_DIR [--variant auto|cpu|cuda|default]
         [--requirements FILE ...] [--constraints FILE] [--wheel-dir DIR] [--python PY]
 
 Which torch: the same version everywhere (pinned in requirements/backend.txt); the
@@ -29,7 +29,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]  # the folder that holds backend/ and requirements/
 REQUIREMENTS = ROOT / "requirements" / "backend.txt"
 CONSTRAINTS = ROOT / "requirements" / "lock-4.2.txt"
 VARIANTS = ("cpu", "cuda", "default")
@@ -182,7 +182,7 @@ def plan_install(venv, *, base_python=None, requirements=(REQUIREMENTS,), constr
 # ---------------------------------------------------------------- running it
 
 
-class InstallJob:
+class StepRunner:
     """Runs the steps one after another in a thread; safe to poll from a UI timer.
 
     pip's output goes line by line into `lines` (the last ones), the log file and
@@ -251,7 +251,8 @@ class InstallJob:
             log = open(self.log_path, "a", encoding="utf-8")
         try:
             self._say(f"=== backend install {time.strftime('%Y-%m-%d %H:%M:%S')}", log)
-            for self.step_index, step in enumerate(self.steps):
+            for index, step in enumerate(self.steps):
+                self.step_index = index
                 if self._cancelled.is_set():
                     break
                 self._say(f"--- {step.title}: {subprocess.list2cmdline(step.argv)}", log)
@@ -299,14 +300,7 @@ class InstallJob:
 def verify_worker(python, timeout: float = 120.0, client_class=None) -> tuple[bool, str]:
     """Start the backend worker with `python` and wait for it to answer a ping."""
     if client_class is None:
-        if __package__:  # imported as part of the extension
-            from .backend.client import WorkerClient as client_class
-        else:
-            sys.path.insert(0, str(ROOT))
-            try:
-                from backend.client import WorkerClient as client_class
-            finally:
-                sys.path.pop(0)
+        from ..bridge.client import WorkerClient as client_class
     client = client_class(python=str(python), model="")
     try:
         client.start()
@@ -338,7 +332,7 @@ def main(argv=None) -> int:
     for note in notes:
         print(f"note: {note}", flush=True)
     after = (lambda: verify_worker(venv_python(args.venv))) if args.verify_worker else None
-    job = InstallJob(steps, log_path=args.log, after=after).start()
+    job = StepRunner(steps, log_path=args.log, after=after).start()
     while not job.finished:
         for line in job.poll():
             print(line, flush=True)

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import Cancelled, EmptySurfaceError
-from .field import Field
+from ..bridge.errors import Cancelled, EmptySurfaceError
+from ..triposr.field import Field
 from .marching_cubes import marching_cubes_torch
 
 ProgressFn = Callable[[float], None]
@@ -175,7 +175,7 @@ def sparse_density_grid(field, codes, resolution, level, chunk, stride=None, sho
             need = _points_of_cells(_children(split)) & ~known
             index = need.nonzero()
             if index.shape[0]:
-                on_level = (lambda f: progress((level_done + f) / (levels + 1))) if progress else None
+                on_level = (lambda f, done=level_done: progress((done + f) / (levels + 1))) if progress else None
                 finer[need] = _evaluate_in_chunks(evaluate, index * stride, chunk, should_cancel, on_level)
                 known |= need
             changed = _cell_sign_change(finer > level).nonzero() // 2
@@ -192,7 +192,7 @@ def sparse_density_grid(field, codes, resolution, level, chunk, stride=None, sho
     return values[:n, :n, :n]
 
 
-def marching_cubes(volume: torch.Tensor, threshold: float, radius: float):
+def extract_mesh(volume: torch.Tensor, threshold: float, radius: float):
     """Density grid -> (vertices (N, 3) float32 in [-radius, radius]^3, faces (M, 3) int32).
 
     On a GPU the grid stays there (our torch marching cubes); on the CPU, PyMCubes.

@@ -5,24 +5,22 @@ script still runs the whole chain (backend, Blender object, export, render) with
 checkpoint, and says loudly that the result is not a reconstruction. Same arguments give
 the same bytes on every machine.
 
-    python -m backend.smoke_checkpoint OUT_DIR [--size smoke|official] [--seed 0]
+    python -m backend make-test-model triposr OUT_DIR [--size smoke|official] [--seed 0]
 
 `smoke` is a small model (a few MB, seconds on a CPU); `official` has the official
 TripoSR layout and sizes (1.7 GB, the file a real download would give).
 """
 
-import argparse
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
-from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_tripo
-from .config import EXPECTED_CLASSES, parse_config
-from .model import TripoSR
+from ..triposr.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_tripo
+from ..triposr.config import EXPECTED_CLASSES, parse_config
+from ..triposr.model import TripoSR
 
 MARKER_NAME = "SMOKE_TEST_CHECKPOINT.txt"
 
@@ -148,7 +146,7 @@ def make_smoke_checkpoint(out_dir, size: str = "smoke", seed: int = 0) -> Path:
     _save(state, out_dir / WEIGHTS_NAME)
     marker.write_text(
         "RANDOM WEIGHTS - NOT TripoSR. Shapes made with this checkpoint are meaningless blobs.\n"
-        "Written by backend/smoke_checkpoint.py only to test the chain end to end.\n"
+        "Written by backend/test_models/triposr.py only to test the chain end to end.\n"
         f"{stamp}\n"
     )
     return out_dir
@@ -156,18 +154,3 @@ def make_smoke_checkpoint(out_dir, size: str = "smoke", seed: int = 0) -> Path:
 
 def is_smoke_checkpoint(model_dir) -> bool:
     return (Path(model_dir) / MARKER_NAME).is_file()
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--size", choices=sorted(CONFIGS), default="smoke")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    folder = make_smoke_checkpoint(args.out_dir, args.size, args.seed)
-    print(f"smoke-test checkpoint (random weights, meaningless shapes) in {folder}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import CheckpointError
+from ..bridge.errors import CheckpointError
 
 # What the reference code's class names must be for our implementation to apply.
 EXPECTED_CLASSES = {

@@ -1,0 +1,256 @@
+"""The messages between Blender (the client) and the model process (the worker).
+
+Standard library + numpy only: both sides import it. Each request and event is a
+dataclass here, with its fields and their types; `send` writes one as a frame (wire.py)
+and `parse` turns a received frame back into one, refusing missing or mistyped fields.
+Documented in docs/protocol.md.
+"""
+
+import types
+import typing
+from dataclasses import MISSING, dataclass, fields
+
+import numpy as np
+
+from .errors import BadRequest
+from .settings import GenerateSettings
+from .wire import Message, write_message
+
+MAX_ID_LENGTH = 128
+MAX_TEXT_LENGTH = 4096  # paths, model names, devices in requests
+
+
+# ---------------------------------------------------------------- requests (client -> worker)
+
+
+@dataclass
+class Generate:
+    """Turn one image into a mesh; exactly one of image_path, image_bytes, image_pixels."""
+
+    TYPE: typing.ClassVar[str] = "generate"
+    job_id: str
+    settings: dict  # GenerateSettings.to_dict()
+    model: str | None = None  # None: the model already loaded
+    device: str | None = None
+    precision: str | None = None
+    image_path: str | None = None
+    image_bytes: np.ndarray | None = None  # an encoded file, 1-D uint8
+    image_pixels: np.ndarray | None = None  # (H, W, 3|4) uint8 or float32, top row first
+
+    def check(self):
+        _check_id(self)
+        self.job_settings()
+        for name in ("model", "device", "precision", "image_path"):
+            value = getattr(self, name)
+            if value is not None and not 0 < len(value) <= MAX_TEXT_LENGTH:
+                raise BadRequest(f"'{name}' must be a non-empty string of at most {MAX_TEXT_LENGTH} characters")
+        given = [self.image_path is not None, self.image_bytes is not None, self.image_pixels is not None]
+        if sum(given) != 1:
+            raise BadRequest("a generate request needs exactly one of image_path, image_bytes, image_pixels")
+        if self.image_bytes is not None and (self.image_bytes.dtype != np.uint8 or self.image_bytes.ndim != 1):
+            raise BadRequest("image_bytes must be a 1-D uint8 buffer")
+        pixels = self.image_pixels
+        if pixels is not None and (pixels.ndim != 3 or pixels.shape[2] not in (3, 4)
+                                   or pixels.dtype.name not in ("uint8", "float32")):
+            raise BadRequest("image_pixels must be (height, width, 3 or 4) uint8 or float32")
+
+    def job_settings(self) -> GenerateSettings:
+        try:
+            return GenerateSettings.from_dict(self.settings)
+        except ValueError as exc:
+            raise BadRequest(f"bad settings: {exc}") from None
+
+
+@dataclass
+class Cancel:
+    TYPE: typing.ClassVar[str] = "cancel"
+    job_id: str
+
+    def check(self):
+        _check_id(self)
+
+
+@dataclass
+class Ping:
+    TYPE: typing.ClassVar[str] = "ping"
+    id: str | None = None
+
+
+@dataclass
+class Shutdown:
+    TYPE: typing.ClassVar[str] = "shutdown"
+
+
+# ---------------------------------------------------------------- events (worker -> client)
+
+
+@dataclass
+class Ready:
+    """Sent once when the worker is up (torch imported)."""
+
+    TYPE: typing.ClassVar[str] = "ready"
+    pid: int
+    protocol: int
+    log_path: str
+    python: str
+    torch: str
+
+
+@dataclass
+class Pong:
+    TYPE: typing.ClassVar[str] = "pong"
+    id: str | None = None
+
+
+@dataclass
+class Accepted:
+    TYPE: typing.ClassVar[str] = "accepted"
+    job_id: str
+
+
+@dataclass
+class ModelLoaded:
+    TYPE: typing.ClassVar[str] = "model_loaded"
+    job_id: str
+    model_dir: str
+    device: str
+    precision: str
+    reused: bool
+    load_seconds: float
+
+
+@dataclass
+class Progress:
+    TYPE: typing.ClassVar[str] = "progress"
+    job_id: str
+    stage: str
+    fraction: float
+
+
+@dataclass
+class Log:
+    TYPE: typing.ClassVar[str] = "log"
+    job_id: str | None
+    message: str
+    level: str = "info"
+
+
+@dataclass
+class Result:
+    TYPE: typing.ClassVar[str] = "result"
+    job_id: str
+    device: str
+    timings: dict
+    vertices: np.ndarray  # (N, 3) float32, Blender's frame
+    faces: np.ndarray  # (M, 3) int32
+    colors: np.ndarray  # (N, 4) uint8
+    prepared_image: np.ndarray  # (H, W, 3) uint8
+
+
+@dataclass
+class Error:
+    """A job failed (job_id set), or a request or the worker itself did (job_id None)."""
+
+    TYPE: typing.ClassVar[str] = "error"
+    job_id: str | None
+    code: str
+    message: str
+
+
+@dataclass
+class Cancelled:
+    TYPE: typing.ClassVar[str] = "cancelled"
+    job_id: str
+    message: str = "cancelled"
+
+
+@dataclass
+class Bye:
+    TYPE: typing.ClassVar[str] = "bye"
+
+
+REQUESTS = {cls.TYPE: cls for cls in (Generate, Cancel, Ping, Shutdown)}
+EVENTS = {cls.TYPE: cls for cls in (Ready, Pong, Accepted, ModelLoaded, Progress, Log, Result, Error, Cancelled, Bye)}
+
+
+# ---------------------------------------------------------------- building and parsing
+
+
+def _check_id(message):
+    if not 0 < len(message.job_id) <= MAX_ID_LENGTH:
+        raise BadRequest(f"a {message.TYPE} request needs a 'job_id' of 1 to {MAX_ID_LENGTH} characters")
+
+
+def _field_types(cls) -> dict:
+    """name -> (allowed types, is an array, required), from the dataclass's annotations."""
+    hints = typing.get_type_hints(cls)
+    described = {}
+    for spec in fields(cls):
+        hint = hints[spec.name]
+        allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        described[spec.name] = (allowed, np.ndarray in allowed,
+                                spec.default is MISSING and spec.default_factory is MISSING)
+    return described
+
+
+_FIELD_TYPES = {cls: _field_types(cls) for cls in (*REQUESTS.values(), *EVENTS.values())}
+
+
+def _type_ok(value, allowed) -> bool:
+    if value is None:
+        return type(None) in allowed
+    if isinstance(value, bool):  # bool is an int to Python, not to us
+        return bool in allowed
+    if isinstance(value, int) and float in allowed:
+        return True
+    return isinstance(value, tuple(t for t in allowed if t is not type(None)))
+
+
+def parse(message: Message, table: dict):
+    """A received frame -> the dataclass of its type in `table` (REQUESTS or EVENTS).
+
+    Raises BadRequest naming the unknown type or the missing or mistyped field; fields
+    the dataclass does not have are ignored (a newer peer may add some).
+    """
+    cls = table.get(message.type)
+    if cls is None:
+        kind = "request" if table is REQUESTS else "event"
+        raise BadRequest(f"unknown {kind} type {message.type[:64]!r}")
+    values = {}
+    for name, (allowed, is_array, required) in _FIELD_TYPES[cls].items():
+        source = message.arrays if is_array else message.fields
+        if name not in source:
+            if required:
+                raise BadRequest(f"a {cls.TYPE} message needs '{name}'")
+            continue
+        value = source[name]
+        if not _type_ok(value, allowed):
+            raise BadRequest(f"'{name}' of a {cls.TYPE} message has the wrong type ({type(value).__name__})")
+        values[name] = float(value) if float in allowed and isinstance(value, int) else value
+    parsed = cls(**values)
+    check = getattr(parsed, "check", None)
+    if check is not None:
+        check()
+    return parsed
+
+
+def job_id_of(message: Message) -> str | None:
+    """The job a frame is about, when it names one (for errors about bad frames)."""
+    job_id = message.fields.get("job_id")
+    return job_id if isinstance(job_id, str) else None
+
+
+def frame_parts(message) -> tuple:
+    """(type, header fields, arrays): what wire.encode takes, for writers that queue frames."""
+    header, arrays = {}, {}
+    for name, (_, is_array, _) in _FIELD_TYPES[type(message)].items():
+        value = getattr(message, name)
+        if value is None and is_array:
+            continue
+        (arrays if is_array else header)[name] = value
+    return message.TYPE, header, arrays
+
+
+def send(stream, message) -> None:
+    """Write one request or event as a whole frame (arrays travel as raw buffers)."""
+    write_message(stream, *frame_parts(message))

@@ -1,0 +1,43 @@
+"""The settings of one image-to-mesh job. Standard library only (shared with Blender).
+
+GenerateSettings' fields, defaults and checks come from the declarations in options.py.
+"""
+
+from dataclasses import asdict, field, fields, make_dataclass
+
+from .options import JOB_OPTIONS, OPTIONS_BY_NAME
+
+
+def _check_all(self):
+    for option in JOB_OPTIONS:
+        # frozen: the checked (possibly normalised, e.g. int -> float) value goes in directly
+        object.__setattr__(self, option.name, option.check(getattr(self, option.name)))
+
+
+def _to_dict(self) -> dict:
+    return asdict(self)
+
+
+@classmethod
+def _from_dict(cls, data: dict):
+    if not isinstance(data, dict):
+        raise ValueError(f"settings must be a mapping of option names to values, got {type(data).__name__}")
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+    return cls(**data)
+
+
+GenerateSettings = make_dataclass(
+    "GenerateSettings",
+    [(option.name, option.kind, field(default=option.default)) for option in JOB_OPTIONS],
+    frozen=True,
+    namespace={"__post_init__": _check_all, "to_dict": _to_dict, "from_dict": _from_dict,
+               "__doc__": "One job's options (see options.JOB_OPTIONS); invalid values raise ValueError."},
+)
+GenerateSettings.__module__ = __name__
+
+DEFAULTS = {option.name: option.default for option in JOB_OPTIONS}
+DEFAULT_RESOLUTION = OPTIONS_BY_NAME["resolution"].default
+DEFAULT_THRESHOLD = OPTIONS_BY_NAME["threshold"].default
+DEFAULT_FOREGROUND_RATIO = OPTIONS_BY_NAME["foreground_ratio"].default

@@ -1,0 +1,255 @@
+"""The worker's request loop: requests in, one job at a time through the pipeline, events out.
+
+A reader thread takes requests while a job runs, so `cancel` and `ping` answer at once;
+the main thread runs the jobs. The model stays loaded between jobs and is reloaded only
+when a job asks for another folder, device or precision.
+"""
+
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from ..bridge import protocol, wire
+from ..bridge.errors import BackendError, BadRequest, Cancelled, InputImageError, OutOfMemoryError
+
+PROGRESS_INTERVAL = 0.1  # seconds between progress events of one stage
+# Test-only: when set, the worker prints junk to fd 1 and 2 at every progress step,
+# standing in for a chatty library. Harmless: the junk only reaches the log.
+NOISE_ENV = "IMAGE_TO_3D_WORKER_TEST_NOISE"
+
+log = logging.getLogger("image_to_3d.worker")
+
+
+def job_inputs(request: protocol.Generate):
+    """(GenerateSettings, image) of a generate request; BackendError naming what is wrong."""
+    settings = request.job_settings()
+    if request.image_path is not None:
+        if not Path(request.image_path).is_file():
+            raise InputImageError(f"{request.image_path}: no such file (or not a regular file)")
+        return settings, Path(request.image_path)
+    if request.image_bytes is not None:
+        return settings, request.image_bytes.tobytes()
+    return settings, request.image_pixels
+
+
+def _is_cuda_oom(exc: BaseException) -> bool:
+    import torch
+
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom_type is not None and isinstance(exc, oom_type)) or (
+        isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)
+    )
+
+
+def _free_gpu_memory():
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class WorkerServer:
+    def __init__(self, frames_in, stream_out, log_path: Path):
+        self._reader = wire.FrameReader(frames_in)
+        self._out = stream_out
+        self._out_lock = threading.Lock()
+        self._log_path = log_path
+        self._jobs = queue.Queue()  # protocol.Generate requests, or None to stop
+        self._cancelled = set()  # job ids asked to cancel (running or queued)
+        self._stopping = False
+        self._loaded = None
+        self._loaded_request = None  # (model, device, precision) as last asked for
+        self._noisy = bool(os.environ.get(NOISE_ENV))
+
+    # -- output
+
+    def send(self, event):
+        try:
+            with self._out_lock:
+                protocol.send(self._out, event)
+        except (BrokenPipeError, OSError):
+            log.warning("the client closed the pipe: exiting")
+            os._exit(0)
+
+    def send_error(self, job_id, code, message):
+        log.info("job %s failed (%s): %s", job_id, code, message)
+        self.send(protocol.Error(job_id=job_id, code=code, message=message))
+
+    def send_log(self, job_id, message, level="info"):
+        log.info("job %s: %s", job_id, message)
+        self.send(protocol.Log(job_id=job_id, message=message, level=level))
+
+    # -- the reader thread: every request lands here, also while a job runs
+
+    def read_requests(self):
+        while True:
+            try:
+                frame = self._reader.read()
+            except wire.ProtocolError as exc:
+                self.send_error(exc.job_id, BadRequest.code, f"malformed frame: {exc.message}")
+                continue
+            except wire.StreamClosed as exc:
+                frame = None
+                log.warning("%s", exc)
+            if frame is None:
+                log.info("the client closed our input: exiting")
+                os._exit(0)
+            job_id = protocol.job_id_of(frame)
+            try:
+                self.handle(protocol.parse(frame, protocol.REQUESTS))
+            except BackendError as exc:
+                self.send_error(job_id, exc.code, exc.message)
+            except Exception as exc:  # noqa: BLE001 - this thread must outlive any one request
+                log.error("request %s could not be handled\n%s", frame.type[:64], traceback.format_exc())
+                self.send_error(job_id, BadRequest.code, f"the request could not be handled: {exc!r}")
+
+    def handle(self, request):
+        if isinstance(request, protocol.Ping):
+            self.send(protocol.Pong(id=request.id))
+        elif isinstance(request, protocol.Cancel):
+            self._cancelled.add(request.job_id)
+        elif isinstance(request, protocol.Shutdown):
+            self._stopping = True
+            self._jobs.put(None)
+        else:
+            job_inputs(request)  # refuse a bad request now, not when its turn comes
+            self._jobs.put(request)
+
+    # -- the main thread: jobs, one at a time
+
+    def serve(self):
+        import torch
+
+        from .. import pipeline
+
+        threading.Thread(target=self.read_requests, name="requests", daemon=True).start()
+        self.send(protocol.Ready(pid=os.getpid(), protocol=wire.VERSION, log_path=str(self._log_path),
+                                 python=sys.version.split()[0], torch=torch.__version__))
+        log.info("ready (torch %s)", torch.__version__)
+        while True:
+            request = self._jobs.get()
+            if request is None:
+                break
+            self.run_job(request, pipeline)
+        self.send(protocol.Bye())
+        log.info("shut down on request")
+
+    def run_job(self, request: protocol.Generate, pipeline):
+        job_id = request.job_id
+        settings = None
+        try:
+            if job_id in self._cancelled or self._stopping:
+                raise Cancelled()
+            settings, image = job_inputs(request)
+            self.send(protocol.Accepted(job_id=job_id))
+            loaded = self.ensure_model(request, pipeline)
+            result = self.generate(job_id, settings, image, loaded, pipeline)
+        except Cancelled as exc:
+            log.info("job %s cancelled", job_id)
+            self.send(protocol.Cancelled(job_id=job_id, message=exc.message))
+        except BackendError as exc:
+            self.send_error(job_id, exc.code, exc.message)
+        except MemoryError:
+            at = f" at resolution {settings.resolution}" if settings is not None else ""
+            message = f"the computer ran out of memory{at}: lower the resolution setting"
+            self.send_error(job_id, OutOfMemoryError.code, message)
+        except Exception as exc:  # noqa: BLE001 - one bad job must not end the worker
+            log.error("job %s: unexpected error\n%s", job_id, traceback.format_exc())
+            self.send_error(job_id, BackendError.code, f"unexpected error in the model process: {exc.__class__.__name__}: {exc} (details in {self._log_path})")
+        else:
+            self.send(protocol.Result(
+                job_id=job_id, device=loaded.device, timings=result.timings, vertices=result.vertices,
+                faces=result.faces, colors=result.colors, prepared_image=result.prepared_image,
+            ))
+            log.info("job %s done: %d vertices, %d faces", job_id, len(result.vertices), len(result.faces))
+        finally:
+            self._cancelled.discard(job_id)
+
+    def ensure_model(self, request: protocol.Generate, pipeline):
+        """The loaded model for this job's model/device/precision; loads only on a change."""
+        wanted = (request.model, request.device or "auto", request.precision or "float32")
+        if request.model is None:
+            if self._loaded is None:
+                raise BadRequest("no model given and none loaded")
+            wanted = self._loaded_request
+        reused = self._loaded is not None and wanted == self._loaded_request
+        if not reused and self._loaded is not None:
+            # the same folder asked for differently (e.g. "auto" vs "cpu") still reuses
+            from ..devices import resolve_device
+
+            same_dir = pipeline.resolve_model_dir(wanted[0]) == self._loaded.model_dir
+            same_device = resolve_device(wanted[1]).type == self._loaded.device
+            reused = same_dir and same_device and wanted[2] == self._loaded.precision
+        if not reused:
+            self.send_log(request.job_id, f"loading model {wanted[0]} (device {wanted[1]}, {wanted[2]})")
+            self._loaded = None  # free the old model before loading another
+            _free_gpu_memory()
+            self._loaded = pipeline.load_model(*wanted)
+        self._loaded_request = wanted
+        loaded = self._loaded
+        self.send(protocol.ModelLoaded(
+            job_id=request.job_id, model_dir=str(loaded.model_dir), device=loaded.device,
+            precision=loaded.precision, reused=reused, load_seconds=0.0 if reused else loaded.load_seconds,
+        ))
+        return loaded
+
+    def generate(self, job_id, settings, image, loaded, pipeline):
+        from ..devices import default_chunk
+
+        last_sent = {}
+
+        def progress(stage, fraction):
+            now = time.monotonic()
+            if fraction in (0.0, 1.0) or now - last_sent.get(stage, 0.0) >= PROGRESS_INTERVAL:
+                last_sent[stage] = now
+                self.send(protocol.Progress(job_id=job_id, stage=stage, fraction=float(fraction)))
+            if self._noisy:
+                _print_test_noise()
+
+        def should_cancel():
+            return job_id in self._cancelled or self._stopping
+
+        def attempt(chunk_size):
+            return pipeline.generate_mesh(loaded, image, settings, progress, should_cancel, chunk_size)
+
+        try:
+            return attempt(None)
+        except Exception as exc:
+            if not _is_cuda_oom(exc):
+                raise
+        # out of the except block, so the failed attempt's tensors can be freed
+        _free_gpu_memory()
+        smaller = max(1024, default_chunk(_torch_device(loaded.device)) // 8)
+        self.send_log(job_id, f"the GPU ran out of memory; retrying with smaller chunks ({smaller} points)", "warning")
+        try:
+            return attempt(smaller)
+        except Exception as exc:
+            if not _is_cuda_oom(exc):
+                raise
+        _free_gpu_memory()
+        resolution = settings.resolution
+        raise OutOfMemoryError(
+            f"the GPU ran out of memory at resolution {resolution}, even with smaller chunks: "
+            f"lower the resolution setting (e.g. to {max(32, resolution // 2)}) or choose the CPU device"
+        )
+
+
+def _torch_device(name):
+    import torch
+
+    return torch.device(name)
+
+
+def _print_test_noise():
+    print("test noise on stdout I3D\x01 {not a frame}")
+    print("test noise on stderr", file=sys.stderr)
+    os.write(1, b"I3D\x01\xff\xff raw noise on fd 1\n")
+    os.write(2, b"raw noise on fd 2\n")

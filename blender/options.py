@@ -1,0 +1,80 @@
+"""The job options as Blender properties, derived from their one declaration, and which
+value a job gets.
+
+backend/bridge/options.py declares each option (name, type, default, range, words);
+here they become the operators' properties, the panel's settings and the preferences'
+defaults (`default_<name>`), and `resolve` decides, in one place, which value applies:
+an operator argument that was given, then the panel's value (unless the panel says "use
+the preferences' defaults"), then the preferences' default.
+"""
+
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
+
+from ..backend.bridge.options import ALL_OPTIONS, JOB_OPTIONS, OBJECT_OPTIONS
+from ..backend.bridge.settings import GenerateSettings
+
+PREFERENCE_PREFIX = "default_"
+
+
+def blender_property(option):
+    """A bpy property (deferred) for one declared option."""
+    common = {"name": option.label, "description": option.description, "default": option.default}
+    if option.kind is bool:
+        return BoolProperty(**common)
+    if option.kind is str:
+        return EnumProperty(items=list(option.choices), **common)
+    limits = {}
+    low = option.soft_minimum if option.soft_minimum is not None else option.minimum
+    if low is not None:
+        limits["min"] = low
+    if option.maximum is not None:
+        limits["max"] = option.maximum
+    if option.soft_maximum is not None:
+        limits["soft_max"] = option.soft_maximum
+    if option.kind is int:
+        return IntProperty(**common, **limits)
+    return FloatProperty(**common, **limits)
+
+
+def annotations(prefix: str = "") -> dict:
+    """Property annotations for every option, for a class body's `__annotations__`."""
+    return {prefix + option.name: blender_property(option) for option in ALL_OPTIONS}
+
+
+def resolve(operator=None, panel=None, preferences=None) -> dict:
+    """name -> value for every option: operator argument, then panel, then preferences."""
+    values = {}
+    for option in ALL_OPTIONS:
+        if operator is not None and operator.properties.is_property_set(option.name):
+            values[option.name] = getattr(operator, option.name)
+        elif panel is not None and not panel.use_defaults:
+            values[option.name] = getattr(panel, option.name)
+        elif preferences is not None:
+            values[option.name] = getattr(preferences, PREFERENCE_PREFIX + option.name)
+        elif operator is not None:
+            values[option.name] = getattr(operator, option.name)  # its declared default
+        else:
+            values[option.name] = option.default
+    return values
+
+
+def settings_of(values: dict) -> GenerateSettings:
+    """The backend's settings from resolved values."""
+    job = {}
+    for option in JOB_OPTIONS:
+        value = values[option.name]
+        # Blender's float properties are single precision: round off the float32 noise
+        # (0.8500000238) so stored settings compare equal across runs.
+        job[option.name] = round(value, 5) if option.kind is float else value
+    return GenerateSettings(**job)
+
+
+def object_values(values: dict) -> dict:
+    """The options that shape the Blender object (shading, placement)."""
+    return {option.name: values[option.name] for option in OBJECT_OPTIONS}
+
+
+def draw(layout, holder, prefix: str = "") -> None:
+    """One row per option, in declaration order."""
+    for option in ALL_OPTIONS:
+        layout.prop(holder, prefix + option.name)

@@ -1,0 +1,40 @@
+"""The panels' own settings, kept on the scene (saved with the .blend): source, options, batch."""
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, PointerProperty, StringProperty
+
+from . import options
+from .exporters import FORMAT_ITEMS
+
+
+class ImageTo3DSceneSettings(bpy.types.PropertyGroup):
+    __annotations__ = {
+        "source": EnumProperty(
+            name="Source",
+            items=[("IMAGE", "Image", "A Blender image (file-backed, packed, generated or the Render Result)"),
+                   ("FILE", "File", "An image file on disk")],
+            default="IMAGE",
+        ),
+        "image": PointerProperty(name="Image", type=bpy.types.Image, description="Image to turn into a mesh"),
+        "filepath": StringProperty(name="File", subtype="FILE_PATH", description="Image file to turn into a mesh"),
+        "use_defaults": BoolProperty(name="Use preference defaults", default=True,
+                                     description="Take resolution, threshold and the rest from the add-on preferences"),
+        # resolution, threshold, ...: the job options, as declared once
+        **options.annotations(),
+        "batch_directory": StringProperty(name="Folder", subtype="DIR_PATH", description="Folder of images"),
+        "batch_recursive": BoolProperty(name="Include Subfolders", default=False),
+        "batch_export": BoolProperty(name="Export Each", default=False, description="Also write every object to a file"),
+        "batch_export_dir": StringProperty(name="Export To", subtype="DIR_PATH"),
+        "batch_export_format": EnumProperty(name="Format", items=FORMAT_ITEMS, default="GLB"),
+    }
+
+
+classes = (ImageTo3DSceneSettings,)
+
+
+def register():
+    bpy.types.Scene.image_to_3d = PointerProperty(type=ImageTo3DSceneSettings)
+
+
+def unregister():
+    del bpy.types.Scene.image_to_3d
