@@ -6,6 +6,7 @@
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from .mesh.export import FORMATS
 
 EXIT_FAILED_IMAGES = 1
 EXIT_SETUP = 2
+EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl+C
 TEST_MODEL_FAMILIES = ("triposr",)
 
 
@@ -41,6 +43,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def output_problem(out: Path) -> str | None:
+    """Why --out cannot take the meshes, found before the model runs; None when it can."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file: give a folder (it is created when missing)"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        return f"--out {out} cannot be written: {exc.strerror or exc}"
+    return None
+
+
+def output_paths(images: list[Path], out: Path, fmt: str) -> list[Path]:
+    """<out>/<stem>.<format> per image; images that share a stem get _2, _3, ... so that
+    no output overwrites another of the same run."""
+    taken, paths = set(), []
+    for image in images:
+        name, number = f"{image.stem}.{fmt}", 1
+        while name in taken:
+            number += 1
+            name = f"{image.stem}_{number}.{fmt}"
+        taken.add(name)
+        paths.append(out / name)
+    return paths
+
+
 def generate_command(args) -> int:
     # torch is imported here, not at module level, so `--help` answers at once
     from .mesh.export import write_mesh
@@ -50,6 +79,10 @@ def generate_command(args) -> int:
         settings = GenerateSettings(**values_given(args, JOB_OPTIONS))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    problem = output_problem(args.out)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_SETUP
     try:
         loaded = load_model(args.model, args.device, args.precision)
@@ -62,7 +95,7 @@ def generate_command(args) -> int:
 
     failures = []
     bar = tqdm(total=len(args.images), unit="image", file=sys.stderr, dynamic_ncols=True)
-    for image in args.images:
+    for image, destination in zip(args.images, output_paths(args.images, args.out, args.format)):
         bar.set_description(image.name)
         started = time.perf_counter()
         try:
@@ -70,11 +103,17 @@ def generate_command(args) -> int:
                 loaded, image, settings,
                 progress=lambda stage, fraction: bar.set_postfix_str(f"{stage} {fraction:4.0%}", refresh=False),
             )
-            written = write_mesh(args.out / f"{image.stem}.{args.format}", result.vertices, result.faces, result.colors)
+            written = write_mesh(destination, result.vertices, result.faces, result.colors)
         except BackendError as exc:
             failures.append((image, exc.message))
             bar.write(f"FAILED {image}: {exc.message}", file=sys.stderr)
+        except OSError as exc:  # a full disk, a folder that went away
+            message = f"could not write {destination}: {exc.strerror or exc}"
+            failures.append((image, message))
+            bar.write(f"FAILED {image}: {message}", file=sys.stderr)
         else:
+            for note in result.notes:
+                bar.write(f"warning: {image}: {note}", file=sys.stderr)
             bar.write(
                 f"{image} -> {written}: {len(result.vertices)} vertices, {len(result.faces)} faces, "
                 f"{time.perf_counter() - started:.2f} s"
@@ -103,10 +142,14 @@ def make_test_model_command(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "generate":
-        return generate_command(args)
-    if args.command == "make-test-model":
-        return make_test_model_command(args)
+    try:
+        if args.command == "generate":
+            return generate_command(args)
+        if args.command == "make-test-model":
+            return make_test_model_command(args)
+    except KeyboardInterrupt:  # what was written stays; a half-written file is removed
+        print("\ninterrupted (Ctrl+C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_SETUP
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .bridge.errors import Cancelled, DeviceError, ModelNotFoundError
+from .bridge.options import looks_like_hub_id
 from .bridge.settings import GenerateSettings
 from .devices import default_chunk, resolve_device
 from .mesh.coordinates import model_to_blender
@@ -33,6 +34,10 @@ class LoadedModel:
     precision: str = "float32"
     remover: BackgroundRemover = field(default_factory=BackgroundRemover)
 
+    @property
+    def weights_bytes(self) -> int:
+        return sum(p.numel() * p.element_size() for p in self.model.parameters())
+
 
 @dataclass
 class MeshResult:
@@ -41,17 +46,13 @@ class MeshResult:
     colors: np.ndarray  # (N, 4) uint8 RGBA
     prepared_image: np.ndarray  # (H, W, 3) uint8, what the model saw
     timings: dict = field(default_factory=dict)
-
-
-def _looks_like_repo_id(text: str) -> bool:
-    parts = text.split("/")
-    return len(parts) == 2 and all(parts) and not text.startswith((".", "~"))
+    notes: list = field(default_factory=list)  # warnings for the user (e.g. a tiny object)
 
 
 def resolve_model_dir(model: str | Path) -> Path:
     """A local model folder, or a hub repo id fetched into the cache (only when asked)."""
     path = Path(model).expanduser()
-    if path.is_dir() or not _looks_like_repo_id(str(model)):
+    if path.is_dir() or not looks_like_hub_id(str(model)):
         return check_model_dir(path)
     try:
         from .setup.hub import fetch_model
@@ -108,8 +109,9 @@ def generate_mesh(
         timings[name] = time.perf_counter() - timings[name]
         report(name, 1.0)
 
+    notes = []
     stage("prepare")
-    prepared = prepare_image(image, settings.foreground_ratio, settings.remove_background, loaded.remover)
+    prepared = prepare_image(image, settings.foreground_ratio, settings.remove_background, loaded.remover, notes)
     done("prepare")
 
     stage("encode")
@@ -140,4 +142,4 @@ def generate_mesh(
     colors = query_colors(model.field, codes, vertices, chunk)
     done("colors")
 
-    return MeshResult(model_to_blender(vertices), faces, colors, prepared, timings)
+    return MeshResult(model_to_blender(vertices), faces, colors, prepared, timings, notes)

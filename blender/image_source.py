@@ -11,6 +11,9 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
+# Files the backend reads itself (Pillow); anything else Blender shows (EXR, HDR, DDS...)
+# is sent as the pixels Blender decoded.
+PATH_FORMATS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".tga"}
 # Colour spaces whose float pixels are linear and need the sRGB curve for the model.
 LINEAR_SPACES = {"Linear Rec.709", "Linear", "Linear CIE-XYZ E", "Non-Color", "Linear Rec.2020", "ACEScg"}
 
@@ -48,7 +51,8 @@ def from_image(image: bpy.types.Image) -> ImageInput:
     if image.type == "RENDER_RESULT":
         return ImageInput(object_name(image.name), source, image_pixels=render_result_pixels(image))
     filepath = bpy.path.abspath(image.filepath) if image.filepath else ""
-    if image.source == "FILE" and not image.packed_file and not image.is_dirty and os.path.isfile(filepath):
+    readable = os.path.splitext(filepath)[1].lower() in PATH_FORMATS
+    if image.source == "FILE" and not image.packed_file and not image.is_dirty and readable and os.path.isfile(filepath):
         # The file on disk is what the user sees: send the path, the worker reads it.
         return ImageInput(object_name(image.name), os.path.abspath(filepath), image_path=os.path.abspath(filepath))
     return ImageInput(object_name(image.name), source, image_pixels=image_pixels(image))

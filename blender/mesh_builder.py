@@ -107,4 +107,5 @@ def show_prepared_image(name: str, pixels: np.ndarray) -> bpy.types.Image | None
     image.pixels.foreach_set(rgba[::-1].ravel())  # Blender stores the bottom row first
     image.update()
     image.pack()  # keep it in the .blend; it has no file behind it
+    image.use_fake_user = True  # nothing uses it in the scene: without this a save drops it
     return image

@@ -16,9 +16,16 @@ from ..backend.bridge.settings import GenerateSettings
 PREFERENCE_PREFIX = "default_"
 
 
-def blender_property(option):
-    """A bpy property (deferred) for one declared option."""
+def blender_property(option, remembered: bool = True):
+    """A bpy property (deferred) for one declared option.
+
+    remembered=False (operators): Blender must not carry a value over from the last
+    call, or an option left out would silently take the previous call's value instead
+    of the panel's or the preferences'.
+    """
     common = {"name": option.label, "description": option.description, "default": option.default}
+    if not remembered:
+        common["options"] = {"SKIP_SAVE"}
     if option.kind is bool:
         return BoolProperty(**common)
     if option.kind is str:
@@ -36,9 +43,9 @@ def blender_property(option):
     return FloatProperty(**common, **limits)
 
 
-def annotations(prefix: str = "") -> dict:
+def annotations(prefix: str = "", remembered: bool = True) -> dict:
     """Property annotations for every option, for a class body's `__annotations__`."""
-    return {prefix + option.name: blender_property(option) for option in ALL_OPTIONS}
+    return {prefix + option.name: blender_property(option, remembered) for option in ALL_OPTIONS}
 
 
 def resolve(operator=None, panel=None, preferences=None) -> dict:

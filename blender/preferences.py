@@ -1,7 +1,7 @@
 """Add-on preferences: the backend Python, the model, the device and the job defaults."""
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from . import options, worker_session
 from .addon import ADDON_ID
@@ -40,6 +40,11 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
         ),
         "device": EnumProperty(name="Device", items=DEVICE_ITEMS, default="AUTO", update=_restart_worker),
         "precision": EnumProperty(name="Precision", items=PRECISION_ITEMS, default="FLOAT32", update=_restart_worker),
+        "unload_after_minutes": IntProperty(
+            name="Unload Idle Model (minutes)", default=5, min=0, soft_max=120, update=_restart_worker,
+            description="Give the GPU's memory back after this many minutes without a job (0: keep the model "
+                        "loaded). A model on the CPU stays loaded until Release Model",
+        ),
         # the defaults of every job option: default_resolution, default_threshold, ...
         **options.annotations(options.PREFERENCE_PREFIX),
     }
@@ -54,8 +59,11 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
 
         box = layout.box()
         box.label(text="Backend", icon="CONSOLE")
-        for name in ("python_path", "model_path", "device", "precision"):
+        for name in ("python_path", "model_path", "device", "precision", "unload_after_minutes"):
             box.prop(self, name)
+        row = box.row()
+        row.label(text=worker_session.model_status(), icon="MEMORY")
+        row.operator("image_to_3d.release_model", icon="X")
         row = box.row()
         row.operator("image_to_3d.install_backend", text="Install Backend", icon="IMPORT")
         row.operator("image_to_3d.download_model", text="Download Model", icon="URL")

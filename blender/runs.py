@@ -20,7 +20,6 @@ from .job_state import STATUS
 
 # Rough share of a job's time per backend stage, for one overall percentage.
 STAGE_WEIGHTS = {"prepare": 0.05, "encode": 0.15, "field": 0.55, "surface": 0.1, "colors": 0.15}
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".tga"}
 GRID_SPACING = 2.5  # TripoSR's objects fit in a cube of side ~1.7
 
 
@@ -119,7 +118,8 @@ def finish(context, job: GenerateRun, location=None, collection=None) -> bpy.typ
     STATUS.last_result = (
         f"{obj.name}: {len(result.vertices):,} vertices, {len(result.faces):,} faces, {job.seconds:.1f} s"
     )
-    STATUS.last_error = ""
+    # a warning (e.g. a tiny object) stays visible in the panel beside the result
+    STATUS.last_error = "; ".join(result.notes)
     return obj
 
 
@@ -130,7 +130,7 @@ def list_images(directory: str, recursive: bool = False) -> list[str]:
     found = []
     for root, dirs, files in os.walk(directory):
         dirs.sort()
-        found += [os.path.join(root, f) for f in files if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+        found += [os.path.join(root, f) for f in files if os.path.splitext(f)[1].lower() in image_source.PATH_FORMATS]
         if not recursive:
             break
     return sorted(found)
@@ -160,6 +160,7 @@ class BatchRun:
         self.options = options
         self.export_dir = bpy.path.abspath(export_dir) if export_dir else ""
         self.export_format = export_format
+        self.exported_names: set[str] = set()  # two objects never share an export file
         self.collection = batch_collection(context, self.directory)
         self.origin = tuple(context.scene.cursor.location)
         self.columns = max(1, math.ceil(math.sqrt(len(self.files))))
@@ -194,6 +195,14 @@ class BatchRun:
         """Stop after the current item; what is done stays."""
         self.stopped = True
 
+    def interrupt(self) -> None:
+        """Stop now: the current image is cancelled and counts as not run."""
+        self.stopped = True
+        if self.current is not None:
+            self.current.cancel()
+            self.queue.insert(0, self.current.image.image_path)
+            self.current = None
+
     def step(self, context) -> bool:
         """Advance the batch a little; True when it is over."""
         if self.current is None:
@@ -221,7 +230,7 @@ class BatchRun:
             from .exporters import export_object
 
             try:
-                export_object(context, obj, self.export_dir, self.export_format)
+                export_object(context, obj, self.export_dir, self.export_format, self.exported_names)
             except (RuntimeError, OSError) as error:
                 self.failed.append((path, f"export failed: {error}"))
         return False

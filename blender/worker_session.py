@@ -11,6 +11,7 @@ import sys
 
 import bpy
 
+from ..backend.bridge.options import looks_like_hub_id
 from .addon import ADDON_ID, preferences
 
 _client = None
@@ -40,6 +41,19 @@ def precision(prefs=None) -> str:
     return (getattr(prefs, "precision", "FLOAT32") if prefs else "FLOAT32").lower()
 
 
+def idle_unload_seconds(prefs=None) -> float:
+    prefs = prefs if prefs is not None else preferences()
+    return 60.0 * (getattr(prefs, "unload_after_minutes", 0) if prefs else 0)
+
+
+def background_model_dir() -> str | None:
+    """Where the background-removal model lives for this add-on (Download Model puts it there)."""
+    try:
+        return bpy.utils.extension_path_user(ADDON_ID, path="models/background", create=True)
+    except (ValueError, RuntimeError):  # loaded outside the extension system
+        return None
+
+
 def log_dir() -> str | None:
     try:
         return bpy.utils.extension_path_user(ADDON_ID, path="logs", create=True)
@@ -52,13 +66,25 @@ def client():
     global _client, _key
     from ..backend.bridge.client import WorkerClient  # standard library + numpy only
 
-    key = (backend_python(), model_path(), device(), precision())
+    key = (backend_python(), model_path(), device(), precision(), idle_unload_seconds())
     if _client is not None and _key != key:
         close()
     if _client is None:
-        _client = WorkerClient(python=key[0], model=key[1], device=key[2], log_dir=log_dir(), precision=key[3])
+        background = background_model_dir()
+        _client = WorkerClient(python=key[0], model=key[1], device=key[2], log_dir=log_dir(), precision=key[3],
+                               idle_unload=key[4], env={"U2NET_HOME": background} if background else None)
         _key = key
     return _client
+
+
+def model_status() -> str:
+    """One line for the panel: whether the model is loaded, where, and how big."""
+    if _client is None or not _client.is_running:
+        return "Model not loaded"
+    state = _client.model_state
+    if state is None:
+        return "Model process running, no model loaded"
+    return f"Model loaded on {state['device'].upper()} ({state['weights_bytes'] / 2**30:.2f} GB of weights)"
 
 
 def is_running() -> bool:
@@ -82,7 +108,7 @@ def readiness(prefs) -> tuple[bool, str]:
         return False, f"Backend Python not found at {python}: click Install backend or pick an existing one"
     if not model:
         return False, "No model folder: click Download model or choose a folder with config.yaml and model.ckpt"
-    if not os.path.isdir(model) and model.count("/") == 1 and not model.startswith((".", "/", "~")):
+    if not os.path.isdir(model) and looks_like_hub_id(model):
         return True, f"Ready: the worker fetches {model} from the model hub on first use (network)"
     missing = [name for name in ("config.yaml", "model.ckpt") if not os.path.isfile(os.path.join(model, name))]
     if missing:

@@ -3,6 +3,7 @@
 modal.py is the base every long-running operator shares (timer, cancel, status bar).
 """
 
-from . import batch, download_model, generate, install_backend
+from . import batch, download_model, generate, install_backend, release_model
 
-classes = (*generate.classes, *batch.classes, *install_backend.classes, *download_model.classes)
+classes = (*generate.classes, *batch.classes, *release_model.classes, *install_backend.classes,
+           *download_model.classes)

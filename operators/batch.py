@@ -19,11 +19,12 @@ class IMAGE_TO_3D_OT_batch(JobProperties, BackgroundWorkOperator, bpy.types.Oper
     # the whole job blocking the UI.
     bl_options = {"UNDO"}
 
-    directory: StringProperty(name="Folder", subtype="DIR_PATH", description="Folder of images")
-    recursive: BoolProperty(name="Include Subfolders", default=False)
-    export_dir: StringProperty(name="Export To", subtype="DIR_PATH",
+    # SKIP_SAVE: nothing is carried over from an earlier call
+    directory: StringProperty(name="Folder", subtype="DIR_PATH", description="Folder of images", options={"SKIP_SAVE"})
+    recursive: BoolProperty(name="Include Subfolders", default=False, options={"SKIP_SAVE"})
+    export_dir: StringProperty(name="Export To", subtype="DIR_PATH", options={"SKIP_SAVE"},
                                description="Write each object here too (empty: no export)")
-    export_format: EnumProperty(name="Format", items=FORMAT_ITEMS, default="GLB")
+    export_format: EnumProperty(name="Format", items=FORMAT_ITEMS, default="GLB", options={"SKIP_SAVE"})
 
     _run = None
 
@@ -56,6 +57,16 @@ class IMAGE_TO_3D_OT_batch(JobProperties, BackgroundWorkOperator, bpy.types.Oper
         if self._run is not None and self._run.current is not None:
             self._run.current.cancel()
         STATUS.running = False
+
+    def interrupted(self, context) -> set:
+        run = self._run
+        run.interrupt()
+        STATUS.running = False
+        run.write_log()
+        message = f"Batch interrupted (Ctrl+C): {run.summary()} (log: {run.log_path})"
+        STATUS.last_error = message
+        self.report({"ERROR"}, message)
+        return {"CANCELLED"}
 
     def status_text(self) -> str:
         return f"Image to 3D batch: {STATUS.label}  (Esc to stop)"

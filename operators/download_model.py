@@ -41,7 +41,7 @@ def _read_lines(runner):
             STATE.done, STATE.total = int(done), int(total)
         elif kind == "folder":
             STATE.folder = rest.strip()
-        elif kind == "error":
+        elif kind in ("error", "warning"):
             STATE.message = rest.strip()
 
 
@@ -77,7 +77,8 @@ class IMAGE_TO_3D_OT_download_model(BackgroundWorkOperator, bpy.types.Operator):
                                    "or download config.yaml and model.ckpt by hand and use Use Local Folder")
             return False
         cache = str(user_folder("models"))
-        argv = [worker_session.backend_python(), "-m", "backend.setup.hub", self.repo_id, "--cache-dir", cache]
+        argv = [worker_session.backend_python(), "-m", "backend.setup.hub", self.repo_id, "--cache-dir", cache,
+                "--background-model-dir", worker_session.background_model_dir()]
         STATE.runner = installer.StepRunner(
             [installer.Step(f"Download {self.repo_id}", argv, cwd=str(EXTENSION_ROOT))],
             log_path=user_folder("logs") / "download-model.log",
@@ -104,7 +105,8 @@ class IMAGE_TO_3D_OT_download_model(BackgroundWorkOperator, bpy.types.Operator):
         _read_lines(runner)
         if runner.state == "done" and STATE.folder:
             _apply_folder(context, STATE.folder)
-            STATE.message = f"Model ready: {STATE.folder}"
+            warning = STATE.message  # the background-removal model may have failed alone
+            STATE.message = f"Model ready: {STATE.folder}" + (f" ({warning})" if warning else "")
             self.report({"INFO"}, STATE.message)
             return {"FINISHED"}
         if runner.state == "cancelled":

@@ -14,7 +14,7 @@ class JobProperties:
     """The job options as properties, for generate and batch; unset ones come from the
     panel or the preferences (blender/options.py decides)."""
 
-    __annotations__ = options.annotations()
+    __annotations__ = options.annotations(remembered=False)
 
     @classmethod
     def poll(cls, context):
@@ -63,8 +63,10 @@ class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.O
     # the whole job blocking the UI.
     bl_options = {"UNDO"}
 
-    filepath: StringProperty(name="File", subtype="FILE_PATH", description="Image file (takes precedence)")
-    image: StringProperty(name="Image", description="Name of a Blender image")
+    # SKIP_SAVE: the source is never carried over from an earlier call
+    filepath: StringProperty(name="File", subtype="FILE_PATH", description="Image file (takes precedence)",
+                             options={"SKIP_SAVE"})
+    image: StringProperty(name="Image", description="Name of a Blender image", options={"SKIP_SAVE"})
 
     _run = None
 
@@ -115,6 +117,8 @@ class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.O
             return {"CANCELLED"}
         runs.finish(context, done)
         self.report({"INFO"}, STATUS.last_result)
+        for note in done.result.notes:
+            self.report({"WARNING"}, f"{done.image.name}: {note}")
         return {"FINISHED"}
 
 

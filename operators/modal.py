@@ -43,6 +43,12 @@ class BackgroundWorkOperator:
         """Blender ends the operator early (window or file closed, Ctrl+C in a script)."""
         self.stop(context)
 
+    def interrupted(self, context) -> set:
+        """Ctrl+C while blocking (background mode, scripts): stop, say so, keep what is done."""
+        self.abandon(context)
+        self.report({"ERROR"}, "Interrupted (Ctrl+C)")
+        return {"CANCELLED"}
+
     def stop_requested(self) -> bool:
         """True when something besides Esc asks to stop (the panel's Cancel button)."""
         return False
@@ -69,7 +75,9 @@ class BackgroundWorkOperator:
                     last_key, last_time = line[0], time.monotonic()
                     print(line[1], flush=True)
                 time.sleep(BLOCKING_POLL_SECONDS)
-        except BaseException:  # Ctrl+C in a script: don't leave the work running
+        except KeyboardInterrupt:
+            return self.interrupted(context)
+        except BaseException:  # don't leave the work running
             self.abandon(context)
             raise
         return self.end(context)

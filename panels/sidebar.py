@@ -51,6 +51,13 @@ def draw_options(layout, settings) -> None:
     options.draw(column, settings)
 
 
+def draw_model_status(layout) -> None:
+    """Whether the model is loaded, where, and the button that gives its memory back."""
+    row = layout.row()
+    row.label(text=worker_session.model_status(), icon="MEMORY")
+    row.operator("image_to_3d.release_model", text="", icon="X")
+
+
 def draw_not_ready(layout, context) -> bool:
     prefs = preferences()
     ready, message = worker_session.readiness(prefs) if prefs else (False, "Enable the add-on")
@@ -88,6 +95,7 @@ class VIEW3D_PT_image_to_3d(SidebarPanel, bpy.types.Panel):
             elif settings.image is not None:
                 op.image = settings.image.name
         draw_last(layout)
+        draw_model_status(layout)
 
 
 class IMAGE_PT_image_to_3d(SidebarPanel, bpy.types.Panel):
@@ -108,6 +116,7 @@ class IMAGE_PT_image_to_3d(SidebarPanel, bpy.types.Panel):
             op = row.operator("image_to_3d.generate", icon="MESH_MONKEY")
             op.image = image.name if image else ""
         draw_last(layout)
+        draw_model_status(layout)
 
 
 class BatchPanel(SidebarPanel):

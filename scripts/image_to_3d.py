@@ -108,7 +108,12 @@ def convert_one(extension, args, options) -> int:
     obj = bpy.context.view_layer.objects.active
     print(f"image_to_3d: {args.input} -> {obj.name}: {extension.blender.job_state.STATUS.last_result}", flush=True)
     if args.export:
-        path = extension.blender.exporters.export_object(bpy.context, obj, os.path.abspath(args.export), args.format.upper())
+        try:
+            path = extension.blender.exporters.export_object(bpy.context, obj, os.path.abspath(args.export),
+                                                             args.format.upper())
+        except (OSError, RuntimeError) as error:
+            print(f"image_to_3d: FAILED to export {obj.name}: {error}", file=sys.stderr, flush=True)
+            return 1
         print(f"image_to_3d: exported {path}", flush=True)
     return 0
 
@@ -127,10 +132,44 @@ def convert_folder(extension, args, options) -> int:
     return 1 if run.failed else 0
 
 
+def argument_problem(args) -> str | None:
+    """What is wrong with the command line, found before any work is done; None if nothing."""
+    if not os.path.exists(args.input):
+        return f"{args.input} does not exist"
+    for option in ALL_OPTIONS:
+        value = getattr(args, option.name)
+        if value is not None:
+            try:
+                option.check(value)  # Blender would clamp silently; say it instead
+            except ValueError as error:
+                return f"--{option.name.replace('_', '-')}: {error}"
+    if args.save:
+        if os.path.isdir(args.save):
+            return f"--save {args.save} is a folder: give the path of the .blend file to write"
+        if not args.save.lower().endswith(".blend"):
+            return f"--save {args.save}: the file name must end in .blend"
+    if args.export and os.path.isfile(args.export):
+        return f"--export {args.export} is a file: give the folder to write into"
+    return None
+
+
+def save(path: str) -> int:
+    path = os.path.abspath(path)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        bpy.ops.wm.save_as_mainfile(filepath=path)
+    except (OSError, RuntimeError) as error:
+        print(f"image_to_3d: could not save {path}: {str(error).strip()}", file=sys.stderr, flush=True)
+        return 1
+    print(f"image_to_3d: saved {path}", flush=True)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    if not os.path.exists(args.input):
-        print(f"image_to_3d: {args.input} does not exist", file=sys.stderr)
+    problem = argument_problem(args)
+    if problem:
+        print(f"image_to_3d: {problem}", file=sys.stderr)
         return 2
     extension = enable_extension()
     try:
@@ -142,11 +181,11 @@ def main(argv: list[str]) -> int:
         else:
             status = convert_one(extension, args, options)
         if args.save:
-            path = os.path.abspath(args.save)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            bpy.ops.wm.save_as_mainfile(filepath=path)
-            print(f"image_to_3d: saved {path}", flush=True)
+            status = max(status, save(args.save))
         return status
+    except KeyboardInterrupt:
+        print("image_to_3d: interrupted (Ctrl+C)", file=sys.stderr, flush=True)
+        return 130
     finally:
         extension.blender.worker_session.close()  # no worker outlives the script
 

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from backend.bridge.client import EXTENSION_ROOT
+from backend.bridge.worker_process import EXTENSION_ROOT
 
 NO_TORCH = """
 import sys

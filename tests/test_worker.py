@@ -19,9 +19,10 @@ import pytest
 from PIL import Image
 
 from backend.bridge import wire
-from backend.bridge.client import EXTENSION_ROOT, WorkerClient, WorkerFailed, WorkerTimeout
-from backend.bridge.errors import BackendError, InputImageError
+from backend.bridge.client import WorkerClient
+from backend.bridge.errors import BackendError, InputImageError, WorkerFailed, WorkerTimeout
 from backend.bridge.settings import GenerateSettings
+from backend.bridge.worker_process import EXTENSION_ROOT
 from backend.worker.server import NOISE_ENV
 
 SMALL = GenerateSettings(resolution=32)

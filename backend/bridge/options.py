@@ -7,6 +7,7 @@ settings, the operators' properties and the panel's drawing (blender/options.py)
 """
 
 import math
+import os
 from dataclasses import dataclass
 
 
@@ -99,6 +100,19 @@ ALL_OPTIONS = JOB_OPTIONS + OBJECT_OPTIONS
 DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: CUDA, then Apple MPS, then the CPU
 PRECISIONS = ("float32", "bfloat16")
 OPTIONS_BY_NAME = {option.name: option for option in ALL_OPTIONS}
+
+
+def looks_like_hub_id(model: str) -> bool:
+    """True for "owner/name" (a Hugging Face repository) that is not meant as a local path.
+
+    "models/typo" is a path when a local folder "models" exists: a typo in it must say
+    that the folder does not exist, not go looking on the network.
+    """
+    text = str(model)
+    parts = text.split("/")
+    if len(parts) != 2 or not all(parts) or text.startswith((".", "~", "/")) or "\\" in text:
+        return False
+    return not os.path.exists(text) and not os.path.isdir(parts[0])
 
 
 def add_arguments(parser, options, with_defaults: bool = True) -> None:

@@ -8,7 +8,7 @@ Documented in docs/protocol.md.
 
 import types
 import typing
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
 
@@ -117,6 +117,15 @@ class ModelLoaded:
     precision: str
     reused: bool
     load_seconds: float
+    weights_bytes: int = 0  # the loaded weights' size (what Release gives back)
+
+
+@dataclass
+class ModelUnloaded:
+    """The worker let its model go after being idle (the process keeps running)."""
+
+    TYPE: typing.ClassVar[str] = "model_unloaded"
+    reason: str
 
 
 @dataclass
@@ -145,6 +154,7 @@ class Result:
     faces: np.ndarray  # (M, 3) int32
     colors: np.ndarray  # (N, 4) uint8
     prepared_image: np.ndarray  # (H, W, 3) uint8
+    notes: list = field(default_factory=list)  # warnings for the user
 
 
 @dataclass
@@ -170,7 +180,8 @@ class Bye:
 
 
 REQUESTS = {cls.TYPE: cls for cls in (Generate, Cancel, Ping, Shutdown)}
-EVENTS = {cls.TYPE: cls for cls in (Ready, Pong, Accepted, ModelLoaded, Progress, Log, Result, Error, Cancelled, Bye)}
+EVENTS = {cls.TYPE: cls for cls in (Ready, Pong, Accepted, ModelLoaded, ModelUnloaded, Progress, Log, Result, Error,
+                                    Cancelled, Bye)}
 
 
 # ---------------------------------------------------------------- building and parsing

@@ -29,6 +29,7 @@ MAX_PAYLOAD_BYTES = 1 << 31  # a 8192 x 8192 RGBA float32 image is 1 GiB
 MAX_BUFFERS = 8
 MAX_NDIM = 4
 MAX_NAME = 64
+READ_CHUNK_BYTES = 1 << 24  # arrays are read 16 MiB at a time
 
 # dtype name on the wire -> little-endian numpy dtype; nothing else is accepted
 DTYPES = {"uint8": np.dtype("<u1"), "int32": np.dtype("<i4"), "float32": np.dtype("<f4")}
@@ -69,7 +70,7 @@ def _wire_array(name: str, array) -> tuple[dict, memoryview]:
     if not 1 <= array.ndim <= MAX_NDIM:
         raise ProtocolError(f"array {name!r} must have 1 to {MAX_NDIM} dimensions, has {array.ndim}")
     array = np.ascontiguousarray(array, dtype=dtype)
-    data = memoryview(array).cast("B")
+    data = memoryview(array.reshape(-1).view(np.uint8))  # flat bytes; empty arrays too
     return {"name": name, "dtype": wire_name, "shape": list(array.shape), "nbytes": data.nbytes}, data
 
 
@@ -170,11 +171,14 @@ class FrameReader:
         return data
 
     def _read_array(self, dtype, shape, nbytes: int, name: str) -> np.ndarray:
-        # read straight into a writable buffer: the arrays are the caller's to keep
-        buffer = bytearray(nbytes)
-        view, filled = memoryview(buffer), 0
+        # The buffer grows as bytes arrive, never ahead of them: a header that claims 2 GiB
+        # and sends nothing costs nothing. The arrays are the caller's to keep (writable).
+        buffer, filled = bytearray(), 0
         while filled < nbytes:
-            count = self._stream.readinto(view[filled:])
+            if filled == len(buffer):
+                buffer.extend(bytes(min(READ_CHUNK_BYTES, nbytes - filled)))
+            with memoryview(buffer)[filled:] as free:  # released before the next extend
+                count = self._stream.readinto(free)
             if not count:
                 raise StreamClosed(f"the stream ended inside buffer {name!r}")
             filled += count

@@ -11,7 +11,9 @@ import os
 import queue
 import re
 import signal
+import stat
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -20,8 +22,47 @@ from . import protocol, wire
 from .errors import BadRequest
 
 EXTENSION_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds backend/
+LOG_NAME = "worker.log"  # written by backend.worker (rotated: worker.log.1, ...)
 LOG_TAIL_LINES = 8
 LOG_LINE_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:")  # a new record, not a traceback line
+
+
+def default_log_dir() -> Path:
+    """This user's private folder for the worker's log (used outside Blender).
+
+    Private (0700 on POSIX) because the temporary folder is shared: another user must not
+    read the log, nor plant a link there that the worker would write through.
+    """
+    user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"image_to_3d-{user}" / "logs"
+
+
+def log_folder_problem(folder: Path) -> str | None:
+    """Why the worker could not log in `folder` (made if missing); None when it can."""
+    folder = Path(folder)
+    try:
+        if folder == default_log_dir():
+            _make_private(folder.parent)
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except (OSError, PermissionError) as exc:
+        return (f"the model process cannot write its log in {folder} ({getattr(exc, 'strerror', None) or exc}): "
+                "make the folder writable or choose another log folder")
+    if (folder / LOG_NAME).is_symlink():
+        return f"{folder / LOG_NAME} is a link; the model process does not write its log through links: remove it"
+    return None
+
+
+def _make_private(folder: Path) -> None:
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if os.name != "posix":
+        return
+    info = os.lstat(folder)
+    if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid():
+        raise PermissionError(f"{folder} is a link or belongs to another user")
+    if info.st_mode & 0o077:
+        os.chmod(folder, 0o700)
 
 
 class WorkerProcess:
@@ -36,6 +77,7 @@ class WorkerProcess:
         self.generation = generation
         self.started = time.monotonic()
         self.ready = False
+        self.stopped_since = None  # when the process was first seen suspended (SIGSTOP)
         self.stderr_tail = collections.deque(maxlen=LOG_TAIL_LINES)
         self._inbox = inbox
         self._outbox = queue.Queue()  # frames to send; a thread writes them so a hung
@@ -75,6 +117,8 @@ class WorkerProcess:
                 protocol.send(self.popen.stdin, request)
             except (OSError, ValueError):  # the process is gone; its reader reports the exit
                 return
+            except Exception as exc:  # noqa: BLE001 - a request that cannot be written must fail its job, not this thread
+                self._inbox.put(("unsendable", self.generation, f"{type(exc).__name__}: {exc}"))
 
     def send(self, request):
         """Queue a protocol request (a dataclass of protocol.REQUESTS) for the writer thread."""
@@ -97,6 +141,15 @@ class WorkerProcess:
                 stream.close()
             except OSError:
                 pass
+
+    def is_suspended(self) -> bool:
+        """True while the process is stopped by a signal or a debugger (Linux; False elsewhere)."""
+        try:
+            with open(f"/proc/{self.popen.pid}/stat", "rb") as handle:
+                state = handle.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state in (b"T", b"t")
 
     def exit_description(self) -> str:
         try:

@@ -1,12 +1,12 @@
 """Write meshes to files with trimesh: GLB (y up, glTF's convention), OBJ and PLY (z up)."""
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import trimesh
 
+from ..bridge import atomic_files
 from .coordinates import blender_to_gltf
 
 FORMATS = ("glb", "obj", "ply")
@@ -22,17 +22,14 @@ def write_mesh(path: Path, vertices: np.ndarray, faces: np.ndarray, colors: np.n
         vertices = blender_to_gltf(vertices)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=colors, process=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
+    atomic_files.remove_stale(str(path.parent))  # what a killed earlier run left
+    temporary = atomic_files.temporary_path(str(path.parent), path.name)
     try:
         if fmt == "obj":
             data = trimesh.exchange.obj.export_obj(mesh, include_color=True, include_normals=False, include_texture=False)
             Path(temporary).write_text(data, encoding="utf-8")
         else:
             mesh.export(temporary, file_type=fmt)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a result is not
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -32,10 +32,7 @@ def open_image(source) -> Image.Image:
         if isinstance(source, (bytes, bytearray, memoryview)):
             stream = io.BytesIO(bytes(source))
         else:
-            path = Path(source)
-            if not path.is_file():
-                raise InputImageError(f"{name}: no such file")
-            stream = path
+            stream = _checked_path(Path(source))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -52,6 +49,24 @@ def open_image(source) -> Image.Image:
             raise InputImageError(f"{name} could not be decoded (truncated or damaged file?): {exc}") from None
     _check_size(image.size, _describe(source))
     return ImageOps.exif_transpose(image)
+
+
+def _checked_path(path: Path) -> Path:
+    """The path, if it names a readable regular file; InputImageError saying what it is if not."""
+    try:
+        path.stat()
+    except OSError as exc:
+        if path.is_symlink():
+            raise InputImageError(f"{path} is a broken link or a link loop: point it at an image file") from None
+        if isinstance(exc, FileNotFoundError):
+            raise InputImageError(f"{path}: no such file") from None
+        raise InputImageError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    if path.is_dir():
+        raise InputImageError(f"{path} is a folder, not an image file (the CLI takes image files; "
+                              "the batch operator takes folders)")
+    if not path.is_file():
+        raise InputImageError(f"{path} is not a regular file (a device or a pipe?)")
+    return path
 
 
 def _check_size(size, name):

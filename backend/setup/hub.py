@@ -150,23 +150,31 @@ def fetch_model(repo_id: str = DEFAULT_REPO, cache_dir: str | None = None, progr
 
 
 def main(argv=None) -> int:
-    """python -m backend.setup.hub [REPO] [--cache-dir DIR]: for callers in another process
-    (the add-on's Download model button). Prints `progress DONE TOTAL` lines while it
-    downloads, then `folder PATH`; on failure `error MESSAGE` and exit status 1."""
+    """python -m backend.setup.hub [REPO] [--cache-dir DIR] [--background-model-dir DIR]: for
+    callers in another process (the add-on's Download model button). Prints `progress DONE
+    TOTAL` lines while it downloads, then `folder PATH`; on failure `error MESSAGE` and exit
+    status 1. With --background-model-dir it then fetches rembg's u2net.onnx there
+    (`background PATH`); a failure of that one is a `warning MESSAGE` (only opaque images
+    need it)."""
     import argparse
     import time
+
+    from .background_model import fetch_background_model
 
     parser = argparse.ArgumentParser(prog="python -m backend.setup.hub", description="Download a TripoSR model folder.")
     parser.add_argument("repo_id", nargs="?", default=DEFAULT_REPO)
     parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--background-model-dir", default=None,
+                        help="also fetch the background-removal model (u2net.onnx) into this folder")
     args = parser.parse_args(argv)
     last = [0.0]
+    offset = [0]  # bytes of the files already done, so progress only grows
 
     def report(done, total):
         now = time.monotonic()
         if now - last[0] >= 0.2 or done == total:  # a few lines a second is plenty for a UI
             last[0] = now
-            print(f"progress {done} {total}", flush=True)
+            print(f"progress {offset[0] + done} {offset[0] + total}", flush=True)
 
     try:
         folder = fetch_model(args.repo_id, cache_dir=args.cache_dir, progress=report)
@@ -174,6 +182,14 @@ def main(argv=None) -> int:
         print(f"error {exc.message}", flush=True)
         return 1
     print(f"folder {folder}", flush=True)
+    if args.background_model_dir:
+        offset[0] = sum(f.stat().st_size for f in Path(folder).iterdir() if f.is_file())
+        try:
+            path = fetch_background_model(args.background_model_dir, progress=report)
+        except ModelNotFoundError as exc:
+            print(f"warning {exc.message}", flush=True)
+        else:
+            print(f"background {path}", flush=True)
     return 0
 
 

@@ -1,6 +1,7 @@
 """Load a model folder (config.yaml + model.ckpt) strictly and safely."""
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from ..bridge.errors import CheckpointError, ModelNotFoundError
 from .config import load_config
 from .model import TripoSR
 
+_TENSOR_RECORD = re.compile(r"[^/]+/data/\d+")
 CONFIG_NAME = "config.yaml"
 WEIGHTS_NAME = "model.ckpt"
 _MAX_LISTED = 12
@@ -17,6 +19,11 @@ _MAX_LISTED = 12
 
 def check_model_dir(model_dir: Path) -> Path:
     model_dir = Path(model_dir).expanduser()
+    if model_dir.is_file():
+        raise ModelNotFoundError(
+            f"{model_dir} is a file: the model is the folder that holds TripoSR's {CONFIG_NAME} "
+            f"and {WEIGHTS_NAME}; give that folder"
+        )
     if not model_dir.is_dir():
         raise ModelNotFoundError(
             f"model folder {model_dir} does not exist: put TripoSR's {CONFIG_NAME} and "
@@ -32,19 +39,51 @@ def check_model_dir(model_dir: Path) -> Path:
 
 
 def read_state_dict(path: Path) -> dict:
-    """torch.load with weights_only: tensors only, nothing executable is unpickled."""
+    """torch.load with weights_only: tensors only, nothing executable is unpickled.
+
+    The file is checked first, so a broken one gets our words rather than torch's (whose
+    messages name its internals and suggest weights_only=False, which we never do).
+    """
+    again = f"download {WEIGHTS_NAME} again (huggingface.co/stabilityai/TripoSR)"
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise CheckpointError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    if size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): the download did not finish; {again}")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"{path} is not a readable TripoSR checkpoint: the file is cut short ({size:,} bytes) "
+            f"or is another kind of file; {again}"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError):
         raise CheckpointError(
-            f"{path} is not a readable TripoSR checkpoint (truncated download or another file?): "
-            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            f"{path} is not a readable TripoSR checkpoint: it is damaged, or holds something other "
+            f"than plain tensors; {again}"
         ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} does not hold a dictionary of tensors")
+    if _recorded_bytes(path) != _storage_bytes(state):
+        # mmap skips torch's own size check: a short record would map the bytes after it
+        raise CheckpointError(f"{path} is not a readable TripoSR checkpoint: it is damaged (its tensors' "
+                              f"data does not add up); {again}")
     return state
+
+
+def _recorded_bytes(path: Path) -> int:
+    """Bytes of the tensor records in the checkpoint's archive (<archive>/data/<n>)."""
+    with zipfile.ZipFile(path) as archive:
+        return sum(info.file_size for info in archive.infolist() if _TENSOR_RECORD.fullmatch(info.filename))
+
+
+def _storage_bytes(state: dict) -> int:
+    """Bytes the loaded tensors' storages say they hold, each storage counted once."""
+    storages = {tensor.untyped_storage().data_ptr(): tensor.untyped_storage().nbytes() for tensor in state.values()}
+    return sum(storages.values())
 
 
 def _listing(title: str, names: list[str]) -> str:

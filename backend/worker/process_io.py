@@ -44,6 +44,9 @@ def take_protocol_streams():
 def setup_logging(log_dir: Path) -> Path:
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / LOG_NAME
+    for name in (LOG_NAME, FAULT_LOG_NAME):
+        if (log_dir / name).is_symlink():  # it could point at another user's file
+            raise OSError(f"{log_dir / name} is a link; the log is never written through links")
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s pid %(process)d %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()

@@ -18,6 +18,7 @@ from ..bridge import protocol, wire
 from ..bridge.errors import BackendError, BadRequest, Cancelled, InputImageError, OutOfMemoryError
 
 PROGRESS_INTERVAL = 0.1  # seconds between progress events of one stage
+MAX_QUEUED_JOBS = 16  # the client sends one at a time; more means a runaway sender
 # Test-only: when set, the worker prints junk to fd 1 and 2 at every progress step,
 # standing in for a chatty library. Harmless: the junk only reaches the log.
 NOISE_ENV = "IMAGE_TO_3D_WORKER_TEST_NOISE"
@@ -57,12 +58,14 @@ def _free_gpu_memory():
 
 
 class WorkerServer:
-    def __init__(self, frames_in, stream_out, log_path: Path):
+    def __init__(self, frames_in, stream_out, log_path: Path, idle_unload: float = 0.0):
+        """idle_unload: seconds without a job after which a model on a GPU is let go (0: never)."""
+        self._idle_unload = idle_unload
         self._reader = wire.FrameReader(frames_in)
         self._out = stream_out
         self._out_lock = threading.Lock()
         self._log_path = log_path
-        self._jobs = queue.Queue()  # protocol.Generate requests, or None to stop
+        self._jobs = queue.Queue(MAX_QUEUED_JOBS + 1)  # protocol.Generate requests, or None to stop
         self._cancelled = set()  # job ids asked to cancel (running or queued)
         self._stopping = False
         self._loaded = None
@@ -78,6 +81,13 @@ class WorkerServer:
         except (BrokenPipeError, OSError):
             log.warning("the client closed the pipe: exiting")
             os._exit(0)
+        except (wire.ProtocolError, ValueError, TypeError) as exc:
+            # an event that cannot be encoded (a NaN in its fields, say) must not leave the
+            # client waiting: say so for its job instead
+            log.error("could not send %s: %s", event.TYPE, exc)
+            if not isinstance(event, protocol.Error):
+                self.send(protocol.Error(job_id=getattr(event, "job_id", None), code=BackendError.code,
+                                         message=f"the model process could not send its {event.TYPE} ({exc})"))
 
     def send_error(self, job_id, code, message):
         log.info("job %s failed (%s): %s", job_id, code, message)
@@ -121,6 +131,8 @@ class WorkerServer:
             self._jobs.put(None)
         else:
             job_inputs(request)  # refuse a bad request now, not when its turn comes
+            if self._jobs.qsize() >= MAX_QUEUED_JOBS:
+                raise BadRequest(f"the model process already has {MAX_QUEUED_JOBS} jobs waiting: send one at a time")
             self._jobs.put(request)
 
     # -- the main thread: jobs, one at a time
@@ -135,7 +147,11 @@ class WorkerServer:
                                  python=sys.version.split()[0], torch=torch.__version__))
         log.info("ready (torch %s)", torch.__version__)
         while True:
-            request = self._jobs.get()
+            try:
+                request = self._jobs.get(timeout=self._idle_unload or None)
+            except queue.Empty:
+                self.unload_if_on_gpu()
+                continue
             if request is None:
                 break
             self.run_job(request, pipeline)
@@ -167,11 +183,21 @@ class WorkerServer:
         else:
             self.send(protocol.Result(
                 job_id=job_id, device=loaded.device, timings=result.timings, vertices=result.vertices,
-                faces=result.faces, colors=result.colors, prepared_image=result.prepared_image,
+                faces=result.faces, colors=result.colors, prepared_image=result.prepared_image, notes=result.notes,
             ))
             log.info("job %s done: %d vertices, %d faces", job_id, len(result.vertices), len(result.faces))
         finally:
             self._cancelled.discard(job_id)
+
+    def unload_if_on_gpu(self):
+        """Idle long enough: give the GPU's memory back (a model on the CPU stays loaded,
+        since reloading costs more than the memory it holds)."""
+        if self._loaded is None or self._loaded.device == "cpu":
+            return
+        log.info("idle for %.0f s: unloading the model from %s", self._idle_unload, self._loaded.device)
+        self._loaded, self._loaded_request = None, None
+        _free_gpu_memory()
+        self.send(protocol.ModelUnloaded(reason=f"idle for {self._idle_unload / 60:.0f} min"))
 
     def ensure_model(self, request: protocol.Generate, pipeline):
         """The loaded model for this job's model/device/precision; loads only on a change."""
@@ -198,6 +224,7 @@ class WorkerServer:
         self.send(protocol.ModelLoaded(
             job_id=request.job_id, model_dir=str(loaded.model_dir), device=loaded.device,
             precision=loaded.precision, reused=reused, load_seconds=0.0 if reused else loaded.load_seconds,
+            weights_bytes=loaded.weights_bytes,
         ))
         return loaded
 

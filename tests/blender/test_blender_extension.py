@@ -200,7 +200,7 @@ def test_registration_and_preferences(generate_run):
     assert readiness["no_model"][0] is False and "model.ckpt" in readiness["no_model"][1]
     assert readiness["no_python"][0] is False and "Install backend" in readiness["no_python"][1]
     assert facts["preference_properties"] == sorted([
-        "python_path", "model_path", "device", "precision", "default_resolution", "default_threshold",
+        "python_path", "model_path", "device", "precision", "unload_after_minutes", "default_resolution", "default_threshold",
         "default_foreground_ratio", "default_remove_background", "default_shading", "default_rest_on_cursor"])
     assert all(facts["registered"].values()), facts["registered"]
     assert not any(facts["registered_after_disable"].values()), facts["registered_after_disable"]
