@@ -126,7 +126,7 @@ def test_tiny_object_is_made_with_a_warning(tmp_path, tiny_model_dir):
 
 
 def test_a_folder_or_a_link_loop_as_the_image_says_what_it_is(tmp_path):
-    with pytest.raises(InputImageError, match="is a folder"):
+    with pytest.raises(InputImageError, match="is a folder, not a regular file"):
         prepare_image(tmp_path, 0.85, False)
     loop = tmp_path / "loop.png"
     loop.symlink_to(loop)

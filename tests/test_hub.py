@@ -189,3 +189,44 @@ def test_cli_takes_a_hub_id_and_downloads_from_the_endpoint(hub, tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert (tmp_path / "out" / "example.ply").stat().st_size > 0
     assert any((tmp_path / "cache").rglob("model.ckpt"))
+
+
+# ---------------------------------------------------------------- the background-removal model
+
+
+def background_url(stand_in) -> str:
+    return f"{stand_in.endpoint}/danielgatis/rembg/resolve/v0.0.0/u2net.onnx"
+
+
+def test_background_model_download_resumes_and_lands_whole(tmp_path, monkeypatch):
+    from backend.setup.background_model import fetch_background_model
+
+    data = random.Random(1).randbytes(3 * 1024 * 1024)
+    with HubStandIn("danielgatis/rembg", {"u2net.onnx": data}) as stand_in:
+        monkeypatch.setenv("IMAGE_TO_3D_BACKGROUND_MODEL_URL", background_url(stand_in))
+        stand_in.drop_first_get["u2net.onnx"] = 1024 * 1024
+        with pytest.raises(ModelNotFoundError, match="resumes"):  # the connection broke
+            fetch_background_model(tmp_path)
+        assert not (tmp_path / "u2net.onnx").exists()  # no half file under the final name
+        seen = []
+        path = fetch_background_model(tmp_path, progress=lambda done, total: seen.append((done, total)))
+    assert path.read_bytes() == data
+    ranges = [r for m, f, r in stand_in.requests if m == "GET"]
+    assert ranges == [None, "bytes=1048576-"]
+    assert seen[-1] == (len(data), len(data)) and seen[0][0] > 1024 * 1024  # counted from the resume
+
+
+def test_hub_command_fetches_the_background_model_after_the_model(tiny_files, tmp_path):
+    with HubStandIn(REPO_ID, tiny_files) as hub, HubStandIn("danielgatis/rembg", {"u2net.onnx": b"onnx" * 100}) as rembg:
+        env = dict(os.environ, HF_ENDPOINT=hub.endpoint, IMAGE_TO_3D_BACKGROUND_MODEL_URL=background_url(rembg))
+        done = subprocess.run(
+            [sys.executable, "-m", "backend.setup.hub", REPO_ID, "--cache-dir", str(tmp_path / "cache"),
+             "--background-model-dir", str(tmp_path / "background")],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("folder ") for line in lines)
+    assert f"background {tmp_path / 'background' / 'u2net.onnx'}" in lines
+    totals = [int(line.split()[2]) for line in lines if line.startswith("progress ")]
+    assert totals == sorted(totals)  # progress only grows across the two downloads
+    assert (tmp_path / "background" / "u2net.onnx").read_bytes() == b"onnx" * 100

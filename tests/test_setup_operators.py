@@ -35,6 +35,7 @@ if os.environ.get("CHECK_DOWNLOAD"):
     bpy.context.preferences.system.use_online_access = True
     out["online"] = call(bpy.ops.image_to_3d.download_model)
     out["model_path"] = prefs.model_path
+    out["background"] = bpy.utils.extension_path_user("bl_ext.user_default.image_to_3d", path="models/background")
 if os.environ.get("WHEELS"):
     out["install"] = call(bpy.ops.image_to_3d.install_backend, torch_build="CPU", wheel_dir=os.environ["WHEELS"])
     out["python_path"] = prefs.python_path
@@ -61,14 +62,16 @@ def run_in_blender(tmp_path, **env_vars) -> dict:
 
 def test_download_model_needs_online_access_then_fills_the_model_folder(tmp_path, tiny_model_dir):
     files = {name: (tiny_model_dir / name).read_bytes() for name in ("config.yaml", "model.ckpt")}
-    with HubStandIn(REPO_ID, files) as hub:
-        out = run_in_blender(tmp_path, CHECK_DOWNLOAD="1", HF_ENDPOINT=hub.endpoint)
+    with HubStandIn(REPO_ID, files) as hub, HubStandIn("danielgatis/rembg", {"u2net.onnx": b"onnx"}) as rembg:
+        out = run_in_blender(tmp_path, CHECK_DOWNLOAD="1", HF_ENDPOINT=hub.endpoint,
+                             IMAGE_TO_3D_BACKGROUND_MODEL_URL=f"{rembg.endpoint}/danielgatis/rembg/resolve/v0/u2net.onnx")
     result, message = out["offline"]
     assert result == ["ERROR"] and "Online access is off" in message
     assert out["online"] == [["FINISHED"], ""]
     model = Path(out["model_path"])
     assert model.is_relative_to(tmp_path / "blender-user")  # the extension's user folder
     assert (model / "model.ckpt").read_bytes() == files["model.ckpt"]
+    assert (Path(out["background"]) / "u2net.onnx").read_bytes() == b"onnx"  # the background-removal model too
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ Each worker start imports torch (~2-3 s on 2 cores), so tests share workers wher
 behaviour under test allows it.
 """
 
+import io
 import os
 import queue
 import shutil
@@ -457,3 +458,125 @@ def test_cuda_out_of_memory_twice_names_the_setting_to_lower():
     assert len(gpu.chunk_sizes) == 2
     assert isinstance(error, OutOfMemoryError) and "lower the resolution setting" in error.message
     assert "512" in error.message
+
+
+# ---------------------------------------------------------------- hardening: types, sizes, faults
+
+
+def test_settings_of_the_wrong_type_are_refused_by_name(raw_worker, tiny_model_dir, flamingo_path):
+    job = {"model": str(tiny_model_dir), "device": "cpu", "image_path": str(flamingo_path)}
+    for number, (name, value) in enumerate([("resolution", "32"), ("threshold", "abc"), ("remove_background", "no"),
+                                            ("foreground_ratio", True)]):
+        raw_worker.send("generate", {**job, "job_id": f"t{number}", "settings": {name: value}})
+        error = raw_worker.next("error")
+        assert (error.get("job_id"), error.get("code")) == (f"t{number}", "bad_request")
+        assert name in error.get("message") and "must be" in error.get("message")
+
+
+def test_an_infinite_threshold_is_refused_at_once(raw_worker, tiny_model_dir, flamingo_path):
+    header = (b'{"type":"generate","job_id":"inf","settings":{"threshold":1e999},"device":"cpu","model":"'
+              + str(tiny_model_dir).encode() + b'","image_path":"' + str(flamingo_path).encode() + b'"}')
+    started = time.monotonic()
+    raw_worker.send_raw(wire.PREFIX.pack(wire.MAGIC, len(header), 0) + header)
+    error = raw_worker.next("error", timeout=10)
+    assert error.get("job_id") == "inf" and "finite" in error.get("message")
+    assert time.monotonic() - started < 5
+
+
+def test_a_frame_claiming_gigabytes_costs_nothing_until_they_arrive():
+    import tracemalloc
+
+    header = b'{"type":"generate","job_id":"big","buffers":[{"name":"image_bytes","dtype":"uint8","shape":[2147483648],"nbytes":2147483648}]}'
+    stream = io.BufferedReader(io.BytesIO(wire.PREFIX.pack(wire.MAGIC, len(header), 1 << 31) + header + b"x" * 1000))
+    tracemalloc.start()
+    try:
+        with pytest.raises(wire.StreamClosed):
+            wire.FrameReader(stream).read()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= 3 * wire.READ_CHUNK_BYTES  # a chunk and its zeroed growth, not 2 GiB
+
+
+def test_the_job_queue_is_bounded(raw_worker, tiny_model_dir, flamingo_path):
+    from backend.worker.server import MAX_QUEUED_JOBS
+
+    job = {"settings": SLOW.to_dict(), "model": str(tiny_model_dir), "device": "cpu", "image_path": str(flamingo_path)}
+    for number in range(MAX_QUEUED_JOBS + 3):
+        raw_worker.send("generate", {**job, "job_id": f"q{number}"})
+    error = raw_worker.next("error", timeout=30)
+    assert "jobs waiting" in error.get("message")
+    raw_worker.send("shutdown")
+
+
+def test_empty_pixels_are_refused_when_submitted(client):
+    with pytest.raises(ValueError, match="no pixels"):
+        client.submit(SMALL, image_pixels=np.zeros((0, 0, 4), np.uint8))
+
+
+def test_a_suspended_worker_fails_its_job_within_seconds(tiny_model_dir, tmp_path, flamingo_path):
+    with make_client(tiny_model_dir, tmp_path) as client:
+        job_id = client.submit(SLOW, image_path=flamingo_path)
+        events_until(client, job_id, {"progress"}, timeout=120)
+        os.kill(client.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        end = events_until(client, job_id, {"result", "error", "cancelled"}, timeout=30)[-1]
+        assert end.kind == "error" and "suspended" in end.message
+        assert time.monotonic() - started < client.suspended_grace + 5
+        assert client.run(SMALL, image_path=flamingo_path).faces.size  # a fresh worker serves the next job
+
+
+def test_an_unwritable_log_folder_is_named(tiny_model_dir, tmp_path, flamingo_path):
+    (tmp_path / "file").write_text("x")
+    with WorkerClient(sys.executable, str(tiny_model_dir), "cpu", log_dir=str(tmp_path / "file" / "logs")) as client:
+        with pytest.raises(WorkerFailed, match="cannot write its log"):
+            client.run(SMALL, image_path=flamingo_path, timeout=60)
+
+
+def test_the_log_is_never_written_through_a_link(tiny_model_dir, tmp_path, flamingo_path):
+    victim = tmp_path / "someone-elses.txt"
+    victim.write_text("theirs\n")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "worker.log").symlink_to(victim)
+    with WorkerClient(sys.executable, str(tiny_model_dir), "cpu", log_dir=str(tmp_path / "logs")) as client:
+        with pytest.raises(WorkerFailed, match="link"):
+            client.run(SMALL, image_path=flamingo_path, timeout=60)
+    assert victim.read_text() == "theirs\n"
+
+
+def test_the_default_log_folder_is_private_to_the_user():
+    from backend.bridge.worker_process import default_log_dir, log_folder_problem
+
+    folder = default_log_dir()
+    assert log_folder_problem(folder) is None
+    assert str(os.getuid()) in folder.parent.name
+    assert folder.parent.stat().st_mode & 0o077 == 0
+
+
+def test_an_idle_model_on_a_gpu_is_unloaded_and_one_on_the_cpu_kept():
+    from types import SimpleNamespace
+
+    from backend.bridge import protocol
+    from backend.worker.server import WorkerServer
+
+    for device, unloaded in (("cuda", True), ("cpu", False)):
+        out = io.BytesIO()
+        server = WorkerServer(io.BufferedReader(io.BytesIO()), out, Path("worker.log"), idle_unload=300)
+        server._loaded = SimpleNamespace(device=device)
+        server.unload_if_on_gpu()
+        assert (server._loaded is None) == unloaded
+        sent = out.getvalue()
+        if unloaded:
+            event = protocol.parse(wire.FrameReader(io.BufferedReader(io.BytesIO(sent))).read(), protocol.EVENTS)
+            assert isinstance(event, protocol.ModelUnloaded) and "idle" in event.reason
+        else:
+            assert sent == b""
+
+
+def test_the_client_knows_what_model_the_worker_holds(tiny_model_dir, tmp_path, flamingo_path):
+    with make_client(tiny_model_dir, tmp_path) as client:
+        assert client.model_state is None
+        client.run(SMALL, image_path=flamingo_path)
+        state = client.model_state
+        assert state["device"] == "cpu" and state["weights_bytes"] > 100_000
+    assert client.model_state is None  # closed: nothing is held

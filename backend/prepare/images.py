@@ -32,7 +32,7 @@ def open_image(source) -> Image.Image:
         if isinstance(source, (bytes, bytearray, memoryview)):
             stream = io.BytesIO(bytes(source))
         else:
-            stream = _checked_path(Path(source))
+            stream = checked_path(Path(source))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -51,7 +51,7 @@ def open_image(source) -> Image.Image:
     return ImageOps.exif_transpose(image)
 
 
-def _checked_path(path: Path) -> Path:
+def checked_path(path: Path) -> Path:
     """The path, if it names a readable regular file; InputImageError saying what it is if not."""
     try:
         path.stat()
@@ -62,8 +62,8 @@ def _checked_path(path: Path) -> Path:
             raise InputImageError(f"{path}: no such file") from None
         raise InputImageError(f"{path} cannot be read: {exc.strerror or exc}") from None
     if path.is_dir():
-        raise InputImageError(f"{path} is a folder, not an image file (the CLI takes image files; "
-                              "the batch operator takes folders)")
+        raise InputImageError(f"{path} is a folder, not a regular file: give an image file (the batch "
+                              "operator and the headless script take folders)")
     if not path.is_file():
         raise InputImageError(f"{path} is not a regular file (a device or a pipe?)")
     return path

@@ -6,6 +6,7 @@ downloads are the ones the user asked for, with progress, resumable, into our fo
 """
 
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -36,7 +37,7 @@ def fetch_background_model(folder, progress: Callable[[int, int], None] | None =
     partial = folder / (MODEL_FILE + ".partial")
     try:
         _download(url, partial, progress)
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise ModelNotFoundError(
             f"could not download the background-removal model from {url} ({reason}). Try again "

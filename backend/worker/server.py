@@ -15,7 +15,8 @@ import traceback
 from pathlib import Path
 
 from ..bridge import protocol, wire
-from ..bridge.errors import BackendError, BadRequest, Cancelled, InputImageError, OutOfMemoryError
+from ..bridge.errors import BackendError, BadRequest, Cancelled, OutOfMemoryError
+from ..prepare.images import checked_path
 
 PROGRESS_INTERVAL = 0.1  # seconds between progress events of one stage
 MAX_QUEUED_JOBS = 16  # the client sends one at a time; more means a runaway sender
@@ -30,9 +31,7 @@ def job_inputs(request: protocol.Generate):
     """(GenerateSettings, image) of a generate request; BackendError naming what is wrong."""
     settings = request.job_settings()
     if request.image_path is not None:
-        if not Path(request.image_path).is_file():
-            raise InputImageError(f"{request.image_path}: no such file (or not a regular file)")
-        return settings, Path(request.image_path)
+        return settings, checked_path(Path(request.image_path))
     if request.image_bytes is not None:
         return settings, request.image_bytes.tobytes()
     return settings, request.image_pixels

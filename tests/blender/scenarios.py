@@ -336,6 +336,96 @@ def scenario_reopen(work: str, env: dict) -> dict:
     return facts
 
 
+def scenario_hardening(work: str, env: dict) -> dict:
+    """Inputs that must not persist, missing images, EXR sources, link loops, release,
+    colliding export names, interrupted exports, and what a save keeps."""
+    ext = blender_env.install_and_enable(env["zip"])
+    blender_env.configure(sys.executable, env["model"])
+    examples = env["examples"]
+    flamingo, chair = os.path.join(examples, "flamingo.png"), os.path.join(examples, "chair.png")
+    facts = {}
+
+    bpy.ops.image_to_3d.generate(filepath=flamingo, resolution=32)
+    chair_image = bpy.data.images.load(chair)
+    bpy.ops.image_to_3d.generate(image=chair_image.name, resolution=32)  # no filepath this time
+    facts["second_source"] = bpy.context.view_layer.objects.active.get("image_to_3d_source")
+    facts["missing_image_error"] = error_of(lambda: bpy.ops.image_to_3d.generate(image="No Such Image", resolution=32))
+
+    source = bpy.data.images.load(flamingo)
+    pixels = np.empty(len(source.pixels), dtype=np.float32)
+    source.pixels.foreach_get(pixels)
+    exr = bpy.data.images.new("flamingo float", *source.size, alpha=True, float_buffer=True)
+    exr.pixels.foreach_set(pixels)
+    exr.filepath_raw, exr.file_format = os.path.join(work, "flamingo.exr"), "OPEN_EXR"
+    exr.save()
+    exr_image = bpy.data.images.load(os.path.join(work, "flamingo.exr"))
+    facts["exr_input_kind"] = "path" if ext.blender.image_source.from_image(exr_image).image_path else "pixels"
+    facts["exr_result"] = list(bpy.ops.image_to_3d.generate(image=exr_image.name, resolution=32))
+
+    loop = os.path.join(work, "loop.png")
+    os.symlink(loop, loop)
+    facts["loop_error"] = error_of(lambda: bpy.ops.image_to_3d.generate(filepath=loop, resolution=32))
+
+    facts["status_loaded"] = ext.blender.worker_session.model_status()
+    facts["release"] = list(bpy.ops.image_to_3d.release_model())
+    facts["status_released"] = ext.blender.worker_session.model_status()
+    facts["running_after_release"] = ext.blender.worker_session.is_running()
+
+    # Two images whose object names clean to the same file name, and a killed run's staging folder.
+    folder, exports = os.path.join(work, "names"), os.path.join(work, "exports")
+    os.makedirs(folder)
+    os.makedirs(exports)
+    for name in ("a b.png", "a_b.png"):
+        shutil.copy(flamingo, os.path.join(folder, name))
+    stale = os.path.join(exports, f".image_to_3d-tmp-{dead_pid()}-export")
+    os.makedirs(stale)
+    open(os.path.join(stale, "half.obj"), "w").close()
+    bpy.ops.image_to_3d.batch(directory=folder, export_dir=exports, export_format="OBJ", resolution=32)
+    facts["exports"] = sorted(os.listdir(exports))
+
+    # An exporter that dies halfway: nothing appears under the final name.
+    obj = bpy.context.view_layer.objects.active
+    exporters = ext.blender.exporters
+    real = exporters._run_exporter
+
+    def dies_halfway(context, obj, op_path, wanted, path, fmt):
+        with open(path, "w") as handle:
+            handle.write("v 0 0 0\n")
+        raise RuntimeError("exporter crashed")
+
+    exporters._run_exporter = dies_halfway
+    try:
+        facts["failed_export_error"] = error_of(lambda: exporters.export_object(bpy.context, obj, exports, "OBJ"))
+    finally:
+        exporters._run_exporter = real
+    facts["exports_after_failure"] = sorted(os.listdir(exports))
+
+    # The model-input images survive a save and a reopen.
+    inputs = sorted(i.name for i in bpy.data.images if i.name.endswith("(model input)"))
+    saved = os.path.join(work, "saved.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=saved)
+    ext.blender.worker_session.close()
+    bpy.ops.wm.open_mainfile(filepath=saved)
+    facts["model_inputs"] = [inputs, sorted(i.name for i in bpy.data.images if i.name.endswith("(model input)"))]
+    return facts
+
+
+def error_of(call) -> str | None:
+    try:
+        call()
+    except RuntimeError as error:
+        return str(error)
+    return None
+
+
+def dead_pid() -> int:
+    import subprocess
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
 def main():
     name, work = sys.argv[1], sys.argv[2]
     env = blender_env.main_args()
