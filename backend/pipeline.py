@@ -8,15 +8,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .bridge.errors import Cancelled, DeviceError, ModelNotFoundError
-from .bridge.options import looks_like_hub_id
+from .bridge.errors import Cancelled, DeviceError, OutOfMemoryError
 from .bridge.settings import GenerateSettings
 from .devices import default_chunk, resolve_device
 from .mesh.coordinates import model_to_blender
 from .mesh.surface import dense_density_grid, extract_mesh, query_colors, sparse_density_grid
+from .model_folder import resolve_model_dir
 from .prepare.background import BackgroundRemover
 from .prepare.framing import prepare_image
-from .triposr.checkpoint import check_model_dir, load_tripo
+from .triposr.checkpoint import load_tripo
 from .triposr.model import TripoSR
 
 STAGES = ("prepare", "encode", "field", "surface", "colors")
@@ -47,18 +47,6 @@ class MeshResult:
     prepared_image: np.ndarray  # (H, W, 3) uint8, what the model saw
     timings: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)  # warnings for the user (e.g. a tiny object)
-
-
-def resolve_model_dir(model: str | Path) -> Path:
-    """A local model folder, or a hub repo id fetched into the cache (only when asked)."""
-    path = Path(model).expanduser()
-    if path.is_dir() or not looks_like_hub_id(str(model)):
-        return check_model_dir(path)
-    try:
-        from .setup.hub import fetch_model
-    except ImportError:
-        raise ModelNotFoundError(f"{model} is not a folder, and hub downloads are not available") from None
-    return check_model_dir(fetch_model(str(model)))
 
 
 def load_model(model: str | Path, device: str = "auto", precision: str = "float32") -> LoadedModel:
@@ -143,3 +131,63 @@ def generate_mesh(
     done("colors")
 
     return MeshResult(model_to_blender(vertices), faces, colors, prepared, timings, notes)
+
+
+MIN_RETRY_CHUNK = 1024
+
+
+def generate_mesh_within_memory(
+    loaded: LoadedModel,
+    image,
+    settings: GenerateSettings,
+    progress: Callable[[str, float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    warn: Callable[[str], None] | None = None,
+    remedy: str = " or choose the CPU device",
+) -> MeshResult:
+    """generate_mesh, once more with 1/8 of the chunk size if CUDA runs out of memory.
+
+    The worker and the server's replicas both run jobs through this, so a GPU that runs
+    out behaves the same everywhere. `warn` hears about the retry; `remedy` ends the final
+    message (a server's client cannot choose the CPU).
+    """
+
+    def attempt(chunk_size):
+        return generate_mesh(loaded, image, settings, progress, should_cancel, chunk_size)
+
+    try:
+        return attempt(None)
+    except Exception as exc:
+        if not _is_cuda_oom(exc):
+            raise
+    # out of the except block, so the failed attempt's tensors can be freed
+    free_gpu_memory()
+    smaller = max(MIN_RETRY_CHUNK, default_chunk(torch.device(loaded.device)) // 8)
+    if warn is not None:
+        warn(f"the GPU ran out of memory; retrying with smaller chunks ({smaller} points)")
+    try:
+        return attempt(smaller)
+    except Exception as exc:
+        if not _is_cuda_oom(exc):
+            raise
+    free_gpu_memory()
+    resolution = settings.resolution
+    raise OutOfMemoryError(
+        f"the GPU ran out of memory at resolution {resolution}, even with smaller chunks: "
+        f"lower the resolution setting (e.g. to {max(32, resolution // 2)}){remedy}"
+    )
+
+
+def _is_cuda_oom(exc: BaseException) -> bool:
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom_type is not None and isinstance(exc, oom_type)) or (
+        isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)
+    )
+
+
+def free_gpu_memory():
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
