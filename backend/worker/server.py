@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..bridge import protocol, wire
 from ..bridge.errors import BackendError, BadRequest, Cancelled, OutOfMemoryError
-from ..prepare.images import checked_path
+from ..bridge.image_files import checked_path
 
 PROGRESS_INTERVAL = 0.1  # seconds between progress events of one stage
 MAX_QUEUED_JOBS = 16  # the client sends one at a time; more means a runaway sender
