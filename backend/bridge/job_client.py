@@ -77,13 +77,8 @@ class JobEvents:
             if deadline is not None and time.monotonic() > deadline:
                 self.cancel(job_id)
                 raise WorkerTimeout(f"the job did not finish within {timeout} s")
-            try:
-                event = self._events.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if event.job_id != job_id:
-                with self._held_lock:
-                    self._held.append(event)
+            event = self._next_event(job_id)
+            if event is None:
                 continue
             if on_event is not None:
                 on_event(event)
@@ -93,6 +88,24 @@ class JobEvents:
                 raise error_from(event.code, event.message)
             if event.kind == "cancelled":
                 raise Cancelled(event.message or "cancelled")
+
+    def _next_event(self, job_id: str):
+        """The next event of this job, or None after a short wait; events of other jobs
+        are held for their own run() (other threads may run jobs on this client too)."""
+        with self._held_lock:
+            for index, event in enumerate(self._held):
+                if event.job_id == job_id:
+                    del self._held[index]
+                    return event
+        try:
+            event = self._events.get(timeout=0.05)
+        except queue.Empty:
+            return None
+        if event.job_id == job_id:
+            return event
+        with self._held_lock:
+            self._held.append(event)
+        return None
 
     def __enter__(self):
         return self
