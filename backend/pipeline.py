@@ -65,6 +65,20 @@ def load_model(model: str | Path, device: str = "auto", precision: str = "float3
     return LoadedModel(tripo, torch_device.type, model_dir, time.perf_counter() - started, precision)
 
 
+def encode_images(loaded: LoadedModel, prepared: list) -> list:
+    """Scene codes of prepared images (uint8 (H, W, 3) each), in one forward pass.
+
+    Each image is resized on its own, as when it is encoded alone, so sizes may differ;
+    the batch then shares the network. On the CPU the codes are bit for bit those of a
+    batch of one (tests/test_server_batching.py); on a GPU the kernels may differ by
+    batch size (bench/serve_bench.py checks the meshes).
+    """
+    device = torch.device(loaded.device)
+    tokenizer = loaded.model.image_tokenizer
+    resized = [tokenizer.resize(torch.from_numpy(image).to(device).float().div(255.0).unsqueeze(0)) for image in prepared]
+    return list(loaded.model.encode_resized(torch.cat(resized)))
+
+
 def _synchronize(device):
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
@@ -78,8 +92,13 @@ def generate_mesh(
     should_cancel: Callable[[], bool] | None = None,
     chunk_size: int | None = None,
     reference_mode: bool = False,
+    encode: Callable[[np.ndarray], torch.Tensor] | None = None,
 ) -> MeshResult:
-    """Run the whole job. `reference_mode` uses the reference algorithm (benchmarks, tests)."""
+    """Run the whole job. `reference_mode` uses the reference algorithm (benchmarks, tests).
+
+    `encode(prepared) -> scene codes` replaces the encoder call: the server passes one
+    that gathers the prepared images of concurrent jobs into one encode_images batch.
+    """
     model, device = loaded.model, torch.device(loaded.device)
     chunk = chunk_size or default_chunk(device)
     timings = {}
@@ -103,8 +122,7 @@ def generate_mesh(
     done("prepare")
 
     stage("encode")
-    pixels = torch.from_numpy(prepared).to(device).float().div(255.0).unsqueeze(0)
-    codes = model.encode(pixels)[0]
+    codes = encode(prepared) if encode is not None else encode_images(loaded, [prepared])[0]
     done("encode")
 
     stage("field")
@@ -144,6 +162,7 @@ def generate_mesh_within_memory(
     should_cancel: Callable[[], bool] | None = None,
     warn: Callable[[str], None] | None = None,
     remedy: str = " or choose the CPU device",
+    encode: Callable[[np.ndarray], torch.Tensor] | None = None,
 ) -> MeshResult:
     """generate_mesh, once more with 1/8 of the chunk size if CUDA runs out of memory.
 
@@ -153,7 +172,7 @@ def generate_mesh_within_memory(
     """
 
     def attempt(chunk_size):
-        return generate_mesh(loaded, image, settings, progress, should_cancel, chunk_size)
+        return generate_mesh(loaded, image, settings, progress, should_cancel, chunk_size, encode=encode)
 
     try:
         return attempt(None)

@@ -41,8 +41,9 @@ def flamingo_path(examples_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def model_server(tmp_path_factory, tiny_model_dir):
-    """`python -m backend serve` with the tiny checkpoint and two CPU replicas on loopback,
-    started once per session (~20 s on 2 cores) by the first test that asks for it.
+    """`python -m backend serve` with the tiny checkpoint and two CPU replicas (two jobs
+    each, encoder batching on) on loopback, started once per session (~20 s on 2 cores)
+    by the first test that asks for it.
 
     At the end it is stopped as a service manager would (SIGTERM), and the test fails if
     it does not exit 0 or leaves a process behind.

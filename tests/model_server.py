@@ -42,7 +42,7 @@ def start_model_server(folder: Path, model: Path) -> ModelServer:
     token_file = folder / "token"
     env = {**os.environ, "XDG_STATE_HOME": str(folder)}
     command = [sys.executable, "-m", "backend", "serve", "--model", str(model), "--port", "0",
-               "--token-file", str(token_file), "--replicas", "2", "--job-timeout", "120"]
+               "--token-file", str(token_file), "--replicas", "2", "--max-batch", "2", "--job-timeout", "120"]
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, start_new_session=True)
     output, ready, found = [], threading.Event(), {}

@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser):
                         help="where replicas run the model: auto = one replica per GPU, else the CPU")
     parser.add_argument("--precision", default="float32", choices=PRECISIONS, help="encoder precision (see README)")
     parser.add_argument("--max-batch", type=int, default=1,
-                        help="jobs one replica runs at once, to overlap one job's CPU work with another's GPU work")
+                        help="jobs one replica runs at once (their CPU and GPU work overlap) and the most images "
+                             "it encodes in one batch (default %(default)s: no batching)")
     parser.add_argument("--max-jobs", type=int, default=64, help="unfinished jobs the server holds before answering busy")
     parser.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_UPLOAD_MB, help="largest request body")
     parser.add_argument("--result-ttl", type=float, default=600.0, help="seconds a finished job's result is kept")

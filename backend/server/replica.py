@@ -2,10 +2,18 @@
 
 A replica loads the model once and runs `backend.pipeline.generate_mesh` - the same
 function the local worker and the CLI run, through the same out-of-memory fallback
-(generate_mesh_within_memory) - in a small thread pool, so the event loop
+(generate_mesh_within_memory) - in a pool of `--max-batch` threads, so the event loop
 stays free to stream progress and to notice cancellation. `generate` is an async
 generator: the front consumes it over one streaming handle call and so learns the job's
 progress and result without any shared store.
+
+Encoder batching: with `--max-batch` B > 1, each job's encode step goes through an
+EncodeBatcher (encode_batcher.py), which gathers the prepared images of up to B jobs
+that reach it within BATCH_WAIT_S and encodes them in one forward pass
+(pipeline.encode_images); every other stage stays per job. One job function still runs
+everything: generate_mesh, with its `encode` step handed to the batcher. (Serve's own
+@serve.batch serves async handlers; our jobs run on threads, and it needs a replica
+context, so it could not be tested in-process.)
 """
 
 import asyncio
@@ -19,10 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..bridge.errors import BackendError, OutOfMemoryError
 from ..bridge.settings import GenerateSettings
+from .encode_batcher import EncodeBatcher
 from .jobs import result_arrays
 
 log = logging.getLogger("ray.serve")  # Serve's replica logger: lines carry the replica id
 PROGRESS_INTERVAL = 0.1  # seconds between progress events of one stage (0 and 1 always go)
+BATCH_WAIT_S = 0.02  # how long the first image of an encoder batch waits for others
 
 
 class MeshModel:
@@ -39,6 +49,9 @@ class MeshModel:
         self._pipeline = pipeline
         self._loaded = pipeline.load_model(model, device, precision)
         self._pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="mesh-job")
+        self.batcher = None
+        if concurrency > 1:
+            self.batcher = EncodeBatcher(functools.partial(pipeline.encode_images, self._loaded), concurrency, BATCH_WAIT_S)
         self._replica = _replica_id()
         log.info("model %s loaded on %s (%s) in %.2f s", self._loaded.model_dir, self._loaded.device,
                  self._loaded.precision, self._loaded.load_seconds)
@@ -48,7 +61,8 @@ class MeshModel:
 
         loaded = self._loaded
         return {"device": loaded.device, "precision": loaded.precision, "model": loaded.model_dir.name,
-                "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "replica": self._replica}
+                "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "replica": self._replica,
+                "encoder_batches": dict(self.batcher.batch_sizes) if self.batcher else {}}
 
     async def generate(self, job_id: str, settings: dict, image):
         """Events: started, progress..., then exactly one of result or error.
@@ -74,6 +88,7 @@ class MeshModel:
             self._pipeline.generate_mesh_within_memory, self._loaded, image, GenerateSettings.from_dict(settings),
             progress, stop.is_set, warn=lambda message: log.warning("job %s: %s", job_id, message),
             remedy="",  # the client cannot switch the server to the CPU
+            encode=self.batcher.encode if self.batcher else None,
         )
         future = loop.run_in_executor(self._pool, job)
         future.add_done_callback(lambda _: events.put_nowait(None))
