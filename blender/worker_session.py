@@ -89,6 +89,9 @@ def setup_problem(prefs=None) -> str | None:
         url, token, _ = server_settings(prefs)
         if not url or not token:
             return "Run On is Server: set the server's URL and access token in the add-on preferences"
+        if not bpy.app.online_access:  # Blender's rule for extensions that use the network
+            return ("Run On is Server, which sends images over the network: allow online access "
+                    "(Preferences > System > Network)")
         return None
     return None if model_path(prefs) else "No model folder: set it in the add-on preferences"
 

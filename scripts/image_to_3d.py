@@ -91,6 +91,8 @@ def configure(extension, args, token: str | None) -> None:
     prefs = bpy.context.preferences.addons[extension.__name__].preferences
     prefs.run_on = "SERVER" if args.server else "LOCAL"
     if args.server:
+        # --server asks for the network: Blender's online access is what extensions check for it
+        bpy.context.preferences.system.use_online_access = True
         prefs.server_url = args.server
         prefs.server_token = token  # this session's preferences only: background Blender does not save them
         prefs.server_ca_file = os.path.abspath(args.ca_file) if args.ca_file else ""

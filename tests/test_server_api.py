@@ -260,3 +260,14 @@ def test_tls_direct(tls_files):
             ServerApi(running.url.replace("https", "http"), TOKEN).health()  # plain HTTP is not served
     finally:
         running.stop()
+
+
+def test_the_documented_openapi_file_is_the_served_one():
+    from pathlib import Path
+
+    from backend.server.cli import DEFAULT_MAX_UPLOAD_MB
+    from backend.server.openapi import build_openapi
+
+    documented = json.loads((Path(__file__).resolve().parents[1] / "docs" / "openapi.json").read_text())
+    assert documented == build_openapi(DEFAULT_MAX_UPLOAD_MB << 20), (
+        "docs/openapi.json is stale: regenerate it as docs/server.md says")

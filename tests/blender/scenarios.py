@@ -420,6 +420,9 @@ def scenario_server(work: str, env: dict) -> dict:
     prefs.run_on = "SERVER"
     facts["readiness"]["no_url"] = ext.blender.worker_session.readiness(prefs)
     prefs.server_url, prefs.server_token = env["server_url"], token
+    bpy.context.preferences.system.use_online_access = False
+    facts["readiness"]["offline"] = ext.blender.worker_session.readiness(prefs)
+    bpy.context.preferences.system.use_online_access = True
     facts["readiness"]["ready"] = ext.blender.worker_session.readiness(prefs)
     facts["model_status"] = ext.blender.worker_session.model_status()
     flamingo = os.path.join(env["examples"], "flamingo.png")

@@ -38,6 +38,7 @@ def test_the_server_builds_the_local_worker_s_object(server_run, generate_run):
 def test_readiness_errors_and_a_wrong_token_are_said_plainly(server_run, model_server):
     facts = server_run[0]
     assert facts["readiness"]["no_url"][0] is False and "URL and access token" in facts["readiness"]["no_url"][1]
+    assert facts["readiness"]["offline"][0] is False and "allow online access" in facts["readiness"]["offline"][1]
     assert facts["readiness"]["ready"] == [True, f"Ready: jobs run on the server at {model_server.url}"]
     assert facts["model_status"] == f"Jobs run on the server at {model_server.url}"
     assert "not an image file" in facts["failed_error"] and facts["unchanged_after_failure"]
