@@ -1,13 +1,16 @@
-"""The server's HTTP front on a loopback port with a stand-in for the model replicas.
+"""The server's HTTP front on a loopback port with a stand-in for the model replicas,
+and a plain HTTP request helper.
 
 No Ray: api.create_app served by uvicorn in a thread, with FakePool in place of
-runner.ReplicaPool. Used by test_server_api.py (and its TLS case).
+runner.ReplicaPool. Used by test_server_api.py (and its TLS case) and test_server_ray.py.
 """
 
 import asyncio
+import http.client
 import socket
 import threading
 import time
+import urllib.parse
 
 import numpy as np
 
@@ -96,3 +99,15 @@ class RunningFront:
         self.server.should_exit = True
         self.thread.join(10)
         self.sock.close()
+
+
+def raw(url, method, path, body=None, headers=None) -> tuple[int, dict, bytes]:
+    """One plain HTTP request: (status, headers, body), whatever the status."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()

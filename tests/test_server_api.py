@@ -2,13 +2,11 @@
 stand-in for the model replicas (no Ray): the token gate, the routes, limits, errors,
 ServerClient's events, and TLS."""
 
-import http.client
 import json
 import shutil
 import subprocess
 import threading
 import time
-import urllib.parse
 
 import numpy as np
 import pytest
@@ -16,7 +14,7 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from server_front import TOKEN, RunningFront
+from server_front import TOKEN, RunningFront, raw
 
 from backend.bridge import protocol, wire
 from backend.bridge.errors import InputImageError, ServerBusy, ServerUnreachable, Unauthorized, WorkerTimeout
@@ -34,17 +32,6 @@ def front():
     running = RunningFront()
     yield running
     running.stop()
-
-
-def raw(url, method, path, body=None, headers=None):
-    parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        connection.close()
 
 
 def frame(**fields) -> bytes:
@@ -191,6 +178,10 @@ def test_a_full_server_says_so(front):
     client = ServerClient(front.url, TOKEN)
     for _ in range(front.table.max_active):
         client.submit({}, image_bytes=b"hang")
+    deadline = time.monotonic() + 10
+    while len(front.table.jobs()) < front.table.max_active:  # submit() sends from a thread of its own
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     with pytest.raises(ServerBusy, match="busy.*try again"):
         client.run({}, image_bytes=b"hang", timeout=10)
     client.close()

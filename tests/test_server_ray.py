@@ -3,17 +3,16 @@ checkpoint), started once per session: concurrent clients get exactly the in-pro
 meshes, the token gate holds on every path, cancel, a replica killed mid-job, the CLI
 with --server, and nothing but loopback listens."""
 
-import http.client
 import json
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 
 import numpy as np
 import pytest
+from server_front import raw
 
 pytestmark = pytest.mark.slow
 psutil = pytest.importorskip("psutil")
@@ -79,17 +78,6 @@ def test_concurrent_clients_get_the_in_process_meshes(model_server, in_process, 
         assert set(got.timings) == {"prepare", "encode", "field", "surface", "colors"} and got.device == "cpu"
 
 
-def request(url, method, path, headers=None, body=None):
-    parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
 def test_without_the_token_every_path_is_refused_and_nothing_runs(model_server, examples_dir):
     api = model_server.client().api
     before = api.health()["jobs"]
@@ -99,25 +87,32 @@ def test_without_the_token_every_path_is_refused_and_nothing_runs(model_server, 
              ("GET", "/-/routes"), ("GET", "/-/healthz"), ("GET", "/"), ("GET", "/docs"), ("POST", "/anything")]
     for auth in ({}, {"Authorization": "Bearer wrong-token-0123456789"}):
         for method, path in paths:
-            status, body = request(model_server.url, method, path, {**auth, "Content-Type": "image/png"}, image)
+            status, _, body = raw(model_server.url, method, path, image, {**auth, "Content-Type": "image/png"})
             assert status == 401, (method, path, auth)
             assert json.loads(body)["error"]["code"] == "unauthorized"
     assert api.health()["jobs"] == before
 
 
+def during_field(client, examples_dir, action) -> list:
+    """Run a slow job, call action() once when its field stage starts; the job's events."""
+    job_id = client.submit(SLOW, image_path=examples_dir / "flamingo.png")
+    acted = []
+
+    def on_event(event):
+        if event.kind == "progress" and event.stage == "field" and not acted:
+            acted.append(time.monotonic())
+            action(job_id)
+
+    events = events_until_end(client, job_id, on_event=on_event)
+    assert acted, "the job never reached its field stage"
+    return events, acted[0]
+
+
 def test_cancel_stops_a_running_job_and_frees_its_replica(model_server, examples_dir):
     client = model_server.client()
-    job_id = client.submit(SLOW, image_path=examples_dir / "flamingo.png")
-    asked = []
-
-    def cancel_in_field(event):
-        if event.kind == "progress" and event.stage == "field" and not asked:
-            asked.append(time.monotonic())
-            client.cancel(job_id)
-
-    events = events_until_end(client, job_id, on_event=cancel_in_field)
+    events, asked = during_field(client, examples_dir, client.cancel)
     assert events[-1].kind == "cancelled"
-    assert time.monotonic() - asked[0] < 3  # stops between field chunks, not at the end of the job
+    assert time.monotonic() - asked < 3  # stops between field chunks, not at the end of the job
     started = time.monotonic()
     assert len(client.run({"resolution": 32}, image_path=examples_dir / "chair.png", timeout=60).faces) > 0
     assert time.monotonic() - started < 30
@@ -186,21 +181,17 @@ def test_only_loopback_sockets_listen(model_server):
 
 def test_a_replica_killed_mid_job_retries_once_and_the_server_goes_on(model_server, examples_dir):
     client = model_server.client()
-    job_id = client.submit(SLOW, image_path=examples_dir / "flamingo.png")
-    killed = []
 
-    def kill_in_field(event):
-        if event.kind == "progress" and event.stage == "field" and not killed:
-            replicas = [p for p in model_server.tree() if p.name().startswith("ray::ServeRepli")]
-            assert len(replicas) == 2
-            for proc in replicas:
-                proc.cpu_percent(None)
-            time.sleep(0.5)
-            busy = max(replicas, key=lambda p: p.cpu_percent(None))  # the one running our job
-            busy.send_signal(signal.SIGKILL)
-            killed.append(busy.pid)
+    def kill_its_replica(job_id):
+        replicas = [p for p in model_server.tree() if p.name().startswith("ray::ServeRepli")]
+        assert len(replicas) == 2
+        for proc in replicas:
+            proc.cpu_percent(None)
+        time.sleep(0.5)
+        busy = max(replicas, key=lambda p: p.cpu_percent(None))  # the one running our job
+        busy.send_signal(signal.SIGKILL)
 
-    events = events_until_end(client, job_id, on_event=kill_in_field)
-    assert killed and events[-1].kind == "result", events[-3:]
+    events, _ = during_field(client, examples_dir, kill_its_replica)
+    assert events[-1].kind == "result", events[-3:]
     assert any(e.kind == "log" and "running it again" in e.message for e in events)
     assert len(client.run({"resolution": 32}, image_path=examples_dir / "chair.png", timeout=120).faces) > 0
