@@ -167,7 +167,12 @@ def test_request_limits_and_bad_requests(front):
 
 def test_unknown_jobs_paths_and_methods_are_json_errors(front):
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    for method, path, status, code in [("GET", "/v1/jobs/" + "0" * 32, 404, "unknown_job"),
+    job_id = ServerApi(front.url, TOKEN).submit(
+        protocol.Generate(job_id="x", settings={}, image_bytes=np.frombuffer(b"png", np.uint8)))["job_id"]
+    for method, path, status, code in [("GET", f"/v1/jobs/{job_id}?since=0&wait=nan", 400, "bad_request"),
+                                       ("GET", f"/v1/jobs/{job_id}?since=0&wait=-1", 400, "bad_request"),
+                                       ("GET", f"/v1/jobs/{job_id}/result?format=zip", 400, "bad_request"),
+                                       ("GET", "/v1/jobs/" + "0" * 32, 404, "unknown_job"),
                                        ("GET", "/v1/nothing", 404, "not_found"),
                                        ("PUT", "/v1/jobs", 405, "method_not_allowed")]:
         got, _, data = raw(front.url, method, path, None, auth)

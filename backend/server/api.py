@@ -192,6 +192,8 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
         try:
             since = int(request.query_params["since"]) if "since" in request.query_params else None
             wait = min(float(request.query_params.get("wait", 0)), MAX_WAIT_SECONDS)
+            if not wait >= 0:  # also NaN
+                raise ValueError(wait)
         except ValueError:
             raise ApiError(400, "bad_request", "'since' must be an integer and 'wait' a number of seconds") from None
         await job.wait_for_change(since, wait)
@@ -199,16 +201,16 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
 
     async def result(request: Request):
         job = job_or_404(request)
+        fmt = request.query_params.get("format", "frame")
+        if fmt not in ("frame", "glb"):
+            raise ApiError(400, "bad_request", f"unknown format {fmt!r}: choose frame or glb")
         if job.state != DONE:
             if job.error:
                 raise ApiError(409, job.error[0], job.error[1])
             raise ApiError(409, "not_ready", f"the job is {job.state}: poll its status until it is done")
-        fmt = request.query_params.get("format", "frame")
         if fmt == "frame":
             return result_frame(job)
-        if fmt == "glb":
-            return Response(await asyncio.to_thread(_glb_bytes, job.result.arrays), media_type=GLB_TYPE)
-        raise ApiError(400, "bad_request", f"unknown format {fmt!r}: choose frame or glb")
+        return Response(await asyncio.to_thread(_glb_bytes, job.result.arrays), media_type=GLB_TYPE)
 
     async def cancel(request: Request):
         job = job_or_404(request)
