@@ -33,9 +33,11 @@ class FakePool:
 
     def __init__(self):
         self.started = 0
+        self.images = []  # what each started job received
 
     def start(self, job):
         self.started += 1
+        self.images.append(job.image)
         job.task = asyncio.get_running_loop().create_task(self._run(job))
 
     async def _run(self, job):
@@ -43,14 +45,15 @@ class FakePool:
 
         job.attempts = 1
         job.mark_running("fake-replica")
+        image = job.image if isinstance(job.image, bytes) else b"pixels"
         try:
-            if job.image == b"fail":
+            if image == b"fail":
                 job.finish(FAILED, error=("bad_image", "the input image is not an image file this tool can read"))
                 return
             for stage in ("prepare", "encode", "field"):
                 job.mark_progress(stage, 0.0)
                 await asyncio.sleep(0.01)
-            while job.image == b"hang":
+            while image == b"hang":
                 await asyncio.sleep(0.01)
             fields = {"device": "cpu", "timings": {"field": 0.01}, "notes": ["a note"]}
             job.finish(DONE, result=StoredResult(dict(self.mesh), fields))

@@ -75,10 +75,10 @@ def test_files_travel_as_their_bytes_and_pixels_as_arrays(front, tmp_path):
     pixels = np.zeros((16, 16, 4), dtype=np.float32)
     second = client.submit({"resolution": 32}, image_pixels=pixels)
     deadline = time.monotonic() + 5
-    while len(front.table.jobs()) < 2:
+    while len(front.pool.images) < 2:
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    images = sorted((job.image for job in front.table.jobs()), key=lambda i: isinstance(i, np.ndarray))
+    images = sorted(front.pool.images, key=lambda i: isinstance(i, np.ndarray))
     assert images[0] == b"hang"
     assert isinstance(images[1], np.ndarray) and images[1].shape == (16, 16, 4) and images[1].dtype == np.float32
     for job_id in (first, second):
