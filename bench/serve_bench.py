@@ -2,7 +2,8 @@
 batching, and what the server adds to one request's latency over an in-process job.
 
     python bench/serve_bench.py --model DIR [--device cuda] [--resolution 256]
-        [--clients 1 4 16] [--max-batch 1 4] [--jobs 64] [--sequential 20] [--images IMG...]
+        [--clients 1 4 16] [--max-batch 1 4] [--replicas auto] [--jobs 64] [--sequential 20]
+        [--images IMG...]
 
 Needs the server's packages (requirements/server.txt). Images: --images, else the example
 images in $IMAGE_TO_3D_SHARED/examples (default ../shared/examples), else assets/example.png.
@@ -13,7 +14,10 @@ result is compared with), frees the GPU, then for each --max-batch value starts
 --sequential jobs from one client (latency; "adds" = its median minus the in-process
 median), then for each --clients value N threads, each with its own ServerClient,
 running jobs back to back until --jobs are done (images/s, p50/p95 latency). "exact"
-counts results equal to the in-process mesh bit for bit. Prints a table, then one JSON line.
+counts results equal to the in-process mesh bit for bit. --replicas N [M ...] repeats
+everything for each replica count (the scaling table; "auto" is one per GPU), and where
+nvidia-smi exists the mean GPU utilisation of each phase is sampled. Prints a table,
+then one JSON line.
 """
 
 import argparse
@@ -74,11 +78,11 @@ def baseline(args, images) -> tuple[list, dict]:
     return times, meshes
 
 
-def start_server(args, max_batch: int, folder: Path) -> tuple[subprocess.Popen, str, str]:
-    token_file = folder / f"token-{max_batch}"
+def start_server(args, max_batch: int, replicas: str, folder: Path) -> tuple[subprocess.Popen, str, str]:
+    token_file = folder / f"token-{max_batch}-{replicas}"
     command = [sys.executable, "-m", "backend", "serve", "--model", args.model, "--port", "0",
                "--token-file", str(token_file), "--device", args.device, "--max-batch", str(max_batch),
-               "--max-jobs", str(max(64, 2 * max(args.clients)))]
+               "--replicas", replicas, "--max-jobs", str(max(64, 2 * max(args.clients)))]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
@@ -116,6 +120,34 @@ def one_job(client, image: Path, args, reference) -> tuple[float, bool]:
         return latency, exact
 
 
+class GpuUtilisation:
+    """Mean utilisation of every GPU while a phase runs, sampled from nvidia-smi (if any)."""
+
+    def __init__(self):
+        self.samples, self._stop = [], threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        while not self._stop.wait(0.5):
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                                     capture_output=True, text=True, timeout=5).stdout
+            except (OSError, subprocess.TimeoutExpired):
+                return
+            self.samples.append([float(value) for value in out.split()])
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def mean(self) -> list | None:
+        return [round(statistics.mean(gpu), 1) for gpu in zip(*self.samples)] if self.samples else None
+
+
 def concurrent(url, token, images, args, clients: int, reference) -> dict:
     counter, lock, samples, errors = itertools.count(), threading.Lock(), [], []
     jobs = max(args.jobs, 2 * clients)
@@ -134,10 +166,11 @@ def concurrent(url, token, images, args, clients: int, reference) -> dict:
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with GpuUtilisation() as utilisation:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     wall = time.perf_counter() - started
     if errors:
         print(f"  {len(errors)} jobs failed, the first: {errors[0]}", file=sys.stderr)
@@ -145,7 +178,7 @@ def concurrent(url, token, images, args, clients: int, reference) -> dict:
     return {"clients": clients, "jobs": jobs, "images_per_s": round(len(samples) / wall, 2),
             "p50_ms": round(percentile(latencies, 0.5) * 1000, 1) if samples else None,
             "p95_ms": round(percentile(latencies, 0.95) * 1000, 1) if samples else None,
-            "exact": sum(exact for _, exact in samples), "failed": len(errors)}
+            "exact": sum(exact for _, exact in samples), "failed": len(errors), "gpu_util": utilisation.mean()}
 
 
 def main(argv=None) -> int:
@@ -157,6 +190,7 @@ def main(argv=None) -> int:
                         help="images without transparency are then used as they are")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--max-batch", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--replicas", nargs="+", default=["auto"], help="replica counts to compare (auto: one per GPU)")
     parser.add_argument("--jobs", type=int, default=64, help="jobs per concurrent phase (at least 2 per client)")
     parser.add_argument("--sequential", type=int, default=20, help="jobs of the one-client latency phase")
     parser.add_argument("--images", type=Path, nargs="+", default=None)
@@ -168,15 +202,15 @@ def main(argv=None) -> int:
     report = {"device": args.device, "resolution": args.resolution, "in_process_ms": round(in_process * 1000, 1),
               "runs": []}
     with tempfile.TemporaryDirectory(prefix="serve_bench_") as folder:
-        for max_batch in args.max_batch:
-            process, url, token = start_server(args, max_batch, Path(folder))
+        for replicas, max_batch in itertools.product(args.replicas, args.max_batch):
+            process, url, token = start_server(args, max_batch, replicas, Path(folder))
             try:
                 client = ServerClient(url, token)
                 one_job(client, images[0], args, reference)  # warm-up
                 pairs = [one_job(client, image, args, reference)
                          for image in itertools.islice(itertools.cycle(images), args.sequential)]
                 sequential_ms = statistics.median(latency for latency, _ in pairs) * 1000
-                run = {"max_batch": max_batch, "sequential_ms": round(sequential_ms, 1),
+                run = {"replicas": replicas, "max_batch": max_batch, "sequential_ms": round(sequential_ms, 1),
                        "adds_ms": round(sequential_ms - in_process * 1000, 1),
                        "sequential_exact": sum(exact for _, exact in pairs), "sequential_jobs": len(pairs),
                        "concurrent": [concurrent(url, token, images, args, n, reference) for n in args.clients]}
@@ -185,14 +219,14 @@ def main(argv=None) -> int:
                 stop_server(process)
 
     print(f"in-process generate_mesh, {args.device}, resolution {args.resolution}: median {in_process * 1000:.1f} ms")
-    print("| max-batch | clients | images/s | p50 ms | p95 ms | exact | failed |")
-    print("|---|---|---|---|---|---|---|")
+    print("| replicas | max-batch | clients | images/s | p50 ms | p95 ms | exact | failed | GPU util % |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for run in report["runs"]:
         for row in run["concurrent"]:
-            print(f"| {run['max_batch']} | {row['clients']} | {row['images_per_s']} | {row['p50_ms']} | {row['p95_ms']} "
-                  f"| {row['exact']}/{row['jobs']} | {row['failed']} |")
+            print(f"| {run['replicas']} | {run['max_batch']} | {row['clients']} | {row['images_per_s']} | {row['p50_ms']} "
+                  f"| {row['p95_ms']} | {row['exact']}/{row['jobs']} | {row['failed']} | {row['gpu_util'] or '-'} |")
     for run in report["runs"]:
-        print(f"max-batch {run['max_batch']}: one client {run['sequential_ms']} ms per job, the server adds "
+        print(f"replicas {run['replicas']}, max-batch {run['max_batch']}: one client {run['sequential_ms']} ms per job, the server adds "
               f"{run['adds_ms']} ms over in-process ({run['sequential_exact']}/{run['sequential_jobs']} exact)")
     print(json.dumps(report))
     return 0
