@@ -1,14 +1,17 @@
-"""The one job function every entry point uses: image -> coloured mesh in Blender's frame."""
+"""The one job function every entry point uses: image or prompt -> coloured mesh in
+Blender's frame, for every model family (settings.family): TripoSR here, Shap-E in
+backend/shap_e/ (imported only when a job asks for it: diffusers is slow to import)."""
 
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
 
-from .bridge.errors import Cancelled, DeviceError, OutOfMemoryError
+from .bridge.errors import Cancelled, DeviceError, OutOfMemoryError, WrongModelError
+from .bridge.options import FAMILIES_BY_NAME, SHAP_E, TRIPOSR, check_family_takes
 from .bridge.settings import GenerateSettings
 from .devices import default_chunk, resolve_device
 from .mesh.coordinates import model_to_blender
@@ -27,6 +30,8 @@ PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 @dataclass
 class LoadedModel:
+    family: ClassVar[str] = TRIPOSR
+    task: ClassVar[str] = "image"
     model: TripoSR
     device: str
     model_dir: Path
@@ -49,16 +54,31 @@ class MeshResult:
     notes: list = field(default_factory=list)  # warnings for the user (e.g. a tiny object)
 
 
-def load_model(model: str | Path, device: str = "auto", precision: str = "float32") -> LoadedModel:
+def effective_precision(family: str, precision: str) -> str:
+    """The precision a family's model runs in: Shap-E always in float32 (bfloat16 is
+    TripoSR's encoder option)."""
+    return "float32" if family == SHAP_E else precision
+
+
+def load_model(model: str | Path, device: str = "auto", precision: str = "float32", family: str = TRIPOSR,
+               task: str = "image"):
+    """The model for jobs of `family` starting from `task`'s input: a LoadedModel for
+    TripoSR, a shap_e.loader.LoadedShapE for Shap-E (the text or the image model).
+    A folder of another family or task raises WrongModelError before anything loads."""
     started = time.perf_counter()
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    check_family_takes(family, task)
     torch_device = resolve_device(device)
     if torch_device.type == "cuda":
         # cuDNN convolutions default to TF32, which moves the scene codes by ~5e-4:
         # keep full float32 so results match the reference on every device.
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
+    if family == SHAP_E:
+        from .shap_e.loader import load_shap_e
+
+        return load_shap_e(model, task, torch_device)
     model_dir = resolve_model_dir(model)
     tripo = load_tripo(model_dir).set_encoder_precision(PRECISIONS[precision]).to(torch_device)
     _synchronize(torch_device)
@@ -93,12 +113,23 @@ def generate_mesh(
     chunk_size: int | None = None,
     reference_mode: bool = False,
     encode: Callable[[np.ndarray], torch.Tensor] | None = None,
+    prompt: str | None = None,
 ) -> MeshResult:
-    """Run the whole job. `reference_mode` uses the reference algorithm (benchmarks, tests).
+    """Run the whole job: `image`, or `prompt` for a text job, with the loaded model of
+    settings.family. `reference_mode` uses TripoSR's reference algorithm (benchmarks, tests).
 
-    `encode(prepared) -> scene codes` replaces the encoder call: the server passes one
-    that gathers the prepared images of concurrent jobs into one encode_images batch.
+    `encode(prepared) -> scene codes` replaces TripoSR's encoder call: the server passes
+    one that gathers the prepared images of concurrent jobs into one encode_images batch.
     """
+    if settings.family != loaded.family:
+        raise WrongModelError(f"the loaded model is {FAMILIES_BY_NAME[loaded.family].label}, but this job asks "
+                              f"for {FAMILIES_BY_NAME[settings.family].label}")
+    if settings.family == SHAP_E:
+        from .shap_e.job import generate_mesh as generate_shap_e
+
+        return generate_shap_e(loaded, settings, image, prompt, progress, should_cancel, chunk_size)
+    if prompt is not None:
+        check_family_takes(TRIPOSR, "text")  # raises: TripoSR takes images
     model, device = loaded.model, torch.device(loaded.device)
     chunk = chunk_size or default_chunk(device)
     timings = {}
@@ -163,6 +194,7 @@ def generate_mesh_within_memory(
     warn: Callable[[str], None] | None = None,
     remedy: str = " or choose the CPU device",
     encode: Callable[[np.ndarray], torch.Tensor] | None = None,
+    prompt: str | None = None,
 ) -> MeshResult:
     """generate_mesh, once more with 1/8 of the chunk size if CUDA runs out of memory.
 
@@ -172,7 +204,7 @@ def generate_mesh_within_memory(
     """
 
     def attempt(chunk_size):
-        return generate_mesh(loaded, image, settings, progress, should_cancel, chunk_size, encode=encode)
+        return generate_mesh(loaded, image, settings, progress, should_cancel, chunk_size, encode=encode, prompt=prompt)
 
     try:
         return attempt(None)
@@ -190,7 +222,7 @@ def generate_mesh_within_memory(
         if not _is_cuda_oom(exc):
             raise
     free_gpu_memory()
-    resolution = settings.resolution
+    resolution = settings.shap_e_resolution if settings.family == SHAP_E else settings.resolution
     raise OutOfMemoryError(
         f"the GPU ran out of memory at resolution {resolution}, even with smaller chunks: "
         f"lower the resolution setting (e.g. to {max(32, resolution // 2)}){remedy}"

@@ -54,3 +54,25 @@ def model_server(tmp_path_factory, tiny_model_dir):
     server = start_model_server(tmp_path_factory.mktemp("model_server"), tiny_model_dir)
     yield server
     stop_model_server(server)
+
+
+@pytest.fixture(scope="session")
+def shap_e_dirs(tmp_path_factory) -> dict:
+    """Tiny random-weight Shap-E folders, made once per session (a few seconds):
+    {"text": a tiny openai/shap-e, "image": a tiny openai/shap-e-img2img}."""
+    from backend.test_models.shap_e import make_test_models
+
+    return make_test_models(tmp_path_factory.mktemp("shap_e_tiny"))
+
+
+@pytest.fixture(scope="session")
+def disc_picture():
+    """An RGBA picture for Shap-E's image model: a coloured disc on a transparent background."""
+    import numpy as np
+
+    size = 64
+    yy, xx = np.mgrid[:size, :size]
+    inside = (xx - size / 2) ** 2 + (yy - size / 2) ** 2 < (size / 3) ** 2
+    rgba = np.zeros((size, size, 4), dtype=np.uint8)
+    rgba[inside] = (200, 60, 40, 255)
+    return rgba

@@ -18,6 +18,7 @@ from server_front import TOKEN, RunningFront, raw
 
 from backend.bridge import protocol, wire
 from backend.bridge.errors import InputImageError, ServerBusy, ServerUnreachable, Unauthorized, WorkerTimeout
+from backend.bridge.options import JOB_OPTIONS
 from backend.bridge.server_api import FRAME_TYPE, ServerApi
 from backend.bridge.server_client import ServerClient
 
@@ -210,7 +211,8 @@ def test_openapi_lists_exactly_the_routes(front):
     routed = {(r.path, m) for r in app.routes if isinstance(r, Route) for m in r.methods if m != "HEAD"}
     assert documented == routed
     parameters = {p["name"] for p in document["paths"]["/v1/jobs"]["post"]["parameters"]}
-    assert parameters == {"resolution", "threshold", "foreground_ratio", "remove_background"}
+    assert parameters == {option.name for option in JOB_OPTIONS}  # every family's, Shap-E's too
+    assert {"resolution", "threshold", "foreground_ratio", "remove_background", "family", "steps"} <= parameters
 
 
 def test_clients_on_many_threads_share_nothing_but_the_server(front):

@@ -85,9 +85,10 @@ class WorkerClient(Supervision, JobEvents):
         self._ensure_supervisor()
         self._inbox.put(("start", None, None))
 
-    def submit(self, settings, *, image_path=None, image_bytes=None, image_pixels=None, model=None, device=None,
-               precision=None) -> str:
-        request = generate_request(settings, image_path=image_path, image_bytes=image_bytes, image_pixels=image_pixels)
+    def submit(self, settings, *, image_path=None, image_bytes=None, image_pixels=None, prompt=None, model=None,
+               device=None, precision=None) -> str:
+        request = generate_request(settings, image_path=image_path, image_bytes=image_bytes, image_pixels=image_pixels,
+                                   prompt=prompt)
         request.model = str(model) if model is not None else self.model
         request.device = device or self.device
         request.precision = precision or self.precision

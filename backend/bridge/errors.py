@@ -43,6 +43,18 @@ class OutOfMemoryError(BackendError):
     code = "out_of_memory"
 
 
+class PromptError(BackendError):
+    """A prompt a text-to-3D model cannot use: empty, not text, or far too long."""
+
+    code = "bad_prompt"
+
+
+class WrongModelError(BackendError):
+    """A model folder (or loaded model) of another family or input than the job asks for."""
+
+    code = "wrong_model"
+
+
 class WorkerFailed(BackendError):
     """The model process died or answered nonsense."""
 
@@ -97,6 +109,8 @@ ERRORS_BY_CODE = {
         BackgroundRemovalError,
         EmptySurfaceError,
         OutOfMemoryError,
+        PromptError,
+        WrongModelError,
         WorkerFailed,
         WorkerTimeout,
         BadRequest,

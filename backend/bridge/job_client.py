@@ -17,6 +17,8 @@ import numpy as np
 
 from . import protocol, wire
 from .errors import Cancelled, WorkerTimeout, error_from
+from .options import check_family_takes
+from .prompts import clean_prompt
 from .settings import GenerateSettings
 
 
@@ -25,7 +27,7 @@ class JobResult:
     vertices: np.ndarray  # (N, 3) float32, Blender frame
     faces: np.ndarray  # (M, 3) int32
     colors: np.ndarray  # (N, 4) uint8 RGBA
-    prepared_image: np.ndarray  # (H, W, 3) uint8
+    prepared_image: np.ndarray  # (H, W, 3) uint8; (0, 0, 3) for a text job (no picture)
     timings: dict  # stage -> seconds; "load" only when this job loaded the model
     device: str
     notes: list = field(default_factory=list)  # warnings for the user
@@ -114,8 +116,9 @@ class JobEvents:
         self.close()
 
 
-def generate_request(settings, *, image_path=None, image_bytes=None, image_pixels=None) -> protocol.Generate:
-    """A checked generate request with a new job id and exactly one image source.
+def generate_request(settings, *, image_path=None, image_bytes=None, image_pixels=None, prompt=None) -> protocol.Generate:
+    """A checked generate request with a new job id and exactly one source: an image, or
+    a prompt (a text job; PromptError or WrongModelError here, before anything is sent).
 
     image_path is made absolute (links left as they are: whoever reads it says what is
     wrong with a bad one); pixels are (H, W, 3|4) uint8, or float in [0, 1] sent as float32.
@@ -124,11 +127,14 @@ def generate_request(settings, *, image_path=None, image_bytes=None, image_pixel
         settings = GenerateSettings.from_dict(settings)
     if not isinstance(settings, GenerateSettings):
         raise TypeError("settings must be a GenerateSettings or a dict of its fields")
-    given = [x is not None for x in (image_path, image_bytes, image_pixels)]
+    given = [x is not None for x in (image_path, image_bytes, image_pixels, prompt)]
     if sum(given) != 1:
-        raise ValueError("give exactly one of image_path, image_bytes, image_pixels")
+        raise ValueError("give exactly one of image_path, image_bytes, image_pixels, prompt")
     request = protocol.Generate(job_id=uuid.uuid4().hex[:12], settings=settings.to_dict())
-    if image_path is not None:
+    if prompt is not None:
+        request.prompt = clean_prompt(prompt)
+        check_family_takes(settings.family, "text")
+    elif image_path is not None:
         request.image_path = os.path.abspath(os.path.expanduser(os.fspath(image_path)))
     elif image_bytes is not None:
         request.image_bytes = np.frombuffer(bytes(image_bytes), dtype=np.uint8)

@@ -25,10 +25,17 @@ class Option:
     exclusive_minimum: bool = False  # the minimum itself is not allowed
     choices: tuple = ()  # (identifier, label, description) for kind str
     flag: str | None = None  # the CLI flag; None = "--" + name with dashes
+    # Where it applies: model families (FAMILIES' identifiers) and inputs (TASKS); () = all
+    families: tuple = ()
+    tasks: tuple = ()
 
     @property
     def cli_flag(self) -> str:
         return self.flag or "--" + self.name.replace("_", "-")
+
+    def applies_to(self, family: str, task: str) -> bool:
+        """True when a job of this family and input (task) uses the option."""
+        return (not self.families or family in self.families) and (not self.tasks or task in self.tasks)
 
     def check(self, value):
         """`value` if it is of this option's type and range; ValueError naming the problem.
@@ -74,17 +81,62 @@ class Option:
         return "any value"
 
 
-# What the backend needs to turn an image into a mesh (GenerateSettings' fields).
-JOB_OPTIONS = (
-    Option("resolution", "Resolution", int, 256, "Marching-cubes grid points per axis: detail and cost",
-           minimum=8, maximum=1024, soft_maximum=512),
-    Option("threshold", "Threshold", float, 25.0,
-           "Density level of the surface; lower it when nothing comes out", minimum=0.0, soft_maximum=100.0),
-    Option("foreground_ratio", "Foreground Ratio", float, 0.85, "Share of the frame the object fills",
-           minimum=0.0, maximum=1.0, exclusive_minimum=True, soft_minimum=0.05),
-    Option("remove_background", "Remove Background", bool, True,
-           "Cut the object out of opaque images (rembg)", flag="--no-remove-bg"),
+@dataclass(frozen=True)
+class Family:
+    """A model family: which inputs (tasks) it turns into meshes. Its own options name it
+    in Option.families; the backend's job function dispatches on it (backend/pipeline.py)."""
+
+    identifier: str  # the `family` option's value
+    label: str
+    description: str
+    tasks: tuple  # "image", "text"
+
+
+TRIPOSR, SHAP_E = "TRIPOSR", "SHAP_E"
+TASKS = ("image", "text")  # what a job starts from: an image, or a text prompt
+FAMILIES = (
+    Family(TRIPOSR, "TripoSR", "One image to a detailed textured object in seconds (stabilityai/TripoSR)",
+           ("image",)),
+    Family(SHAP_E, "Shap-E", "A text prompt or an image to a coloured object by diffusion "
+                             "(openai/shap-e, openai/shap-e-img2img)", ("text", "image")),
 )
+FAMILIES_BY_NAME = {family.identifier: family for family in FAMILIES}
+FAMILY_OPTION = Option("family", "Model", str, TRIPOSR, "Which model family makes the object",
+                       choices=tuple((f.identifier, f.label, f.description) for f in FAMILIES))
+
+# What TripoSR needs to turn an image into a mesh.
+TRIPOSR_OPTIONS = (
+    Option("resolution", "Resolution", int, 256, "Marching-cubes grid points per axis: detail and cost",
+           minimum=8, maximum=1024, soft_maximum=512, families=(TRIPOSR,)),
+    Option("threshold", "Threshold", float, 25.0,
+           "Density level of the surface; lower it when nothing comes out", minimum=0.0, soft_maximum=100.0,
+           families=(TRIPOSR,)),
+    Option("foreground_ratio", "Foreground Ratio", float, 0.85, "Share of the frame the object fills",
+           minimum=0.0, maximum=1.0, exclusive_minimum=True, soft_minimum=0.05, families=(TRIPOSR,)),
+    Option("remove_background", "Remove Background", bool, True,
+           "Cut the object out of opaque images (rembg)", flag="--no-remove-bg", families=(TRIPOSR,)),
+)
+
+# What Shap-E needs (defaults as in Shap-E's own examples). Guidance is one option per
+# input because its good values differ (15 for text, 3 for images); both take --guidance.
+SHAP_E_OPTIONS = (
+    Option("text_guidance", "Guidance", float, 15.0,
+           "How closely the object follows the prompt (classifier-free guidance)",
+           minimum=0.0, maximum=100.0, soft_maximum=30.0, flag="--guidance", families=(SHAP_E,), tasks=("text",)),
+    Option("image_guidance", "Guidance", float, 3.0,
+           "How closely the object follows the image (classifier-free guidance)",
+           minimum=0.0, maximum=100.0, soft_maximum=10.0, flag="--guidance", families=(SHAP_E,), tasks=("image",)),
+    Option("steps", "Steps", int, 64, "Diffusion steps: quality and time (each runs the model about twice)",
+           minimum=1, maximum=1000, soft_maximum=128, families=(SHAP_E,)),
+    Option("seed", "Seed", int, 0, "Starting noise: the same seed and options give the same object",
+           minimum=0, maximum=2**31 - 1, families=(SHAP_E,)),
+    Option("shap_e_resolution", "Resolution", int, 128,
+           "Decoder grid points per axis: detail, time and memory (about 1 GB at 128, 8 GB at 256)",
+           minimum=16, maximum=256, flag="--resolution", families=(SHAP_E,)),
+)
+
+# What the backend needs for one job (GenerateSettings' fields).
+JOB_OPTIONS = (FAMILY_OPTION,) + TRIPOSR_OPTIONS + SHAP_E_OPTIONS
 
 # How the result becomes a Blender object; the backend never sees these.
 OBJECT_OPTIONS = (
@@ -115,28 +167,81 @@ def looks_like_hub_id(model: str) -> bool:
     return not os.path.exists(text) and not os.path.isdir(parts[0])
 
 
-def add_arguments(parser, options, with_defaults: bool = True) -> None:
-    """One argparse flag per option. Without defaults, a flag left out is None (the
-    headless script then lets the add-on's preferences decide)."""
+def options_for(family: str, task: str, options=ALL_OPTIONS) -> tuple:
+    """The options a job of this family and input uses, in declaration order."""
+    return tuple(option for option in options if option.applies_to(family, task))
+
+
+def _flag_groups(options) -> dict:
+    """cli flag -> the options that take it (several when families share a flag, e.g.
+    --resolution is TripoSR's resolution and Shap-E's shap_e_resolution)."""
+    groups = {}
     for option in options:
-        default = option.default if with_defaults else None
-        shown = f" (default {option.default})" if with_defaults else ""
+        groups.setdefault(option.cli_flag, []).append(option)
+    return groups
+
+
+def _dest(flag: str, group: list) -> str:
+    return group[0].name if len(group) == 1 else flag.lstrip("-").replace("-", "_")
+
+
+def add_arguments(parser, options, show_defaults: bool = True) -> None:
+    """One argparse flag per option (or per flag several families share). A flag left out
+    is None: the job's settings then take the option's default (or, in the headless
+    script, the add-on's preferences decide); values_given picks what a job uses."""
+    for flag, group in _flag_groups(options).items():
+        option, dest = group[0], _dest(flag, group)
+        defaults = ", ".join(f"{o.default} ({_scope(o)})" if len(group) > 1 else str(o.default) for o in group)
+        shown = f" (default {defaults})" if show_defaults else ""
         if option.kind is bool:
             # the flag flips the default: --no-remove-bg turns a True default off
             words = option.description[0].lower() + option.description[1:]
-            parser.add_argument(option.cli_flag, dest=option.name, default=default,
+            parser.add_argument(flag, dest=dest, default=None,
                                 action="store_false" if option.default else "store_true",
                                 help=f"do not {words}" if option.default else words)
         elif option.kind is str:
-            parser.add_argument(option.cli_flag, dest=option.name, default=default, type=str.upper,
+            parser.add_argument(flag, dest=dest, default=None, type=str.upper,
                                 choices=[identifier for identifier, _, _ in option.choices],
                                 help=option.description + shown)
         else:
-            parser.add_argument(option.cli_flag, dest=option.name, default=default, type=option.kind,
-                                help=option.description + shown)
+            parser.add_argument(flag, dest=dest, default=None, type=option.kind, help=option.description + shown)
 
 
-def values_given(args, options) -> dict:
-    """The options a parsed command line set (None means left out)."""
-    return {option.name: getattr(args, option.name) for option in options
-            if getattr(args, option.name) is not None}
+def _scope(option) -> str:
+    families = "/".join(FAMILIES_BY_NAME[f].label for f in option.families) or "all"
+    return families + (f", {'/'.join(option.tasks)}" if option.tasks else "")
+
+
+def values_given(args, options, family: str | None = None, task: str | None = None) -> dict:
+    """name -> value of the options a parsed command line set (None means left out);
+    with a family and task, only the options such a job uses (a shared flag goes to
+    the option of that family)."""
+    values = {}
+    for flag, group in _flag_groups(options).items():
+        value = getattr(args, _dest(flag, group))
+        if value is None:
+            continue
+        for option in group:
+            if family is None or option.applies_to(family, task):
+                values[option.name] = value
+    return values
+
+
+def flags_not_used(args, options, family: str, task: str) -> list:
+    """The flags a command line gave that a job of this family and input does not use
+    (--threshold for Shap-E, say): better refused than silently ignored."""
+    return [flag for flag, group in _flag_groups(options).items()
+            if getattr(args, _dest(flag, group)) is not None and not any(o.applies_to(family, task) for o in group)]
+
+
+def check_family_takes(family: str, task: str) -> None:
+    """WrongModelError when the family cannot start from this input (TripoSR and a prompt)."""
+    from .errors import WrongModelError
+
+    chosen = FAMILIES_BY_NAME[family]
+    if task not in chosen.tasks:
+        takers = " or ".join(f.label for f in FAMILIES if task in f.tasks)
+        raise WrongModelError(
+            f"{chosen.label} makes objects from {' or '.join(t + 's' for t in chosen.tasks)}, not from "
+            f"{'a text prompt' if task == 'text' else 'an image'}: choose {takers} as the model"
+        )

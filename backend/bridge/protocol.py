@@ -13,6 +13,8 @@ from dataclasses import MISSING, dataclass, field, fields
 import numpy as np
 
 from .errors import BadRequest
+from .options import check_family_takes
+from .prompts import clean_prompt
 from .settings import GenerateSettings
 from .wire import Message, write_message
 
@@ -25,7 +27,8 @@ MAX_TEXT_LENGTH = 4096  # paths, model names, devices in requests
 
 @dataclass
 class Generate:
-    """Turn one image into a mesh; exactly one of image_path, image_bytes, image_pixels."""
+    """Turn one image or prompt into a mesh; exactly one of image_path, image_bytes,
+    image_pixels, prompt (a text job: settings' family must take text)."""
 
     TYPE: typing.ClassVar[str] = "generate"
     job_id: str
@@ -36,17 +39,26 @@ class Generate:
     image_path: str | None = None
     image_bytes: np.ndarray | None = None  # an encoded file, 1-D uint8
     image_pixels: np.ndarray | None = None  # (H, W, 3|4) uint8 or float32, top row first
+    prompt: str | None = None  # a text job's prompt (bridge/prompts.py says what is allowed)
+
+    @property
+    def task(self) -> str:
+        return "text" if self.prompt is not None else "image"
 
     def check(self):
         _check_id(self)
-        self.job_settings()
+        settings = self.job_settings()
         for name in ("model", "device", "precision", "image_path"):
             value = getattr(self, name)
             if value is not None and not 0 < len(value) <= MAX_TEXT_LENGTH:
                 raise BadRequest(f"'{name}' must be a non-empty string of at most {MAX_TEXT_LENGTH} characters")
-        given = [self.image_path is not None, self.image_bytes is not None, self.image_pixels is not None]
+        given = [self.image_path is not None, self.image_bytes is not None, self.image_pixels is not None,
+                 self.prompt is not None]
         if sum(given) != 1:
-            raise BadRequest("a generate request needs exactly one of image_path, image_bytes, image_pixels")
+            raise BadRequest("a generate request needs exactly one of image_path, image_bytes, image_pixels, prompt")
+        if self.prompt is not None:
+            self.prompt = clean_prompt(self.prompt)  # PromptError (bad_prompt) says what is wrong
+        check_family_takes(settings.family, self.task)  # WrongModelError: TripoSR and a prompt
         if self.image_bytes is not None and (self.image_bytes.dtype != np.uint8 or self.image_bytes.ndim != 1):
             raise BadRequest("image_bytes must be a 1-D uint8 buffer")
         pixels = self.image_pixels

@@ -26,7 +26,7 @@ RUNNING, DONE, FAILED, CANCELLED = "running", "done", "failed", "cancelled"
 class RemoteJob:
     """A job of ours: its request until it is sent, then the server's id for it."""
 
-    request: object  # protocol.Generate with image bytes or pixels
+    request: object  # protocol.Generate with image bytes or pixels, or a prompt
     cancel_asked: threading.Event = field(default_factory=threading.Event)
     server_id: str | None = None
 
@@ -49,10 +49,11 @@ class ServerClient(JobEvents):
     def url(self) -> str:
         return self.api.url
 
-    def submit(self, settings, *, image_path=None, image_bytes=None, image_pixels=None) -> str:
+    def submit(self, settings, *, image_path=None, image_bytes=None, image_pixels=None, prompt=None) -> str:
         """Start a job; returns at once. A file is read here and sent as its bytes (the
         server reads no paths); a bad path raises InputImageError now, as a worker says."""
-        request = generate_request(settings, image_path=image_path, image_bytes=image_bytes, image_pixels=image_pixels)
+        request = generate_request(settings, image_path=image_path, image_bytes=image_bytes, image_pixels=image_pixels,
+                                   prompt=prompt)
         if request.image_path is not None:
             path = checked_path(Path(request.image_path))
             try:

@@ -1,4 +1,5 @@
-"""Fetch a TripoSR model folder (config.yaml + model.ckpt) from the Hugging Face hub.
+"""Fetch a model folder from the Hugging Face hub: TripoSR's config.yaml + model.ckpt, or a
+Shap-E folder in diffusers' layout (openai/shap-e, openai/shap-e-img2img).
 
 Used only when the user asks for a download (a hub id as --model, or the add-on's
 "Download model" button). Imports huggingface_hub but never torch, so the Blender side
@@ -18,14 +19,6 @@ DEFAULT_REPO = "stabilityai/TripoSR"
 MODEL_FILES = ("config.yaml", "model.ckpt")
 
 Progress = Callable[[int, int], None]
-
-
-def _manual_help(repo_id: str, endpoint: str) -> str:
-    return (
-        f"Download {' and '.join(MODEL_FILES)} by hand from {endpoint}/{repo_id}/tree/main, "
-        "put both in one folder and use that folder as the model "
-        "(--model DIR, the add-on's Model folder preference, or IMAGE_TO_3D_MODEL=DIR)."
-    )
 
 
 def _progress_bar_class(progress: Progress, already_done: Callable[[], int]):
@@ -84,7 +77,7 @@ def _endpoint_reachable(endpoint: str, timeout: float = 5.0) -> bool:
 
 
 def fetch_model(repo_id: str = DEFAULT_REPO, cache_dir: str | None = None, progress: Progress | None = None) -> Path:
-    """Download the model files into the hub cache (or reuse them); returns their folder.
+    """Download TripoSR's model files into the hub cache (or reuse them); returns their folder.
 
     cache_dir: None for huggingface_hub's own cache (~/.cache/huggingface/hub or HF_HUB_CACHE).
     progress(bytes_done, bytes_total): over both files, called from this thread.
@@ -92,8 +85,29 @@ def fetch_model(repo_id: str = DEFAULT_REPO, cache_dir: str | None = None, progr
     Raises ModelNotFoundError, saying where to put the files by hand, when the hub cannot
     be reached and the files are not cached.
     """
+    return _fetch_files(repo_id, list(MODEL_FILES), [], cache_dir, progress,
+                        f"Download {' and '.join(MODEL_FILES)} by hand", "put both in one folder")
+
+
+def fetch_shap_e(repo_id: str, task: str, cache_dir: str | None = None, progress: Progress | None = None) -> Path:
+    """Download a Shap-E folder in diffusers' layout (openai/shap-e for task "text",
+    openai/shap-e-img2img for "image") as fetch_model does: its configs, tokenizer files
+    and full-precision safetensors, never the fp16 copies or pickled weights beside them."""
+    from ..shap_e.folders import hub_files
+
+    required, optional = hub_files(task)
+    return _fetch_files(repo_id, required, optional, cache_dir, progress,
+                        "Download model_index.json and the component folders by hand",
+                        "keep them in one folder as laid out there")
+
+
+def _fetch_files(repo_id: str, required: list, optional: list, cache_dir, progress, by_hand: str, where: str) -> Path:
+    """Each file of a repository, one after the other, into the hub cache; returns the
+    folder they share. Optional files the hub does not have are skipped."""
     # Read at call time: huggingface_hub reads HF_ENDPOINT only once, when imported.
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    help_text = (f"{by_hand} from {endpoint}/{repo_id}/tree/main, {where} and use that folder as the model "
+                 "(--model DIR, the add-on's Model folder preference, or IMAGE_TO_3D_MODEL=DIR).")
     try:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import (
@@ -106,8 +120,7 @@ def fetch_model(repo_id: str = DEFAULT_REPO, cache_dir: str | None = None, progr
         )
     except ImportError:
         raise ModelNotFoundError(
-            f"huggingface_hub is not installed in this Python, so {repo_id} cannot be downloaded. "
-            + _manual_help(repo_id, endpoint)
+            f"huggingface_hub is not installed in this Python, so {repo_id} cannot be downloaded. " + help_text
         ) from None
 
     transport_errors = _transport_errors()
@@ -115,21 +128,25 @@ def fetch_model(repo_id: str = DEFAULT_REPO, cache_dir: str | None = None, progr
     bar_class = _progress_bar_class(progress, lambda: finished_bytes) if progress else None
     # Offline: take the files from the cache if they are there, fail fast if not.
     offline = not _endpoint_reachable(endpoint)
-    paths = []
-    for filename in MODEL_FILES:
+    paths = {}
+    for filename in required + optional:
         try:
             path = hf_hub_download(
                 repo_id, filename, cache_dir=cache_dir, endpoint=endpoint, tqdm_class=bar_class,
                 local_files_only=offline,
             )
         except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
+            if filename in optional:
+                continue
             raise ModelNotFoundError(
                 f"Could not reach {endpoint} to download {repo_id}/{filename} (no network, "
-                f"or the hub is blocked here) and it is not in the cache. " + _manual_help(repo_id, endpoint)
+                f"or the hub is blocked here) and it is not in the cache. " + help_text
             ) from exc
         except (RepositoryNotFoundError, GatedRepoError, EntryNotFoundError) as exc:
+            if filename in optional and isinstance(exc, EntryNotFoundError):
+                continue
             raise ModelNotFoundError(
-                f"{endpoint} has no {filename} for {repo_id} ({type(exc).__name__}). " + _manual_help(repo_id, endpoint)
+                f"{endpoint} has no {filename} for {repo_id} ({type(exc).__name__}). " + help_text
             ) from exc
         except (HfHubHTTPError, OSError, *transport_errors) as exc:
             # OSError covers refused/reset connections that outlived the retries and
@@ -137,13 +154,15 @@ def fetch_model(repo_id: str = DEFAULT_REPO, cache_dir: str | None = None, progr
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelNotFoundError(
                 f"Downloading {repo_id}/{filename} from {endpoint} failed: {reason}. "
-                "Try again (the download resumes), or: " + _manual_help(repo_id, endpoint)
+                "Try again (the download resumes), or: " + help_text
             ) from exc
-        paths.append(Path(path))
+        paths[filename] = Path(path)
         finished_bytes += Path(path).stat().st_size
-    folder = paths[0].parent
-    if any(p.parent != folder for p in paths):  # never happens with the hub's cache layout
-        raise ModelNotFoundError(f"{repo_id}: the downloaded files are not in one folder ({paths})")
+    # a snapshot folder holds the files at their paths in the repository
+    first = required[0]
+    folder = paths[first].parents[len(Path(first).parts) - 1]
+    if any(path != folder / name for name, path in paths.items()):  # never happens with the hub's cache layout
+        raise ModelNotFoundError(f"{repo_id}: the downloaded files are not in one folder ({sorted(map(str, paths.values()))})")
     if progress:
         progress(finished_bytes, finished_bytes)
     return folder
@@ -161,8 +180,9 @@ def main(argv=None) -> int:
 
     from .background_model import fetch_background_model
 
-    parser = argparse.ArgumentParser(prog="python -m backend.setup.hub", description="Download a TripoSR model folder.")
-    parser.add_argument("repo_id", nargs="?", default=DEFAULT_REPO)
+    parser = argparse.ArgumentParser(prog="python -m backend.setup.hub", description="Download a model folder.")
+    parser.add_argument("repo_id", nargs="?", default=DEFAULT_REPO,
+                        help=f"{DEFAULT_REPO} (the default), or Shap-E's openai/shap-e or openai/shap-e-img2img")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--background-model-dir", default=None,
                         help="also fetch the background-removal model (u2net.onnx) into this folder")
@@ -176,14 +196,20 @@ def main(argv=None) -> int:
             last[0] = now
             print(f"progress {offset[0] + done} {offset[0] + total}", flush=True)
 
+    from ..model_folder import HUB_MODELS, SHAP_E
+
+    family, task = HUB_MODELS.get(args.repo_id, (None, None))
     try:
-        folder = fetch_model(args.repo_id, cache_dir=args.cache_dir, progress=report)
+        if family == SHAP_E:
+            folder = fetch_shap_e(args.repo_id, task, cache_dir=args.cache_dir, progress=report)
+        else:
+            folder = fetch_model(args.repo_id, cache_dir=args.cache_dir, progress=report)
     except ModelNotFoundError as exc:
         print(f"error {exc.message}", flush=True)
         return 1
     print(f"folder {folder}", flush=True)
     if args.background_model_dir:
-        offset[0] = sum(f.stat().st_size for f in Path(folder).iterdir() if f.is_file())
+        offset[0] = sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
         try:
             path = fetch_background_model(args.background_model_dir, progress=report)
         except ModelNotFoundError as exc:
