@@ -40,10 +40,10 @@ def flamingo_path(examples_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_server(tmp_path_factory, tiny_model_dir):
-    """`python -m backend serve` with the tiny checkpoint and two CPU replicas (two jobs
-    each, encoder batching on) on loopback, started once per session (~20 s on 2 cores)
-    by the first test that asks for it.
+def model_server(tmp_path_factory, tiny_model_dir, shap_e_dirs):
+    """`python -m backend serve` with the tiny checkpoint and the tiny Shap-E text model,
+    two CPU replicas (two jobs each, encoder batching on) on loopback, started once per
+    session (~30 s on 2 cores) by the first test that asks for it.
 
     At the end it is stopped as a service manager would (SIGTERM), and the test fails if
     it does not exit 0 or leaves a process behind.
@@ -51,7 +51,7 @@ def model_server(tmp_path_factory, tiny_model_dir):
     pytest.importorskip("ray.serve")
     from model_server import start_model_server, stop_model_server
 
-    server = start_model_server(tmp_path_factory.mktemp("model_server"), tiny_model_dir)
+    server = start_model_server(tmp_path_factory.mktemp("model_server"), tiny_model_dir, shap_e_dirs["text"])
     yield server
     stop_model_server(server)
 

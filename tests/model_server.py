@@ -1,5 +1,6 @@
 """A real model server for the tests: `python -m backend serve` in a process group of its
-own, with the tiny checkpoint, two CPU replicas and a token file (see conftest.py)."""
+own, with the tiny checkpoint (and any further models, e.g. a tiny Shap-E text folder),
+two CPU replicas and a token file (see conftest.py)."""
 
 import os
 import re
@@ -38,10 +39,11 @@ class ModelServer:
         return [root] + root.children(recursive=True)
 
 
-def start_model_server(folder: Path, model: Path) -> ModelServer:
+def start_model_server(folder: Path, model: Path, *more_models: Path) -> ModelServer:
     token_file = folder / "token"
     env = {**os.environ, "XDG_STATE_HOME": str(folder)}
-    command = [sys.executable, "-m", "backend", "serve", "--model", str(model), "--port", "0",
+    extra = [argument for path in more_models for argument in ("--model", str(path))]
+    command = [sys.executable, "-m", "backend", "serve", "--model", str(model), *extra, "--port", "0",
                "--token-file", str(token_file), "--replicas", "2", "--max-batch", "2", "--job-timeout", "120"]
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, start_new_session=True)

@@ -34,10 +34,12 @@ class FakePool:
     def __init__(self):
         self.started = 0
         self.images = []  # what each started job received
+        self.prompts = []  # and its prompt (None for an image job)
 
     def start(self, job):
         self.started += 1
         self.images.append(job.image)
+        self.prompts.append(job.prompt)
         job.task = asyncio.get_running_loop().create_task(self._run(job))
 
     async def _run(self, job):
@@ -45,7 +47,7 @@ class FakePool:
 
         job.attempts = 1
         job.mark_running("fake-replica")
-        image = job.image if isinstance(job.image, bytes) else b"pixels"
+        image = job.image if isinstance(job.image, bytes) else b"pixels" if job.image is not None else b"prompt"
         try:
             if image == b"fail":
                 job.finish(FAILED, error=("bad_image", "the input image is not an image file this tool can read"))

@@ -17,7 +17,7 @@ pytest.importorskip("uvicorn")
 from server_front import TOKEN, RunningFront, raw
 
 from backend.bridge import protocol, wire
-from backend.bridge.errors import InputImageError, ServerBusy, ServerUnreachable, Unauthorized, WorkerTimeout
+from backend.bridge.errors import InputImageError, PromptError, ServerBusy, ServerUnreachable, Unauthorized, WorkerTimeout
 from backend.bridge.options import JOB_OPTIONS
 from backend.bridge.server_api import FRAME_TYPE, ServerApi
 from backend.bridge.server_client import ServerClient
@@ -139,12 +139,39 @@ def test_an_image_file_with_settings_in_the_query_works_like_curl(front):
     assert job.settings["resolution"] == 48 and job.settings["remove_background"] is False
 
 
+def test_text_jobs_travel_as_prompts_with_the_same_limits(front):
+    client = ServerClient(front.url, TOKEN)
+    result = client.run({"family": "SHAP_E", "seed": 3}, prompt="  a red\nchair ")
+    assert len(result.faces) == 2 and front.pool.prompts == ["a red chair"] and front.pool.images == [None]
+    # like curl: the prompt as the body, settings in the query; a prompt means Shap-E unless the query says
+    status, _, body = raw(front.url, "POST", "/v1/jobs?steps=8", "a blue teapot".encode(),
+                          {"Authorization": f"Bearer {TOKEN}", "Content-Type": "text/plain; charset=utf-8"})
+    assert status == 202, body
+    assert front.pool.prompts[-1] == "a blue teapot"
+    assert front.table.get(json.loads(body)["job_id"]).settings["family"] == "SHAP_E"
+    for body, query, code in [(b"   ", "", "bad_prompt"), (b"\xff\xfe", "", "bad_prompt"),
+                              (b"a chair", "?family=TRIPOSR", "wrong_model")]:
+        status, _, answer = raw(front.url, "POST", "/v1/jobs" + query, body,
+                                {"Authorization": f"Bearer {TOKEN}", "Content-Type": "text/plain"})
+        assert (status, json.loads(answer)["error"]["code"]) == (400, code), answer
+    status, _, answer = raw(front.url, "POST", "/v1/jobs", b"x" * (2 << 20),
+                            {"Authorization": f"Bearer {TOKEN}", "Content-Type": "text/plain"})
+    assert status == 413
+    text_frame = b"".join(wire.encode("generate", {"job_id": "j1", "settings": {}, "prompt": "a chair"}, {}))
+    status, _, answer = raw(front.url, "POST", "/v1/jobs", text_frame,
+                            {"Authorization": f"Bearer {TOKEN}", "Content-Type": FRAME_TYPE})
+    assert (status, json.loads(answer)["error"]["code"]) == (400, "wrong_model")  # a frame's family is its own
+    with pytest.raises(PromptError, match="empty"):
+        client.run({"family": "SHAP_E"}, prompt="")  # refused before anything is sent
+    assert front.pool.started == 2
+
+
 def test_request_limits_and_bad_requests(front):
     auth = {"Authorization": f"Bearer {TOKEN}"}
     image = {"Content-Type": "image/png"}
     framed = {"Content-Type": FRAME_TYPE}
     cases = [
-        ({"Content-Type": "text/plain"}, b"x", "/v1/jobs", 415, "unsupported_media_type"),
+        ({"Content-Type": "application/json"}, b"{}", "/v1/jobs", 415, "unsupported_media_type"),
         (image, b"x" * (2 << 20), "/v1/jobs", 413, "too_large"),
         (image, b"", "/v1/jobs", 400, "bad_request"),
         (image, b"x", "/v1/jobs?resolution=abc", 400, "bad_request"),

@@ -44,3 +44,10 @@ def test_a_port_in_use_a_shared_token_file_and_half_a_tls_pair_are_refused(tmp_p
 
     done = serve("--model", tiny_model_dir, "--tls-cert", shared, env_home=tmp_path)
     assert done.returncode == 2 and "--tls-cert and --tls-key go together" in done.stderr
+
+
+def test_two_models_for_one_family_and_input_are_refused(tmp_path, tiny_model_dir):
+    pytest.importorskip("ray.serve")
+    done = serve("--model", tiny_model_dir, "--model", tiny_model_dir, "--port", "0", env_home=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "are both TripoSR for images: give one model per family and input" in done.stderr

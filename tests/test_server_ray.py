@@ -1,6 +1,6 @@
 """The real model server (`python -m backend serve`, Ray Serve, two CPU replicas, the tiny
-checkpoint), started once per session: concurrent clients get exactly the in-process
-meshes, the token gate holds on every path, cancel, a replica killed mid-job, the CLI
+checkpoint and the tiny Shap-E text model), started once per session: concurrent clients
+get exactly the in-process meshes, a text job too, the token gate holds on every path, cancel, a replica killed mid-job, the CLI
 with --server, and nothing but loopback listens."""
 
 import json
@@ -124,6 +124,31 @@ def test_errors_are_codes_and_sentences(model_server):
     with pytest.raises(InputImageError, match="not an image file") as raised:
         model_server.client().run({"resolution": 32}, image_bytes=b"this is not an image", timeout=60)
     assert "Traceback" not in raised.value.message
+
+
+def test_a_text_job_gets_the_in_process_shap_e_mesh(model_server, shap_e_dirs):
+    import torch
+
+    from backend.bridge.errors import WrongModelError
+    from backend.bridge.settings import GenerateSettings
+    from backend.pipeline import generate_mesh, load_model
+
+    settings = {"family": "SHAP_E", "steps": 6, "shap_e_resolution": 40, "seed": 5}
+    got = model_server.client().run(settings, prompt="a red wooden chair", timeout=120)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a replica runs
+    try:
+        loaded = load_model(shap_e_dirs["text"], "cpu", family="SHAP_E", task="text")
+        expected = generate_mesh(loaded, None, GenerateSettings(**settings), prompt="a red wooden chair")
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(got.faces, expected.faces)
+    np.testing.assert_allclose(got.vertices, expected.vertices, atol=1e-6)
+    np.testing.assert_array_equal(got.colors, expected.colors)
+    assert got.prepared_image.shape == (0, 0, 3) and "diffusion" in got.timings
+    # the server has no Shap-E image model: the job says so, the server goes on
+    with pytest.raises(WrongModelError, match="this server runs TripoSR .image., Shap-E .text., not Shap-E for images"):
+        model_server.client().run({"family": "SHAP_E"}, image_bytes=b"png", timeout=60)
 
 
 def test_result_as_glb(model_server, examples_dir):

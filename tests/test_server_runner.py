@@ -58,7 +58,7 @@ class ScriptedHandle:
     def generate(self):
         return self
 
-    def remote(self, job_id, settings, image):
+    def remote(self, job_id, settings, image, prompt=None):
         self.calls += 1
         stream = ScriptedStream(self.scripts.pop(0))
         self.streams.append(stream)

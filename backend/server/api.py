@@ -1,7 +1,8 @@
 """The HTTP API (Starlette): jobs in, status and results out, errors as codes and sentences.
 
-    POST   /v1/jobs                  image file bytes (settings in the query), or one
-                                     `generate` frame of the worker protocol -> 202 status
+    POST   /v1/jobs                  image file bytes or a text/plain prompt (settings in the
+                                     query), or one `generate` frame of the worker protocol
+                                     -> 202 status
     GET    /v1/jobs/{id}             status; ?since=VERSION&wait=SECONDS long-polls
     GET    /v1/jobs/{id}/result      the `result` frame of the worker protocol, or ?format=glb
     POST   /v1/jobs/{id}/cancel      ask a job to stop
@@ -27,8 +28,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..bridge import protocol, wire
-from ..bridge.errors import BadRequest
-from ..bridge.options import JOB_OPTIONS
+from ..bridge.errors import BackendError
+from ..bridge.options import JOB_OPTIONS, SHAP_E, check_family_takes
+from ..bridge.prompts import clean_prompt
 from ..bridge.server_api import FRAME_TYPE
 from ..bridge.settings import GenerateSettings
 from .auth import RequireBearerToken
@@ -39,6 +41,7 @@ log = logging.getLogger("image_to_3d.server")
 
 GLB_TYPE = "model/gltf-binary"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/tiff", "image/bmp", "application/octet-stream")
+PROMPT_TYPE = "text/plain"  # a text job: the body is the prompt (UTF-8)
 MAX_WAIT_SECONDS = 30.0
 SWEEP_SECONDS = 10.0
 UPLOAD_SLOTS = 8  # bodies read at once: bounds the memory uploads in flight can take
@@ -77,8 +80,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def settings_from_query(query) -> dict:
-    """GenerateSettings from query parameters (?resolution=256&remove_background=false)."""
+def settings_from_query(query, defaults: dict | None = None) -> dict:
+    """GenerateSettings from query parameters (?resolution=256&remove_background=false),
+    on top of `defaults` (a prompt's family is Shap-E unless the query says otherwise)."""
     options = {option.name: option for option in JOB_OPTIONS}
     values = {}
     for name, text in query.multi_items():
@@ -96,7 +100,7 @@ def settings_from_query(query) -> dict:
             values[name] = option.kind(text)
         except ValueError:
             raise ApiError(400, "bad_request", f"setting {name} must be a {option.kind.__name__}, got {text!r}") from None
-    return checked_settings(values)
+    return checked_settings({**(defaults or {}), **values})
 
 
 def checked_settings(values) -> dict:
@@ -106,8 +110,9 @@ def checked_settings(values) -> dict:
         raise ApiError(400, "bad_request", f"bad settings: {exc}") from None
 
 
-def parse_frame(body: bytes) -> tuple[dict, object]:
-    """(settings, image) from one `generate` frame: image_bytes or image_pixels, no path."""
+def parse_frame(body: bytes) -> tuple[dict, object, str | None]:
+    """(settings, image, prompt) from one `generate` frame: image_bytes, image_pixels or a
+    prompt, no path."""
     stream = io.BytesIO(body)
     try:
         message = wire.FrameReader(stream).read()
@@ -116,8 +121,8 @@ def parse_frame(body: bytes) -> tuple[dict, object]:
         request = protocol.parse(message, protocol.REQUESTS)
     except (wire.ProtocolError, wire.StreamClosed) as exc:
         raise ApiError(400, "bad_request", f"malformed frame: {getattr(exc, 'message', exc)}") from None
-    except BadRequest as exc:
-        raise ApiError(400, "bad_request", exc.message) from None
+    except BackendError as exc:  # bad_request; bad_prompt or wrong_model for a text job
+        raise ApiError(400, exc.code, exc.message) from None
     if not isinstance(request, protocol.Generate):
         raise ApiError(400, "bad_request", f"expected a generate frame, got {request.TYPE!r}")
     if request.image_path is not None:
@@ -125,7 +130,19 @@ def parse_frame(body: bytes) -> tuple[dict, object]:
     if (request.model, request.device, request.precision) != (None, None, None):
         raise ApiError(400, "bad_request", "this server runs one model: leave model, device and precision out")
     image = request.image_bytes.tobytes() if request.image_bytes is not None else request.image_pixels
-    return checked_settings(request.settings), image
+    return checked_settings(request.settings), image, request.prompt
+
+
+def prompt_from_body(body: bytes, settings: dict) -> str:
+    """The prompt of a text/plain body, checked as every client checks it."""
+    try:
+        prompt = clean_prompt(body.decode("utf-8"))
+        check_family_takes(settings["family"], "text")
+    except UnicodeDecodeError:
+        raise ApiError(400, "bad_prompt", "the prompt is not UTF-8 text") from None
+    except BackendError as exc:
+        raise ApiError(400, exc.code, exc.message) from None
+    return prompt
 
 
 # ---------------------------------------------------------------- responses
@@ -165,20 +182,25 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
 
     async def submit(request: Request):
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != FRAME_TYPE and kind not in IMAGE_TYPES:
+        if kind != FRAME_TYPE and kind != PROMPT_TYPE and kind not in IMAGE_TYPES:
             raise ApiError(415, "unsupported_media_type",
-                           f"send an image file ({', '.join(IMAGE_TYPES)}) or a {FRAME_TYPE}")
+                           f"send an image file ({', '.join(IMAGE_TYPES)}), a {PROMPT_TYPE} prompt or a {FRAME_TYPE}")
         if kind == FRAME_TYPE and request.query_params:
             raise ApiError(400, "bad_request", "a frame carries its settings inside: leave the query empty")
-        settings = settings_from_query(request.query_params) if kind != FRAME_TYPE else None
+        settings, prompt = None, None
+        if kind != FRAME_TYPE:
+            # a prompt can only be Shap-E's (the one family that reads text) unless the query says otherwise
+            settings = settings_from_query(request.query_params, {"family": SHAP_E} if kind == PROMPT_TYPE else None)
         async with upload_slots:
             body = await read_body(request, max_upload_bytes)
         if kind == FRAME_TYPE:
-            settings, image = parse_frame(body)
+            settings, image, prompt = parse_frame(body)
+        elif kind == PROMPT_TYPE:
+            image, prompt = None, prompt_from_body(body, settings)
         else:
             image = body
         try:
-            job = table.create(settings, image)
+            job = table.create(settings, image, prompt)
         except QueueFull:
             raise ApiError(503, "server_busy",
                            f"the server already holds {table.max_active} unfinished jobs: try again in a moment",

@@ -32,7 +32,9 @@ log = logging.getLogger("image_to_3d.server")
 
 
 def add_arguments(parser: argparse.ArgumentParser):
-    parser.add_argument("--model", required=True, help="model folder (config.yaml + model.ckpt) or hub id")
+    parser.add_argument("--model", required=True, action="append",
+                        help="model folder or hub id; repeat it to serve several: TripoSR (config.yaml + model.ckpt, "
+                             "stabilityai/TripoSR), Shap-E text (openai/shap-e), Shap-E image (openai/shap-e-img2img)")
     parser.add_argument("--host", default="127.0.0.1", help="address the HTTP API listens on (default %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port; 0 picks a free one (default %(default)s)")
     parser.add_argument("--token-file", type=Path,
@@ -130,12 +132,10 @@ def run_server(args, token: str, token_path: Path, sock: socket.socket, local: b
     try:
         if local:
             ray_setup.prepare_local_environment(secret_dir)
-            from ..model_folder import resolve_model_dir  # no torch: a wrong folder fails in a second
-
-            model = str(resolve_model_dir(args.model))
+            model = local_models(args.model)  # no torch: a wrong folder fails in a second
         else:
             ray_setup.prepare_environment()
-            model = args.model  # resolved by each replica on its own node
+            model = list(args.model)  # resolved by each replica on its own node
         print("starting Ray" if local else f"joining the Ray cluster at {args.address}", flush=True)
         resources = ray_setup.start_ray(args.address, args.verbose)
         if not args.verbose:
@@ -158,6 +158,23 @@ def run_server(args, token: str, token_path: Path, sock: socket.socket, local: b
         ray_setup.shut_down(local)
 
 
+def local_models(models: list) -> list:
+    """Each --model as a checked local folder (a hub id is fetched now); one per family and input."""
+    from ..bridge.options import FAMILIES_BY_NAME, TRIPOSR
+    from ..model_folder import family_of_model, resolve_model_dir
+
+    folders, seen = [], {}
+    for model in models:
+        kind = family_of_model(model)
+        family, task = (kind.family, kind.task) if kind.family in FAMILIES_BY_NAME else (TRIPOSR, "image")
+        if (family, task) in seen:
+            raise BackendError(f"--model {seen[family, task]} and --model {model} are both {FAMILIES_BY_NAME[family].label} "
+                               f"for {task}s: give one model per family and input")
+        seen[family, task] = model
+        folders.append(str(resolve_model_dir(model, family, task)))
+    return folders
+
+
 def serve_http(args, token, token_path, sock, handle, plan) -> int:
     import ray
     import uvicorn
@@ -171,7 +188,8 @@ def serve_http(args, token, token_path, sock, handle, plan) -> int:
     pool = ReplicaPool(handle, retries=args.retries, idle_timeout=args.job_timeout)
     model_info = handle.describe.remote().result()
     version_info = {"server": SERVER_VERSION, "api": API_VERSION, "protocol": wire.VERSION,
-                    "ray": ray.__version__, "model": {k: model_info[k] for k in ("model", "device", "precision", "torch", "torch_threads")},
+                    "ray": ray.__version__,
+                    "model": {k: model_info[k] for k in ("model", "models", "device", "precision", "torch", "torch_threads")},
                     "replicas": plan.count, "max_batch": args.max_batch}
     table = JobTable(args.max_jobs, args.result_ttl, args.max_result_mb << 20)
     app = create_app(table=table, pool=pool, token=token, version_info=version_info,

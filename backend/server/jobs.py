@@ -41,7 +41,8 @@ class StoredResult:
 class Job:
     job_id: str
     settings: dict
-    image: object  # encoded file bytes or a pixel array; dropped when the job ends
+    image: object  # encoded file bytes or a pixel array (None for a text job); dropped when the job ends
+    prompt: str | None = None  # a text job's prompt
     created: float = field(default_factory=time.time)
     state: str = QUEUED
     stage: str | None = None
@@ -140,10 +141,10 @@ class JobTable:
         self.max_result_bytes = max_result_bytes
         self._jobs: dict[str, Job] = {}
 
-    def create(self, settings: dict, image) -> Job:
+    def create(self, settings: dict, image, prompt: str | None = None) -> Job:
         if self.count_active() >= self.max_active:
             raise QueueFull(self.max_active)
-        job = Job(secrets.token_hex(16), settings, image)  # unguessable, also between clients
+        job = Job(secrets.token_hex(16), settings, image, prompt)  # unguessable, also between clients
         self._jobs[job.job_id] = job
         return job
 

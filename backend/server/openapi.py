@@ -31,8 +31,10 @@ def _setting_parameters() -> list:
             schema["maximum"] = option.maximum
         if option.choices:
             schema["enum"] = [identifier for identifier, _, _ in option.choices]
+        scope = f" [{', '.join(option.families)}{', ' + '/'.join(option.tasks) if option.tasks else ''}]" if option.families else ""
         parameters.append({"name": option.name, "in": "query", "required": False, "schema": schema,
-                           "description": option.description + " (with an image body; a frame carries its own)"})
+                           "description": option.description + scope
+                           + " (with an image or text/plain body; a frame carries its own)"})
     return parameters
 
 
@@ -46,8 +48,8 @@ def build_openapi(max_upload_bytes: int) -> dict:
         "info": {
             "title": "image_to_3d model server",
             "version": f"{SERVER_VERSION} (api {API_VERSION})",
-            "description": "TripoSR as a service: one image in, a coloured mesh out. Every request needs "
-                           "'Authorization: Bearer <token>'. Errors are JSON {error: {code, message}}.",
+            "description": "TripoSR and Shap-E as a service: one image or text prompt in, a coloured mesh out. "
+                           "Every request needs 'Authorization: Bearer <token>'. Errors are JSON {error: {code, message}}.",
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -59,14 +61,18 @@ def build_openapi(max_upload_bytes: int) -> dict:
                     "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
                                                  "description": "an image file (PNG, JPEG, WebP, TIFF, BMP)"},
+                    "text/plain": {"schema": {"type": "string"},
+                                   "description": "a text prompt (UTF-8): a Shap-E text job (family defaults to SHAP_E)"},
                     FRAME: {"schema": {"type": "string", "format": "binary"},
                             "description": "one 'generate' frame of docs/protocol.md with 'settings' and one "
-                                           "buffer, image_bytes or image_pixels (no image_path)"},
+                                           "source: a buffer, image_bytes or image_pixels, or the field 'prompt' "
+                                           "(no image_path)"},
                 }},
                 "responses": {
                     "202": {**_job_status("accepted; Location names the job"),
                             "headers": {"Location": {"schema": {"type": "string"}}}},
-                    "400": _error("bad settings or a malformed frame"), **COMMON_ERRORS,
+                    "400": _error("bad settings or a malformed frame (bad_request), an unusable prompt (bad_prompt), "
+                                  "or a prompt for a family that takes images (wrong_model)"), **COMMON_ERRORS,
                     "413": _error("body over the size limit"), "415": _error("unsupported content type"),
                     "503": _error("server_busy: too many unfinished jobs (Retry-After)"),
                 },
@@ -124,7 +130,8 @@ def build_openapi(max_upload_bytes: int) -> dict:
                 "JobStatus": {"type": "object", "required": ["job_id", "state", "version"], "properties": {
                     "job_id": {"type": "string"},
                     "state": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
-                    "stage": {"type": ["string", "null"], "enum": ["prepare", "encode", "field", "surface", "colors", None]},
+                    "stage": {"type": ["string", "null"],
+                              "enum": ["prepare", "encode", "diffusion", "field", "surface", "colors", None]},
                     "fraction": {"type": "number"},
                     "version": {"type": "integer", "description": "bumped on every change"},
                     "created": {"type": "number"}, "started": {"type": ["number", "null"]},

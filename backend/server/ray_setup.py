@@ -98,7 +98,7 @@ def plan_replicas(requested: str, device: str, resources: dict) -> ReplicaPlan:
     return ReplicaPlan(count, "cpu", 0.0, share, max(1, math.floor(share)))
 
 
-def deploy(plan: ReplicaPlan, model: str, precision: str, max_batch: int, verbose: bool = False):
+def deploy(plan: ReplicaPlan, model: str | list, precision: str, max_batch: int, verbose: bool = False):
     """Start Serve without its HTTP proxy and run the model deployment; returns its handle."""
     from ray import serve
 
@@ -125,7 +125,7 @@ def deploy(plan: ReplicaPlan, model: str, precision: str, max_batch: int, verbos
 def first_line_of_cause(exc: BaseException) -> str:
     """The user-facing line of a failure that Serve wrapped in its own text."""
     text = str(exc)
-    for marker in ("ModelNotFoundError", "CheckpointError", "DeviceError", "BackendError"):
+    for marker in ("ModelNotFoundError", "WrongModelError", "CheckpointError", "DeviceError", "BackendError"):
         if marker in text:
             tail = text.rsplit(marker, 1)[1].lstrip(": ")
             return tail.splitlines()[0] if tail else text.splitlines()[0]

@@ -1,6 +1,9 @@
-"""The Serve deployment: one model per replica (one replica per GPU), running the job function.
+"""The Serve deployment: the server's models in every replica (one replica per GPU), running
+the job function.
 
-A replica loads the model once and runs `backend.pipeline.generate_mesh` - the same
+A replica loads each model once - one per family and input, e.g. TripoSR, Shap-E's text
+model and its image model, each from its own --model - and runs each job with the model
+its settings' family and its input (image or prompt) call for. It runs `backend.pipeline.generate_mesh` - the same
 function the local worker and the CLI run, through the same out-of-memory fallback
 (generate_mesh_within_memory) - in a pool of `--max-batch` threads, so the event loop
 stays free to stream progress and to notice cancellation. `generate` is an async
@@ -25,7 +28,8 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
-from ..bridge.errors import BackendError, OutOfMemoryError
+from ..bridge.errors import BackendError, OutOfMemoryError, WrongModelError
+from ..bridge.options import FAMILIES_BY_NAME, TRIPOSR
 from ..bridge.settings import GenerateSettings
 from .encode_batcher import EncodeBatcher
 from .jobs import result_arrays
@@ -38,33 +42,55 @@ BATCH_WAIT_S = 0.02  # how long the first image of an encoder batch waits for ot
 class MeshModel:
     """The deployment class (wrapped by serve.deployment in ray_setup.deploy)."""
 
-    def __init__(self, model: str, device: str, precision: str, concurrency: int, torch_threads: int | None):
+    def __init__(self, model: str | list, device: str, precision: str, concurrency: int, torch_threads: int | None):
+        """model: one model folder or hub id, or a list of them (one per family and input)."""
         bind_internal_grpc_to_node_ip()  # before Serve starts that server, right after us
         import torch
 
         if torch_threads:
             torch.set_num_threads(torch_threads)
         from .. import pipeline
+        from ..model_folder import family_of_model
 
         self._pipeline = pipeline
-        self._loaded = pipeline.load_model(model, device, precision)
+        self._models = {}  # (family, task) -> the loaded model
+        for name in [model] if isinstance(model, str) else model:
+            kind = family_of_model(name)  # on this node: the folder is here
+            family, task = (kind.family, kind.task) if kind.family in FAMILIES_BY_NAME else (TRIPOSR, "image")
+            loaded = pipeline.load_model(name, device, precision, family, task)
+            self._models[(family, task)] = loaded
+            log.info("model %s loaded on %s (%s) in %.2f s", loaded.model_dir, loaded.device, loaded.precision,
+                     loaded.load_seconds)
+        self._loaded = next(iter(self._models.values()))  # for what all models share (the device)
         self._pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="mesh-job")
         self.batcher = None
-        if concurrency > 1:
-            self.batcher = EncodeBatcher(functools.partial(pipeline.encode_images, self._loaded), concurrency, BATCH_WAIT_S)
+        triposr = self._models.get((TRIPOSR, "image"))
+        if concurrency > 1 and triposr is not None:  # TripoSR's encoder batches; Shap-E's jobs run alone
+            self.batcher = EncodeBatcher(functools.partial(pipeline.encode_images, triposr), concurrency, BATCH_WAIT_S)
         self._replica = _replica_id()
-        log.info("model %s loaded on %s (%s) in %.2f s", self._loaded.model_dir, self._loaded.device,
-                 self._loaded.precision, self._loaded.load_seconds)
 
     def describe(self) -> dict:
         import torch
 
         loaded = self._loaded
-        return {"device": loaded.device, "precision": loaded.precision, "model": loaded.model_dir.name,
+        models = [{"family": family, "task": task, "model": held.model_dir.name, "precision": held.precision}
+                  for (family, task), held in self._models.items()]
+        return {"device": loaded.device, "precision": loaded.precision,
+                "model": ", ".join(entry["model"] for entry in models), "models": models,
                 "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "replica": self._replica,
                 "encoder_batches": dict(self.batcher.batch_sizes) if self.batcher else {}}
 
-    async def generate(self, job_id: str, settings: dict, image):
+    def model_for(self, settings: GenerateSettings, task: str):
+        """The loaded model of the job's family and input; WrongModelError naming what the server runs."""
+        loaded = self._models.get((settings.family, task))
+        if loaded is None:
+            held = ", ".join(f"{FAMILIES_BY_NAME[f].label} ({t})" for f, t in self._models)
+            wanted = f"{FAMILIES_BY_NAME[settings.family].label} for {'text prompts' if task == 'text' else 'images'}"
+            raise WrongModelError(f"this server runs {held}, not {wanted}: its admin can add that model "
+                                  "(python -m backend serve --model ... --model ...)")
+        return loaded
+
+    async def generate(self, job_id: str, settings: dict, image, prompt: str | None = None):
         """Events: started, progress..., then exactly one of result or error.
 
         A cancelled call (the front's handle.cancel) arrives as CancelledError at an
@@ -84,11 +110,17 @@ class MeshModel:
                 event = {"event": "progress", "stage": stage, "fraction": float(fraction)}
                 loop.call_soon_threadsafe(events.put_nowait, event)
 
+        job_settings = GenerateSettings.from_dict(settings)
+        try:
+            loaded = self.model_for(job_settings, "text" if prompt is not None else "image")
+        except WrongModelError as exc:
+            yield {"event": "error", "code": exc.code, "message": exc.message}
+            return
         job = functools.partial(
-            self._pipeline.generate_mesh_within_memory, self._loaded, image, GenerateSettings.from_dict(settings),
+            self._pipeline.generate_mesh_within_memory, loaded, image, job_settings,
             progress, stop.is_set, warn=lambda message: log.warning("job %s: %s", job_id, message),
             remedy="",  # the client cannot switch the server to the CPU
-            encode=self.batcher.encode if self.batcher else None,
+            encode=self.batcher.encode if self.batcher and loaded.family == TRIPOSR else None, prompt=prompt,
         )
         future = loop.run_in_executor(self._pool, job)
         future.add_done_callback(lambda _: events.put_nowait(None))

@@ -79,7 +79,7 @@ class ReplicaPool:
         ))
 
     async def _run_once(self, job: Job):
-        job.stream = self._handle.options(stream=True).generate.remote(job.job_id, job.settings, job.image)
+        job.stream = self._handle.options(stream=True).generate.remote(job.job_id, job.settings, job.image, job.prompt)
         if job.cancel_requested:  # asked while this call was being made
             self.cancel(job)
         try:
