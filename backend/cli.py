@@ -1,10 +1,15 @@
-"""`python -m backend ...`: images to mesh files from the command line, the model server,
-and test models.
+"""`python -m backend ...`: images or text prompts to mesh files from the command line, the
+model server, and test models.
 
     python -m backend generate IMAGE... --model DIR --out DIR [options]
+    python -m backend generate --prompt TEXT [--prompt TEXT ...] [--prompts FILE] --model DIR --out DIR [options]
     python -m backend generate IMAGE... --server URL --token-file F --out DIR [options]
-    python -m backend serve --model DIR [--host H --port P --token-file F ...]   (docs/server.md)
+    python -m backend serve --model DIR [--model DIR ...] [--host H --port P --token-file F ...]   (docs/server.md)
     python -m backend make-test-model triposr OUT_DIR [--size smoke|official] [--seed 0]
+    python -m backend make-test-model shap-e OUT_DIR [--size tiny|full] [--variant text|image|both] [--seed 0]
+
+The model family comes from --family, else from the model folder (or the official hub
+id), else: prompts are Shap-E's, images TripoSR's.
 """
 
 import argparse
@@ -14,23 +19,39 @@ import time
 from pathlib import Path
 
 from .bridge.errors import BackendError
-from .bridge.options import DEVICES, JOB_OPTIONS, PRECISIONS, add_arguments, values_given
+from .bridge.options import (
+    DEVICES,
+    FAMILIES_BY_NAME,
+    JOB_OPTIONS,
+    PRECISIONS,
+    SHAP_E,
+    TRIPOSR,
+    add_arguments,
+    check_family_takes,
+    flags_not_used,
+    values_given,
+)
+from .bridge.prompts import clean_prompt, prompt_name, read_prompts
 from .bridge.settings import GenerateSettings
 from .mesh.export import FORMATS
 
 EXIT_FAILED_IMAGES = 1
 EXIT_SETUP = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl+C
-TEST_MODEL_FAMILIES = ("triposr",)
+TEST_MODEL_SIZES = {"triposr": ("smoke", "official"), "shap-e": ("tiny", "full")}  # the first is the default
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend", description="TripoSR: single image to 3D mesh.")
+    parser = argparse.ArgumentParser(prog="python -m backend",
+                                     description="TripoSR and Shap-E: images or text prompts to 3D meshes.")
     commands = parser.add_subparsers(dest="command", required=True)
-    gen = commands.add_parser("generate", help="turn images into coloured meshes")
-    gen.add_argument("images", nargs="+", type=Path, help="input images (PNG, JPEG, WebP, TIFF, BMP)")
-    gen.add_argument("--model", help="model folder (config.yaml + model.ckpt) or hub id, e.g. stabilityai/TripoSR "
-                                     "(not with --server: the server has its own)")
+    gen = commands.add_parser("generate", help="turn images or text prompts into coloured meshes")
+    gen.add_argument("images", nargs="*", type=Path, help="input images (PNG, JPEG, WebP, TIFF, BMP)")
+    gen.add_argument("--prompt", action="append", default=[], help="a text prompt (Shap-E); repeat for more objects")
+    gen.add_argument("--prompts", type=Path, help="a text file of prompts, one object per line (# starts a comment)")
+    gen.add_argument("--model", help="model folder or hub id: stabilityai/TripoSR (config.yaml + model.ckpt), "
+                                     "openai/shap-e (prompts), openai/shap-e-img2img (images with Shap-E); "
+                                     "not with --server: the server has its own")
     gen.add_argument("--out", required=True, type=Path, help="output folder; writes <image stem>.<format>")
     gen.add_argument("--format", default="glb", choices=FORMATS, help="mesh file format (default glb)")
     add_arguments(gen, JOB_OPTIONS)
@@ -48,10 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_arguments(serve)
 
     make = commands.add_parser("make-test-model", help="write a random-weight model folder (tests, demos)")
-    make.add_argument("family", choices=TEST_MODEL_FAMILIES)
+    make.add_argument("family", choices=tuple(TEST_MODEL_SIZES))
     make.add_argument("out_dir", type=Path)
-    make.add_argument("--size", choices=("smoke", "official"), default="smoke",
-                      help="smoke: a few MB; official: the official layout and sizes (1.7 GB)")
+    make.add_argument("--size", choices=sorted({s for sizes in TEST_MODEL_SIZES.values() for s in sizes}),
+                      help="triposr: smoke (default, a few MB) or official (the official layout and sizes, 1.7 GB); "
+                           "shap-e: tiny (default, under 1 MB) or full (the real component sizes, 2.7 and 3.4 GB)")
+    make.add_argument("--variant", choices=("text", "image", "both"), default="both",
+                      help="shap-e: OUT_DIR/shap-e (text), OUT_DIR/shap-e-img2img (image) or both (default)")
     make.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -69,15 +93,16 @@ def output_problem(out: Path) -> str | None:
     return None
 
 
-def output_paths(images: list[Path], out: Path, fmt: str) -> list[Path]:
-    """<out>/<stem>.<format> per image; images that share a stem get _2, _3, ... so that
-    no output overwrites another of the same run."""
+def output_paths(sources: list, out: Path, fmt: str) -> list[Path]:
+    """<out>/<stem>.<format> per image (a prompt: its first words); sources that share a
+    stem get _2, _3, ... so that no output overwrites another of the same run."""
     taken, paths = set(), []
-    for image in images:
-        name, number = f"{image.stem}.{fmt}", 1
+    for source in sources:
+        stem = source.stem if isinstance(source, Path) else prompt_name(source).replace(" ", "_")
+        name, number = f"{stem}.{fmt}", 1
         while name in taken:
             number += 1
-            name = f"{image.stem}_{number}.{fmt}"
+            name = f"{stem}_{number}.{fmt}"
         taken.add(name)
         paths.append(out / name)
     return paths
@@ -85,6 +110,8 @@ def output_paths(images: list[Path], out: Path, fmt: str) -> list[Path]:
 
 def argument_problem(args) -> str | None:
     """What is wrong with how generate was asked for, before any work; None if nothing."""
+    if bool(args.images) == bool(args.prompt or args.prompts):
+        return "give images or text prompts (--prompt, --prompts), one of the two"
     if args.server:
         if args.model or args.device or args.precision:
             return ("--model, --device and --precision are the server's own (python -m backend serve ...): "
@@ -98,17 +125,55 @@ def argument_problem(args) -> str | None:
     return output_problem(args.out)
 
 
-def local_runner(args):
+def job_kind(args) -> tuple[str, str]:
+    """(family, task) of this run: --family, else the model folder's (or hub id's) family,
+    else Shap-E for prompts and TripoSR for images; WrongModelError when they disagree."""
+    task = "text" if args.prompt or args.prompts else "image"
+    family = args.family
+    if family is None and args.model:
+        from .model_folder import family_of_model
+
+        found = family_of_model(args.model).family
+        family = found if found in FAMILIES_BY_NAME else None
+    family = family or (SHAP_E if task == "text" else TRIPOSR)
+    check_family_takes(family, task)
+    return family, task
+
+
+def job_sources(args) -> tuple[list, list]:
+    """(the sources to run: image paths or prompts, failures found already: (label, message))."""
+    if args.images:
+        return list(args.images), []
+    sources, failures = [], []
+    for prompt in args.prompt:
+        sources.append(clean_prompt(prompt))  # PromptError: the whole run is wrong
+    if args.prompts:
+        for line in read_prompts(args.prompts):
+            if line.problem:
+                failures.append((f"{args.prompts} {line.label}", line.problem))
+            else:
+                sources.append(line.text)
+    return sources, failures
+
+
+def local_runner(args, family: str, task: str):
     """(job function, what it runs on) in this process: the model loaded once."""
     # torch is imported here, not at module level, so `--help` answers at once
     from .pipeline import generate_mesh, load_model
 
-    loaded = load_model(args.model, args.device or "auto", args.precision or "float32")
-    where = f"model {loaded.model_dir} on {loaded.device} ({loaded.precision}), loaded in {loaded.load_seconds:.1f} s"
-    return (lambda image, settings, progress: generate_mesh(loaded, image, settings, progress=progress)), where
+    loaded = load_model(args.model, args.device or "auto", args.precision or "float32", family, task)
+    where = (f"{FAMILIES_BY_NAME[family].label} model {loaded.model_dir} on {loaded.device} ({loaded.precision}), "
+             f"loaded in {loaded.load_seconds:.1f} s")
+
+    def run(source, settings, progress):
+        if isinstance(source, str):
+            return generate_mesh(loaded, None, settings, progress=progress, prompt=source)
+        return generate_mesh(loaded, source, settings, progress=progress)
+
+    return run, where
 
 
-def server_runner(args):
+def server_runner(args, family: str, task: str):
     """(job function, what it runs on) on a model server: the same jobs over HTTP."""
     from .bridge.server_client import ServerClient
     from .bridge.tokens import TokenFileError, read_token_file
@@ -122,30 +187,39 @@ def server_runner(args):
     model = info.get("model", {})
     where = f"server {client.url}: model {model.get('model')} on {info.get('replicas')} {model.get('device')} replica(s)"
 
-    def run(image, settings, progress):
+    def run(source, settings, progress):
         def on_event(event):
             if event.kind == "progress":
                 progress(event.stage, event.fraction)
 
-        return client.run(settings, image_path=image, on_event=on_event)
+        if isinstance(source, str):
+            return client.run(settings, prompt=source, on_event=on_event)
+        return client.run(settings, image_path=source, on_event=on_event)
 
     return run, where
+
+
+def job_settings(args) -> tuple[GenerateSettings, str, str]:
+    """(settings, family, task); ValueError or BackendError saying what is wrong."""
+    family, task = job_kind(args)
+    unused = flags_not_used(args, JOB_OPTIONS, family, task)
+    if unused:
+        raise ValueError(f"{', '.join(unused)}: not used by {FAMILIES_BY_NAME[family].label} "
+                         f"{'text' if task == 'text' else 'image'} jobs")
+    return GenerateSettings(**{**values_given(args, JOB_OPTIONS, family, task), "family": family}), family, task
 
 
 def generate_command(args) -> int:
     from .mesh.export import write_mesh
 
-    try:
-        settings = GenerateSettings(**values_given(args, JOB_OPTIONS))
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_SETUP
     problem = argument_problem(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_SETUP
     try:
-        run_job, where = server_runner(args) if args.server else local_runner(args)
+        settings, family, task = job_settings(args)
+        sources, failures = job_sources(args)
+        run_job, where = server_runner(args, family, task) if args.server else local_runner(args, family, task)
     except (BackendError, ValueError) as exc:
         print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return EXIT_SETUP
@@ -153,49 +227,64 @@ def generate_command(args) -> int:
 
     from tqdm import tqdm
 
-    failures = []
-    bar = tqdm(total=len(args.images), unit="image", file=sys.stderr, dynamic_ncols=True)
-    for image, destination in zip(args.images, output_paths(args.images, args.out, args.format)):
-        bar.set_description(image.name)
+    unit = "prompt" if task == "text" else "image"
+    total = len(sources) + len(failures)  # a prompts file's bad lines have failed already
+    bar = tqdm(total=len(sources), unit=unit, file=sys.stderr, dynamic_ncols=True)
+    for label, message in failures:
+        bar.write(f"FAILED {label}: {message}", file=sys.stderr)
+    for source, destination in zip(sources, output_paths(sources, args.out, args.format)):
+        label = repr(source) if task == "text" else str(source)
+        bar.set_description(prompt_name(source, 20) if task == "text" else source.name)
         started = time.perf_counter()
         try:
             result = run_job(
-                image, settings, lambda stage, fraction: bar.set_postfix_str(f"{stage} {fraction:4.0%}", refresh=False),
+                source, settings, lambda stage, fraction: bar.set_postfix_str(f"{stage} {fraction:4.0%}", refresh=False),
             )
             written = write_mesh(destination, result.vertices, result.faces, result.colors)
         except BackendError as exc:
-            failures.append((image, exc.message))
-            bar.write(f"FAILED {image}: {exc.message}", file=sys.stderr)
+            failures.append((label, exc.message))
+            bar.write(f"FAILED {label}: {exc.message}", file=sys.stderr)
         except OSError as exc:  # a full disk, a folder that went away
             message = f"could not write {destination}: {exc.strerror or exc}"
-            failures.append((image, message))
-            bar.write(f"FAILED {image}: {message}", file=sys.stderr)
+            failures.append((label, message))
+            bar.write(f"FAILED {label}: {message}", file=sys.stderr)
         else:
             for note in result.notes:
-                bar.write(f"warning: {image}: {note}", file=sys.stderr)
+                bar.write(f"warning: {label}: {note}", file=sys.stderr)
+            seed = f", seed {settings.seed}" if family == SHAP_E else ""
             bar.write(
-                f"{image} -> {written}: {len(result.vertices)} vertices, {len(result.faces)} faces, "
+                f"{label} -> {written}: {len(result.vertices)} vertices, {len(result.faces)} faces{seed}, "
                 f"{time.perf_counter() - started:.2f} s"
             )
         bar.update(1)
     bar.close()
     if failures:
-        print(f"{len(failures)} of {len(args.images)} images failed:", file=sys.stderr)
-        for image, message in failures:
-            print(f"  {image}: {message}", file=sys.stderr)
+        print(f"{len(failures)} of {total} {unit}s failed:", file=sys.stderr)
+        for label, message in failures:
+            print(f"  {label}: {message}", file=sys.stderr)
         return EXIT_FAILED_IMAGES
     return 0
 
 
 def make_test_model_command(args) -> int:
+    sizes = TEST_MODEL_SIZES[args.family]
+    size = args.size or sizes[0]
+    if size not in sizes:
+        print(f"error: --size for {args.family} is one of {', '.join(sizes)}", file=sys.stderr)
+        return EXIT_SETUP
     try:
-        from .test_models import triposr
+        from .test_models import shap_e, triposr
     except ImportError:  # the extension zip leaves the test models out
         print("error: the test models are not part of the installed extension: run this from the "
               "project's source tree", file=sys.stderr)
         return EXIT_SETUP
-    folder = triposr.make_smoke_checkpoint(args.out_dir, args.size, args.seed)
-    print(f"random-weight TripoSR model (meaningless shapes) in {folder}")
+    if args.family == "triposr":
+        folder = triposr.make_smoke_checkpoint(args.out_dir, size, args.seed)
+        print(f"random-weight TripoSR model (meaningless shapes) in {folder}")
+        return 0
+    variants = ("text", "image") if args.variant == "both" else (args.variant,)
+    for variant, folder in shap_e.make_test_models(args.out_dir, variants, size, args.seed).items():
+        print(f"random-weight Shap-E {variant} model (meaningless shapes) in {folder}")
     return 0
 
 

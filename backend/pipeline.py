@@ -12,7 +12,7 @@ import torch
 
 from .bridge.errors import Cancelled, DeviceError, OutOfMemoryError, WrongModelError
 from .bridge.options import FAMILIES_BY_NAME, SHAP_E, TRIPOSR, check_family_takes
-from .bridge.settings import GenerateSettings
+from .bridge.settings import GenerateSettings, job_resolution
 from .devices import default_chunk, resolve_device
 from .mesh.coordinates import model_to_blender
 from .mesh.surface import dense_density_grid, extract_mesh, query_colors, sparse_density_grid
@@ -222,7 +222,7 @@ def generate_mesh_within_memory(
         if not _is_cuda_oom(exc):
             raise
     free_gpu_memory()
-    resolution = settings.shap_e_resolution if settings.family == SHAP_E else settings.resolution
+    resolution = job_resolution(settings)
     raise OutOfMemoryError(
         f"the GPU ran out of memory at resolution {resolution}, even with smaller chunks: "
         f"lower the resolution setting (e.g. to {max(32, resolution // 2)}){remedy}"

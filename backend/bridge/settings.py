@@ -1,11 +1,11 @@
-"""The settings of one image-to-mesh job. Standard library only (shared with Blender).
+"""The settings of one job (image or text to mesh). Standard library only (shared with Blender).
 
 GenerateSettings' fields, defaults and checks come from the declarations in options.py.
 """
 
 from dataclasses import asdict, field, fields, make_dataclass
 
-from .options import JOB_OPTIONS, OPTIONS_BY_NAME
+from .options import JOB_OPTIONS, OPTIONS_BY_NAME, SHAP_E
 
 
 def _check_all(self):
@@ -41,3 +41,8 @@ DEFAULTS = {option.name: option.default for option in JOB_OPTIONS}
 DEFAULT_RESOLUTION = OPTIONS_BY_NAME["resolution"].default
 DEFAULT_THRESHOLD = OPTIONS_BY_NAME["threshold"].default
 DEFAULT_FOREGROUND_RATIO = OPTIONS_BY_NAME["foreground_ratio"].default
+
+
+def job_resolution(settings) -> int:
+    """The grid resolution the job's family uses (what to lower when memory runs out)."""
+    return settings.shap_e_resolution if settings.family == SHAP_E else settings.resolution

@@ -91,18 +91,22 @@ def _build(task: str, folder: Path):
 
 
 def quiet_libraries():
-    """Loading prints progress bars and advice (install accelerate) meant for notebooks."""
+    """Loading prints progress bars and advice (install accelerate, torchvision) meant for
+    notebooks. The libraries set their loggers' levels when first imported, so they are
+    imported here and told through their own switches."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    for name in ("diffusers", "transformers"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        import diffusers.utils.logging as diffusers_logging
         import transformers.utils.logging as transformers_logging
 
-        diffusers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
         transformers_logging.disable_progress_bar()
+        import diffusers.utils.logging as diffusers_logging
+
+        diffusers_logging.set_verbosity_error()
+        diffusers_logging.disable_progress_bar()
     except ImportError:
-        pass
+        for name in ("diffusers", "transformers"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def load_shap_e(model, task: str, device: torch.device) -> LoadedShapE:

@@ -2,7 +2,7 @@
 
 A reader thread takes requests while a job runs, so `cancel` and `ping` answer at once;
 the main thread runs the jobs. The model stays loaded between jobs and is reloaded only
-when a job asks for another folder, device or precision.
+when a job asks for another folder, device or precision (or another family's model).
 """
 
 import logging
@@ -17,6 +17,7 @@ from pathlib import Path
 from ..bridge import protocol, wire
 from ..bridge.errors import BackendError, BadRequest, Cancelled, OutOfMemoryError
 from ..bridge.image_files import checked_path
+from ..bridge.settings import job_resolution
 
 PROGRESS_INTERVAL = 0.1  # seconds between progress events of one stage
 MAX_QUEUED_JOBS = 16  # the client sends one at a time; more means a runaway sender
@@ -28,13 +29,16 @@ log = logging.getLogger("image_to_3d.worker")
 
 
 def job_inputs(request: protocol.Generate):
-    """(GenerateSettings, image) of a generate request; BackendError naming what is wrong."""
+    """(GenerateSettings, image, prompt) of a generate request (image None for a text job,
+    prompt None for an image job); BackendError naming what is wrong."""
     settings = request.job_settings()
+    if request.prompt is not None:
+        return settings, None, request.prompt
     if request.image_path is not None:
-        return settings, checked_path(Path(request.image_path))
+        return settings, checked_path(Path(request.image_path)), None
     if request.image_bytes is not None:
-        return settings, request.image_bytes.tobytes()
-    return settings, request.image_pixels
+        return settings, request.image_bytes.tobytes(), None
+    return settings, request.image_pixels, None
 
 
 class WorkerServer:
@@ -49,7 +53,7 @@ class WorkerServer:
         self._cancelled = set()  # job ids asked to cancel (running or queued)
         self._stopping = False
         self._loaded = None
-        self._loaded_request = None  # (model, device, precision) as last asked for
+        self._loaded_request = None  # (model, device, precision, family, task) as last asked for
         self._noisy = bool(os.environ.get(NOISE_ENV))
 
     # -- output
@@ -144,17 +148,17 @@ class WorkerServer:
         try:
             if job_id in self._cancelled or self._stopping:
                 raise Cancelled()
-            settings, image = job_inputs(request)
+            settings, image, prompt = job_inputs(request)
             self.send(protocol.Accepted(job_id=job_id))
             loaded = self.ensure_model(request, pipeline)
-            result = self.generate(job_id, settings, image, loaded, pipeline)
+            result = self.generate(job_id, settings, image, loaded, pipeline, prompt)
         except Cancelled as exc:
             log.info("job %s cancelled", job_id)
             self.send(protocol.Cancelled(job_id=job_id, message=exc.message))
         except BackendError as exc:
             self.send_error(job_id, exc.code, exc.message)
         except MemoryError:
-            at = f" at resolution {settings.resolution}" if settings is not None else ""
+            at = f" at resolution {job_resolution(settings)}" if settings is not None else ""
             message = f"the computer ran out of memory{at}: lower the resolution setting"
             self.send_error(job_id, OutOfMemoryError.code, message)
         except Exception as exc:  # noqa: BLE001 - one bad job must not end the worker
@@ -182,22 +186,25 @@ class WorkerServer:
         self.send(protocol.ModelUnloaded(reason=f"idle for {self._idle_unload / 60:.0f} min"))
 
     def ensure_model(self, request: protocol.Generate, pipeline):
-        """The loaded model for this job's model/device/precision; loads only on a change."""
-        wanted = (request.model, request.device or "auto", request.precision or "float32")
+        """The loaded model for this job's model/device/precision and family/input; loads
+        only on a change."""
+        family, task = request.job_settings().family, request.task
+        wanted = (request.model, request.device or "auto", request.precision or "float32", family, task)
         if request.model is None:
             if self._loaded is None:
                 raise BadRequest("no model given and none loaded")
-            wanted = self._loaded_request
+            wanted = (*self._loaded_request[:3], family, task)
         reused = self._loaded is not None and wanted == self._loaded_request
-        if not reused and self._loaded is not None:
+        if not reused and self._loaded is not None and (family, task) == (self._loaded.family, self._loaded.task):
             # the same folder asked for differently (e.g. "auto" vs "cpu") still reuses
             from ..devices import resolve_device
 
-            same_dir = pipeline.resolve_model_dir(wanted[0]) == self._loaded.model_dir
+            same_dir = pipeline.resolve_model_dir(wanted[0], family, task) == self._loaded.model_dir
             same_device = resolve_device(wanted[1]).type == self._loaded.device
-            reused = same_dir and same_device and wanted[2] == self._loaded.precision
+            reused = same_dir and same_device and pipeline.effective_precision(family, wanted[2]) == self._loaded.precision
         if not reused:
-            self.send_log(request.job_id, f"loading model {wanted[0]} (device {wanted[1]}, {wanted[2]})")
+            precision = pipeline.effective_precision(family, wanted[2])
+            self.send_log(request.job_id, f"loading model {wanted[0]} (device {wanted[1]}, {precision})")
             self._loaded = None  # free the old model before loading another
             pipeline.free_gpu_memory()
             self._loaded = pipeline.load_model(*wanted)
@@ -210,7 +217,7 @@ class WorkerServer:
         ))
         return loaded
 
-    def generate(self, job_id, settings, image, loaded, pipeline):
+    def generate(self, job_id, settings, image, loaded, pipeline, prompt=None):
         last_sent = {}
 
         def progress(stage, fraction):
@@ -226,7 +233,7 @@ class WorkerServer:
 
         return pipeline.generate_mesh_within_memory(
             loaded, image, settings, progress, should_cancel,
-            warn=lambda message: self.send_log(job_id, message, "warning"),
+            warn=lambda message: self.send_log(job_id, message, "warning"), prompt=prompt,
         )
 
 
