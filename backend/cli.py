@@ -25,7 +25,6 @@ from .bridge.options import (
     JOB_OPTIONS,
     PRECISIONS,
     SHAP_E,
-    TRIPOSR,
     add_arguments,
     check_family_takes,
     flags_not_used,
@@ -128,14 +127,10 @@ def argument_problem(args) -> str | None:
 def job_kind(args) -> tuple[str, str]:
     """(family, task) of this run: --family, else the model folder's (or hub id's) family,
     else Shap-E for prompts and TripoSR for images; WrongModelError when they disagree."""
-    task = "text" if args.prompt or args.prompts else "image"
-    family = args.family
-    if family is None and args.model:
-        from .model_folder import family_of_model
+    from .model_folder import family_for_job
 
-        found = family_of_model(args.model).family
-        family = found if found in FAMILIES_BY_NAME else None
-    family = family or (SHAP_E if task == "text" else TRIPOSR)
+    task = "text" if args.prompt or args.prompts else "image"
+    family = family_for_job(task, args.family, args.model)
     check_family_takes(family, task)
     return family, task
 

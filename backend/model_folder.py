@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .bridge.errors import ModelNotFoundError, WrongModelError
-from .bridge.options import FAMILIES_BY_NAME, SHAP_E, TRIPOSR, looks_like_hub_id
+from .bridge.options import FAMILIES, FAMILIES_BY_NAME, SHAP_E, TRIPOSR, looks_like_hub_id
 from .shap_e import folders as shap_e_folders
 
 CONFIG_NAME = "config.yaml"
@@ -50,6 +50,16 @@ def family_of_model(model: str) -> FolderKind:
         family, task = HUB_MODELS.get(str(model), (TRIPOSR, "image"))
         return FolderKind(family, task)
     return detect_family(model)
+
+
+def family_for_job(task: str, family: str | None = None, model: str | None = None) -> str:
+    """The family of a command line's jobs: the one asked for (--family), else the model's
+    (its folder or official hub id), else the first family that starts from `task`'s input
+    (TripoSR for images, Shap-E for prompts)."""
+    if family is None and model:
+        found = family_of_model(model).family
+        family = found if found in FAMILIES_BY_NAME else None
+    return family or next(f.identifier for f in FAMILIES if task in f.tasks)
 
 
 def foreign_folder_message(folder, family: str) -> str | None:

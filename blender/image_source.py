@@ -7,6 +7,7 @@ first. Alpha is kept, so a cut-out render needs no background removal.
 import os
 import tempfile
 from dataclasses import dataclass
+from typing import ClassVar
 
 import bpy
 import numpy as np
@@ -22,6 +23,7 @@ LINEAR_SPACES = {"Linear Rec.709", "Linear", "Linear CIE-XYZ E", "Non-Color", "L
 class ImageInput:
     """Keyword arguments for WorkerClient.submit, plus a name and where it came from."""
 
+    task: ClassVar[str] = "image"
     name: str
     source: str  # file path or "image:<Blender image name>", stored on the object
     image_path: str | None = None

@@ -5,12 +5,22 @@ backend/bridge/options.py declares each option (name, type, default, range, word
 here they become the operators' properties, the panel's settings and the preferences'
 defaults (`default_<name>`), and `resolve` decides, in one place, which value applies:
 an operator argument that was given, then the panel's value (unless the panel says "use
-the preferences' defaults"), then the preferences' default.
+the preferences' defaults"), then the preferences' default. The model family is chosen
+beside the source, so it comes from the operator, else the panel (always), and a text
+job always goes to a family that reads text (Shap-E).
 """
 
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 
-from ..backend.bridge.options import ALL_OPTIONS, JOB_OPTIONS, OBJECT_OPTIONS
+from ..backend.bridge.options import (
+    ALL_OPTIONS,
+    FAMILIES,
+    FAMILIES_BY_NAME,
+    FAMILY_OPTION,
+    JOB_OPTIONS,
+    OBJECT_OPTIONS,
+    options_for,
+)
 from ..backend.bridge.settings import GenerateSettings
 
 PREFERENCE_PREFIX = "default_"
@@ -48,13 +58,14 @@ def annotations(prefix: str = "", remembered: bool = True) -> dict:
     return {prefix + option.name: blender_property(option, remembered) for option in ALL_OPTIONS}
 
 
-def resolve(operator=None, panel=None, preferences=None) -> dict:
-    """name -> value for every option: operator argument, then panel, then preferences."""
+def resolve(operator=None, panel=None, preferences=None, task: str = "image") -> dict:
+    """name -> value for every option: operator argument, then panel, then preferences;
+    the family as chosen for a job starting from `task`'s input (see the module's words)."""
     values = {}
     for option in ALL_OPTIONS:
         if operator is not None and operator.properties.is_property_set(option.name):
             values[option.name] = getattr(operator, option.name)
-        elif panel is not None and not panel.use_defaults:
+        elif panel is not None and (option is FAMILY_OPTION or not panel.use_defaults):
             values[option.name] = getattr(panel, option.name)
         elif preferences is not None:
             values[option.name] = getattr(preferences, PREFERENCE_PREFIX + option.name)
@@ -62,7 +73,17 @@ def resolve(operator=None, panel=None, preferences=None) -> dict:
             values[option.name] = getattr(operator, option.name)  # its declared default
         else:
             values[option.name] = option.default
+    if not (operator is not None and operator.properties.is_property_set(FAMILY_OPTION.name)):
+        values[FAMILY_OPTION.name] = family_for(values[FAMILY_OPTION.name], task)
     return values
+
+
+def family_for(chosen: str, task: str) -> str:
+    """The chosen family, or, when it cannot start from this input (a prompt with TripoSR
+    chosen for images), the first family that can."""
+    if task in FAMILIES_BY_NAME[chosen].tasks:
+        return chosen
+    return next(family.identifier for family in FAMILIES if task in family.tasks)
 
 
 def settings_of(values: dict) -> GenerateSettings:
@@ -81,7 +102,21 @@ def object_values(values: dict) -> dict:
     return {option.name: values[option.name] for option in OBJECT_OPTIONS}
 
 
-def draw(layout, holder, prefix: str = "") -> None:
-    """One row per option, in declaration order."""
+def draw(layout, holder, prefix: str = "", family: str | None = None, task: str | None = None) -> None:
+    """One row per option, in declaration order: those a job of `family` starting from
+    `task` uses (the family itself is drawn beside the source), or, without a family,
+    every option under its family's name (the preferences' defaults)."""
+    if family is not None:
+        for option in options_for(family, task):
+            if option is not FAMILY_OPTION:
+                layout.prop(holder, prefix + option.name)
+        return
+    for chosen in FAMILIES:
+        layout.label(text=chosen.label)
+        for option in ALL_OPTIONS:
+            if chosen.identifier in option.families:
+                layout.prop(holder, prefix + option.name)
+    layout.label(text="Every Model")
     for option in ALL_OPTIONS:
-        layout.prop(holder, prefix + option.name)
+        if not option.families:
+            layout.prop(holder, prefix + option.name)

@@ -8,9 +8,12 @@ a property on the scene or an object would be saved with the file and shared wit
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
+from ..backend.model_folder import HUB_MODELS
 from . import options, worker_session
 from .addon import ADDON_ID
 from .job_state import STATUS
+
+HUB_REPOS = {kind: repo for repo, kind in HUB_MODELS.items()}  # (family, task) -> its official hub id
 
 DEVICE_ITEMS = [
     ("AUTO", "Auto", "CUDA, then Apple MPS, then the CPU"),
@@ -63,6 +66,15 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
             name="Model Folder", subtype="DIR_PATH", update=_restart_worker,
             description="Folder with TripoSR's config.yaml and model.ckpt (Download model fills one)",
         ),
+        "shap_e_model_path": StringProperty(
+            name="Shap-E Text Model", subtype="DIR_PATH", update=_restart_worker,
+            description="Folder of openai/shap-e in diffusers' layout, for text prompts (Download fills one)",
+        ),
+        "shap_e_image_model_path": StringProperty(
+            name="Shap-E Image Model", subtype="DIR_PATH", update=_restart_worker,
+            description="Folder of openai/shap-e-img2img in diffusers' layout, for images with Shap-E "
+                        "(Download fills one)",
+        ),
         "device": EnumProperty(name="Device", items=DEVICE_ITEMS, default="AUTO", update=_restart_worker),
         "precision": EnumProperty(name="Precision", items=PRECISION_ITEMS, default="FLOAT32", update=_restart_worker),
         "unload_after_minutes": IntProperty(
@@ -92,16 +104,23 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
         box = layout.box()
         box.label(text="Backend on This Computer", icon="CONSOLE")
         box.enabled = self.run_on == "LOCAL"
-        for name in ("python_path", "model_path", "device", "precision", "unload_after_minutes"):
+        for name in ("python_path", "device", "precision", "unload_after_minutes"):
             box.prop(self, name)
         row = box.row()
         row.label(text=worker_session.model_status(), icon="MEMORY")
         row.operator("image_to_3d.release_model", icon="X")
-        row = box.row()
-        row.operator("image_to_3d.install_backend", text="Install Backend", icon="IMPORT")
-        row.operator("image_to_3d.download_model", text="Download Model", icon="URL")
+        box.operator("image_to_3d.install_backend", text="Install Backend", icon="IMPORT")
         draw_install_status(box.column(align=True))
-        draw_download_status(box.column(align=True))
+        models = box.box()
+        models.label(text="Models (one folder each; a job loads the one it needs)", icon="FILE_3D")
+        for (family, task), name in worker_session.MODEL_PREFERENCES.items():
+            models.prop(self, name)
+            ready, message = worker_session.model_readiness(self, family, task)
+            row = models.row()
+            row.label(text=message, icon="CHECKMARK" if ready else "INFO")
+            row.operator("image_to_3d.download_model", text="Download", icon="URL").repo_id = HUB_REPOS[family, task]
+            row.operator("image_to_3d.use_local_model", text="", icon="FILE_FOLDER").repo_id = HUB_REPOS[family, task]
+        draw_download_status(models.column(align=True))
 
         box = layout.box()
         box.label(text="Defaults", icon="OPTIONS")

@@ -1,5 +1,5 @@
-"""One image through the worker or a model server, and a folder of them: the work behind
-the operators.
+"""One image or prompt through the worker or a model server, and a folder of images or a
+file of prompts: the work behind the operators.
 
 A `GenerateRun` only talks to the session's job client (submit, poll, cancel: a
 WorkerClient or a ServerClient, worker_session decides); it never touches
@@ -15,14 +15,21 @@ from dataclasses import dataclass, field
 import bpy
 
 from ..backend.bridge.errors import BackendError, Cancelled, error_from
-from ..backend.bridge.options import OPTIONS_BY_NAME
+from ..backend.bridge.options import OPTIONS_BY_NAME, SHAP_E, TRIPOSR
+from ..backend.bridge.prompts import read_prompts
 from ..backend.bridge.settings import GenerateSettings
-from . import image_source, mesh_builder, worker_session
+from . import image_source, mesh_builder, prompt_source, worker_session
 from .job_state import STATUS
 
 # Rough share of a job's time per backend stage, for one overall percentage.
-STAGE_WEIGHTS = {"prepare": 0.05, "encode": 0.15, "field": 0.55, "surface": 0.1, "colors": 0.15}
-GRID_SPACING = 2.5  # TripoSR's objects fit in a cube of side ~1.7
+STAGE_WEIGHTS = {
+    TRIPOSR: {"prepare": 0.05, "encode": 0.15, "field": 0.55, "surface": 0.1, "colors": 0.15},
+    SHAP_E: {"prepare": 0.01, "encode": 0.01, "diffusion": 0.9, "field": 0.06, "surface": 0.01, "colors": 0.01},
+}
+GRID_SPACING = 2.5  # TripoSR's objects fit in a cube of side ~1.7, Shap-E's in one of side 2
+# Custom properties of a Shap-E object, besides its source and settings: what makes it again
+PROPERTY_PROMPT = "image_to_3d_prompt"
+PROPERTY_SEED = "image_to_3d_seed"
 
 
 @dataclass
@@ -39,9 +46,9 @@ class RunOptions:
         return {**self.settings.to_dict(), "model": model}
 
 
-def overall_fraction(stage: str, fraction: float) -> float:
+def overall_fraction(stage: str, fraction: float, family: str = TRIPOSR) -> float:
     done = 0.0
-    for name, weight in STAGE_WEIGHTS.items():
+    for name, weight in STAGE_WEIGHTS[family].items():
         if name == stage:
             return done + weight * max(0.0, min(1.0, fraction))
         done += weight
@@ -49,9 +56,10 @@ def overall_fraction(stage: str, fraction: float) -> float:
 
 
 class GenerateRun:
-    """Submit one image, follow its events, hand back the JobResult or the error."""
+    """Submit one image or prompt, follow its events, hand back the JobResult or the error."""
 
-    def __init__(self, image: image_source.ImageInput, options: RunOptions, client=None):
+    def __init__(self, image, options: RunOptions, client=None):
+        """image: an image_source.ImageInput or a prompt_source.PromptInput."""
         self.image = image
         self.options = options
         self.client = client or worker_session.client()
@@ -70,8 +78,13 @@ class GenerateRun:
     def start(self) -> "GenerateRun":
         self.started = time.perf_counter()
         self.stage = "starting"
-        self.job_id = self.client.submit(self.options.settings, **self.image.submit_kwargs())
+        family = self.options.settings.family
+        self.job_id = self.client.submit(self.options.settings, **self.image.submit_kwargs(),
+                                         **worker_session.job_model(family, self.image.task))
         return self
+
+    def model_label(self) -> str:
+        return worker_session.model_label(None, self.options.settings.family, self.image.task)
 
     def poll(self) -> bool:
         """Read pending events without blocking; True once the job has ended."""
@@ -81,7 +94,8 @@ class GenerateRun:
             if event.job_id not in (None, self.job_id):
                 continue  # late events of an earlier, cancelled job
             if event.kind == "progress":
-                self.stage, self.fraction = event.stage or self.stage, overall_fraction(event.stage, event.fraction or 0.0)
+                self.stage = event.stage or self.stage
+                self.fraction = overall_fraction(event.stage, event.fraction or 0.0, self.options.settings.family)
             elif event.kind == "result":
                 self.result = event.result
             elif event.kind == "error":
@@ -105,7 +119,7 @@ class GenerateRun:
 def finish(context, job: GenerateRun, location=None, collection=None) -> bpy.types.Object:
     """Turn a finished job's result into the scene object and show the model's input."""
     result = job.result
-    model = worker_session.model_label()
+    model = job.model_label()
     obj = mesh_builder.create_object(
         context, job.image.name, result.vertices, result.faces, result.colors,
         shading=job.options.shading,
@@ -115,7 +129,11 @@ def finish(context, job: GenerateRun, location=None, collection=None) -> bpy.typ
         source=job.image.source,
         settings=job.options.properties(model),
     )
-    prepared = mesh_builder.show_prepared_image(obj.name, result.prepared_image)
+    if job.image.task == "text":
+        obj[PROPERTY_PROMPT] = job.image.prompt
+    if job.options.settings.family == SHAP_E:
+        obj[PROPERTY_SEED] = job.options.settings.seed
+    prepared = mesh_builder.show_prepared_image(obj.name, result.prepared_image)  # none for a prompt
     STATUS.last_input_image = prepared.name if prepared else ""
     STATUS.last_result = (
         f"{obj.name}: {len(result.vertices):,} vertices, {len(result.faces):,} faces, {job.seconds:.1f} s"
@@ -138,9 +156,10 @@ def list_images(directory: str, recursive: bool = False) -> list[str]:
     return sorted(found)
 
 
-def batch_collection(context, directory: str) -> bpy.types.Collection:
-    """One collection per folder, reused by re-runs."""
-    name = f"Image to 3D: {os.path.basename(os.path.abspath(directory).rstrip(os.sep)) or directory}"
+def batch_collection(context, source: str) -> bpy.types.Collection:
+    """One collection per folder (or prompts file), reused by re-runs."""
+    base = os.path.basename(os.path.abspath(source).rstrip(os.sep))
+    name = f"Image to 3D: {os.path.splitext(base)[0] if os.path.isfile(source) else base or source}"
     collection = bpy.data.collections.get(name)
     if collection is None:
         collection = bpy.data.collections.new(name)
@@ -154,11 +173,29 @@ def _linked(parent, collection) -> bool:
 
 
 class BatchRun:
-    """Every image of a folder, one after the other; `step` advances without blocking."""
+    """Every image of a folder, or every prompt of a prompts file (one object per line), one
+    after the other; `step` advances without blocking. A prompts file's bad lines fail
+    alone, before anything runs; a prompt repeated in the file is made once."""
 
-    def __init__(self, context, directory, options: RunOptions, recursive=False, export_dir="", export_format="GLB"):
-        self.directory = os.path.abspath(bpy.path.abspath(directory))
-        self.files = list_images(self.directory, recursive)
+    def __init__(self, context, directory, options: RunOptions, recursive=False, export_dir="", export_format="GLB",
+                 prompts_file=""):
+        self.task = "text" if prompts_file else "image"
+        self.failed: list[tuple[str, str]] = []  # (image path, prompt or "line N" of the file, message)
+        self._bad_lines = set()
+        if prompts_file:
+            self.directory = os.path.abspath(bpy.path.abspath(prompts_file))
+            self.files, repeats = [], []
+            for line in read_prompts(self.directory):  # PromptError: no such file, no prompts in it
+                if line.problem:
+                    self.failed.append((line.label, line.problem))
+                    self._bad_lines.add(line.label)
+                elif line.text in self.files:
+                    repeats.append(line.text)
+                else:
+                    self.files.append(line.text)
+        else:
+            self.directory = os.path.abspath(bpy.path.abspath(directory))
+            self.files, repeats = list_images(self.directory, recursive), []
         self.options = options
         self.export_dir = bpy.path.abspath(export_dir) if export_dir else ""
         self.export_format = export_format
@@ -167,17 +204,20 @@ class BatchRun:
         self.origin = tuple(context.scene.cursor.location)
         self.columns = max(1, math.ceil(math.sqrt(len(self.files))))
         done = self._already_done()
-        self.skipped = [path for path in self.files if path in done]
-        self.queue = [path for path in self.files if path not in done]
-        self.total = len(self.queue)
-        self.succeeded: list[tuple[str, str]] = []  # (path, object name)
-        self.failed: list[tuple[str, str]] = []  # (path, message)
+        self.skipped = [item for item in self.files if item in done] + repeats
+        self.queue = [item for item in self.files if item not in done]  # image paths or prompts
+        self.total = len(self.queue) + len(self.failed)
+        self.succeeded: list[tuple[str, str]] = []  # (image path or prompt, object name)
         self.stopped = False
         self.current: GenerateRun | None = None
+        self.current_item = None
         self.log_path = ""
 
+    def _input(self, item: str):
+        return prompt_source.PromptInput(item) if self.task == "text" else image_source.from_file(item)
+
     def _already_done(self) -> set[str]:
-        wanted = self.options.properties(worker_session.model_label())
+        wanted = self.options.properties(worker_session.model_label(None, self.options.settings.family, self.task))
         done = set()
         for obj in self.collection.all_objects:
             stored = obj.get(mesh_builder.PROPERTY_SETTINGS)
@@ -198,11 +238,11 @@ class BatchRun:
         self.stopped = True
 
     def interrupt(self) -> None:
-        """Stop now: the current image is cancelled and counts as not run."""
+        """Stop now: the current item is cancelled and counts as not run."""
         self.stopped = True
         if self.current is not None:
             self.current.cancel()
-            self.queue.insert(0, self.current.image.image_path)
+            self.queue.insert(0, self.current_item)
             self.current = None
 
     def step(self, context) -> bool:
@@ -210,31 +250,30 @@ class BatchRun:
         if self.current is None:
             if self.stopped or not self.queue:
                 return True
-            path = self.queue.pop(0)
+            self.current_item = self.queue.pop(0)
             try:
-                self.current = GenerateRun(image_source.from_file(path), self.options).start()
+                self.current = GenerateRun(self._input(self.current_item), self.options).start()
             except (BackendError, OSError, ValueError) as error:
-                self.failed.append((path, str(error)))
+                self.failed.append((self.current_item, getattr(error, "message", str(error))))
                 return False
         if not self.current.poll():
             return False
-        job, self.current = self.current, None
-        path = job.image.image_path
+        job, item, self.current = self.current, self.current_item, None
         if job.error is not None:
-            self.failed.append((path, job.error.message))
+            self.failed.append((item, job.error.message))
             return False
-        index = self.files.index(path)
+        index = self.files.index(item)
         x, y, z = self.origin
         location = (x + GRID_SPACING * (index % self.columns), y - GRID_SPACING * (index // self.columns), z)
         obj = finish(context, job, location=location, collection=self.collection)
-        self.succeeded.append((path, obj.name))
+        self.succeeded.append((item, obj.name))
         if self.export_dir:
             from .exporters import export_object
 
             try:
                 export_object(context, obj, self.export_dir, self.export_format, self.exported_names)
             except (RuntimeError, OSError) as error:
-                self.failed.append((path, f"export failed: {error}"))
+                self.failed.append((item, f"export failed: {error}"))
         return False
 
     def summary(self) -> str:
@@ -243,10 +282,15 @@ class BatchRun:
             parts.append(f"{len(self.skipped)} already done")
         if self.failed:
             parts.append(f"{len(self.failed)} failed: " + "; ".join(
-                f"{os.path.basename(path)} ({message})" for path, message in self.failed))
+                f"{self._label(item)} ({message})" for item, message in self.failed))
         if self.stopped and self.queue:
             parts.append(f"cancelled with {len(self.queue)} left")
         return ", ".join(parts)
+
+    def _label(self, item: str) -> str:
+        if self.task == "text":
+            return item if item in self._bad_lines else repr(item)
+        return os.path.basename(item)
 
     def write_log(self) -> str:
         """A plain-text log beside the exports (or in the add-on's log folder)."""
@@ -254,7 +298,9 @@ class BatchRun:
         os.makedirs(folder, exist_ok=True)
         self.log_path = os.path.join(folder, time.strftime("image_to_3d_batch_%Y%m%d_%H%M%S.log"))
         with open(self.log_path, "w", encoding="utf-8") as log:
-            log.write(f"folder: {self.directory}\nsettings: {self.options.properties(worker_session.model_label())}\n")
+            kind = "prompts" if self.task == "text" else "folder"
+            model = worker_session.model_label(None, self.options.settings.family, self.task)
+            log.write(f"{kind}: {self.directory}\nsettings: {self.options.properties(model)}\n")
             for path, name in self.succeeded:
                 log.write(f"ok      {path} -> {name}\n")
             for path in self.skipped:

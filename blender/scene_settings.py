@@ -1,4 +1,4 @@
-"""The panels' own settings, kept on the scene (saved with the .blend): source, options, batch."""
+"""The panels' own settings, kept on the scene (saved with the .blend): source, model, options, batch."""
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, PointerProperty, StringProperty
@@ -12,15 +12,26 @@ class ImageTo3DSceneSettings(bpy.types.PropertyGroup):
         "source": EnumProperty(
             name="Source",
             items=[("IMAGE", "Image", "A Blender image (file-backed, packed, generated or the Render Result)"),
-                   ("FILE", "File", "An image file on disk")],
+                   ("FILE", "File", "An image file on disk"),
+                   ("TEXT", "Text", "A text prompt describing the object (Shap-E)")],
             default="IMAGE",
         ),
+        "prompt": StringProperty(name="Prompt", description="The object to make, e.g. \"a red wooden chair\" "
+                                                            "(Shap-E reads the first 75 tokens, about 60 words)"),
         "image": PointerProperty(name="Image", type=bpy.types.Image, description="Image to turn into a mesh"),
         "filepath": StringProperty(name="File", subtype="FILE_PATH", description="Image file to turn into a mesh"),
         "use_defaults": BoolProperty(name="Use preference defaults", default=True,
                                      description="Take resolution, threshold and the rest from the add-on preferences"),
         # resolution, threshold, ...: the job options, as declared once
         **options.annotations(),
+        "batch_source": EnumProperty(
+            name="Batch Of",
+            items=[("FOLDER", "Images", "Every image of a folder"),
+                   ("PROMPTS", "Prompts", "Every line of a text file of prompts: one object per line (Shap-E)")],
+            default="FOLDER",
+        ),
+        "batch_prompts_file": StringProperty(name="Prompts File", subtype="FILE_PATH",
+                                             description="Text file with one prompt per line (# starts a comment)"),
         "batch_directory": StringProperty(name="Folder", subtype="DIR_PATH", description="Folder of images"),
         "batch_recursive": BoolProperty(name="Include Subfolders", default=False),
         "batch_export": BoolProperty(name="Export Each", default=False, description="Also write every object to a file"),

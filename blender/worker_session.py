@@ -6,6 +6,8 @@ Python, model or device change, and closed on unregister and at exit (no orphan 
 processes). "Run On: Server" gives a ServerClient for the URL and token in the
 preferences; both have the same interface, so the runs need not know which it is.
 The token is only ever passed to the client: never stored on the scene, never logged.
+Each family and input has its own model folder preference (MODEL_PREFERENCES); a job
+sends the one it needs, and the worker loads it when it is not the one it holds.
 """
 
 import atexit
@@ -14,8 +16,19 @@ import sys
 
 import bpy
 
-from ..backend.bridge.options import looks_like_hub_id
+from ..backend.bridge.errors import BackendError
+from ..backend.bridge.options import FAMILIES_BY_NAME, SHAP_E, TRIPOSR, check_family_takes, looks_like_hub_id
+from ..backend.model_folder import check_model_dir
 from .addon import ADDON_ID, preferences
+
+# (family, task) -> the preference holding its model folder (or hub id)
+MODEL_PREFERENCES = {
+    (TRIPOSR, "image"): "model_path",
+    (SHAP_E, "text"): "shap_e_model_path",
+    (SHAP_E, "image"): "shap_e_image_model_path",
+}
+MODEL_NAMES = {(TRIPOSR, "image"): "TripoSR model", (SHAP_E, "text"): "Shap-E text model",
+               (SHAP_E, "image"): "Shap-E image model"}
 
 _client = None
 _key = None
@@ -28,9 +41,10 @@ def backend_python(prefs=None) -> str:
     return bpy.path.abspath(path) if path else sys.executable
 
 
-def model_path(prefs=None) -> str:
+def model_path(prefs=None, family: str = TRIPOSR, task: str = "image") -> str:
+    """The model folder (or hub id) for jobs of this family and input, "" when unset."""
     prefs = prefs if prefs is not None else preferences()
-    path = getattr(prefs, "model_path", "") if prefs else ""
+    path = getattr(prefs, MODEL_PREFERENCES[family, task], "") if prefs else ""
     return bpy.path.abspath(path) if path else ""
 
 
@@ -77,14 +91,24 @@ def server_settings(prefs=None) -> tuple[str, str, str]:
             bpy.path.abspath(ca_file) if ca_file else "")
 
 
-def model_label(prefs=None) -> str:
+def model_label(prefs=None, family: str = TRIPOSR, task: str = "image") -> str:
     """What made the results, stored on each object (batch re-runs compare it): the model
     folder, or the server's URL (never its token)."""
-    return f"server {server_settings(prefs)[0]}" if on_server(prefs) else model_path(prefs)
+    return f"server {server_settings(prefs)[0]}" if on_server(prefs) else model_path(prefs, family, task)
 
 
-def setup_problem(prefs=None) -> str | None:
-    """Why no job can start with these preferences, or None."""
+def job_model(family: str, task: str, prefs=None) -> dict:
+    """submit()'s keywords naming the job's model: its folder for the local worker; none
+    for a server, which runs its own."""
+    return {} if on_server(prefs) else {"model": model_path(prefs, family, task)}
+
+
+def setup_problem(prefs=None, family: str = TRIPOSR, task: str = "image") -> str | None:
+    """Why no job of this family and input can start with these preferences, or None."""
+    try:
+        check_family_takes(family, task)
+    except BackendError as error:
+        return error.message
     if on_server(prefs):
         url, token, _ = server_settings(prefs)
         if not url or not token:
@@ -93,7 +117,9 @@ def setup_problem(prefs=None) -> str | None:
             return ("Run On is Server, which sends images over the network: allow online access "
                     "(Preferences > System > Network)")
         return None
-    return None if model_path(prefs) else "No model folder: set it in the add-on preferences"
+    if model_path(prefs, family, task):
+        return None
+    return f"No {MODEL_NAMES[family, task]} folder: set it in the add-on preferences (or Download it there)"
 
 
 def client():
@@ -150,23 +176,35 @@ def close() -> None:
             _client, _key = None, None
 
 
-def readiness(prefs) -> tuple[bool, str]:
-    """(ready, what to do) for the preferences' status line."""
+def readiness(prefs, family: str = TRIPOSR, task: str = "image") -> tuple[bool, str]:
+    """(ready, what to do) for jobs of this family and input (the status lines)."""
     if on_server(prefs):
         problem = setup_problem(prefs)
         return (False, problem) if problem else (True, f"Ready: jobs run on the server at {server_settings(prefs)[0]}")
     python = backend_python(prefs)
-    model = model_path(prefs)
     if not os.path.isfile(python):
         return False, f"Backend Python not found at {python}: click Install backend or pick an existing one"
+    ready, message = model_readiness(prefs, family, task)
+    if ready and message == "Ready":
+        message += " (worker running, model loaded)" if is_running() else ""
+    return ready, message
+
+
+def model_readiness(prefs, family: str, task: str) -> tuple[bool, str]:
+    """(ready, what to do) for one model folder preference, checked as the worker checks
+    it (backend/model_folder.py, no torch)."""
+    model = model_path(prefs, family, task)
+    name = MODEL_NAMES[family, task]
     if not model:
-        return False, "No model folder: click Download model or choose a folder with config.yaml and model.ckpt"
+        wanted = "config.yaml and model.ckpt" if family == TRIPOSR else "model_index.json and its component folders"
+        return False, f"No {name} folder: click Download or choose a folder with {wanted}"
     if not os.path.isdir(model) and looks_like_hub_id(model):
         return True, f"Ready: the worker fetches {model} from the model hub on first use (network)"
-    missing = [name for name in ("config.yaml", "model.ckpt") if not os.path.isfile(os.path.join(model, name))]
-    if missing:
-        return False, f"Model folder lacks {' and '.join(missing)}: download the model or pick another folder"
-    return True, "Ready" + (" (worker running, model loaded)" if is_running() else "")
+    try:
+        check_model_dir(model, family, task)
+    except BackendError as error:
+        return False, f"{FAMILIES_BY_NAME[family].label}: {error.message}"
+    return True, "Ready"
 
 
 atexit.register(close)

@@ -1,8 +1,10 @@
-"""image_to_3d.batch: every image of a folder -> objects on a grid in a new collection."""
+"""image_to_3d.batch: every image of a folder, or every prompt of a prompts file -> objects on
+a grid in a new collection."""
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
+from ..backend.bridge.errors import BackendError
 from ..blender import runs, worker_session
 from ..blender.exporters import FORMAT_ITEMS
 from ..blender.job_state import STATUS
@@ -11,7 +13,7 @@ from .modal import BackgroundWorkOperator
 
 
 class IMAGE_TO_3D_OT_batch(JobProperties, BackgroundWorkOperator, bpy.types.Operator):
-    """Turn every image of a folder into a mesh; bad images are skipped and reported"""
+    """Turn every image of a folder, or every line of a prompts file, into a mesh; bad ones are skipped and reported"""
 
     bl_idname = "image_to_3d.batch"
     bl_label = "Generate Batch"
@@ -21,6 +23,8 @@ class IMAGE_TO_3D_OT_batch(JobProperties, BackgroundWorkOperator, bpy.types.Oper
 
     # SKIP_SAVE: nothing is carried over from an earlier call
     directory: StringProperty(name="Folder", subtype="DIR_PATH", description="Folder of images", options={"SKIP_SAVE"})
+    prompts_file: StringProperty(name="Prompts File", subtype="FILE_PATH", options={"SKIP_SAVE"},
+                                 description="A text file of prompts, one object per line (Shap-E; instead of a folder)")
     recursive: BoolProperty(name="Include Subfolders", default=False, options={"SKIP_SAVE"})
     export_dir: StringProperty(name="Export To", subtype="DIR_PATH", options={"SKIP_SAVE"},
                                description="Write each object here too (empty: no export)")
@@ -29,16 +33,22 @@ class IMAGE_TO_3D_OT_batch(JobProperties, BackgroundWorkOperator, bpy.types.Oper
     _run = None
 
     def begin(self, context) -> bool:
-        problem = worker_session.setup_problem()
+        panel = context.scene.image_to_3d
+        prompts_file = self.prompts_file
+        if not prompts_file and not self.directory and panel.batch_source == "PROMPTS":
+            prompts_file = panel.batch_prompts_file
+        task = "text" if prompts_file else "image"
+        run_options = self.run_options(context, task)
+        problem = worker_session.setup_problem(None, run_options.settings.family, task)
         if problem:
             self.report({"ERROR"}, problem)
             return False
-        directory = self.directory or context.scene.image_to_3d.batch_directory
+        directory = self.directory or panel.batch_directory
         try:
-            self._run = runs.BatchRun(context, directory, self.run_options(context), self.recursive,
-                                      self.export_dir, self.export_format)
-        except ValueError as error:
-            self.fail(str(error))
+            self._run = runs.BatchRun(context, directory, run_options, self.recursive, self.export_dir,
+                                      self.export_format, prompts_file)
+        except (BackendError, ValueError) as error:
+            self.fail(str(getattr(error, "message", error)))
             return False
         STATUS.running, STATUS.cancel_requested, STATUS.last_error = True, False, ""
         STATUS.last_batch = self._run

@@ -1,5 +1,7 @@
-"""Download model: stabilityai/TripoSR's config.yaml and model.ckpt into the extension's
-user folder, with progress; or "Use Local Folder" for files fetched by hand.
+"""Download model: stabilityai/TripoSR's config.yaml and model.ckpt, or a Shap-E folder
+(openai/shap-e, openai/shap-e-img2img), into the extension's user folder, with progress;
+or "Use Local Folder" for files fetched by hand. The folder goes into the preference of
+the repository's family and input (blender/worker_session.py, MODEL_PREFERENCES).
 
 The download runs `python -m backend.setup.hub` in the backend Python (Blender's own
 Python has no huggingface_hub) through backend.setup.installer.StepRunner, followed from
@@ -12,17 +14,26 @@ from pathlib import Path
 import bpy
 from bpy.props import StringProperty
 
+from ..backend.bridge.errors import BackendError
+from ..backend.bridge.options import TRIPOSR
+from ..backend.model_folder import HUB_MODELS, TRIPOSR_HUB_ID, check_model_dir
 from ..backend.setup import installer
 from ..blender import worker_session
 from ..blender.addon import preferences, user_folder
 from .modal import BackgroundWorkOperator
 
 EXTENSION_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_REPO = "stabilityai/TripoSR"
+DEFAULT_REPO = TRIPOSR_HUB_ID
+
+
+def model_kind(repo_id: str) -> tuple[str, str]:
+    """(family, task) of a repository: the official ones are known; others are TripoSR's layout."""
+    return HUB_MODELS.get(repo_id, (TRIPOSR, "image"))
 
 
 class _State:
     runner = None
+    repo_id = DEFAULT_REPO
     done = 0
     total = 0
     folder = ""
@@ -45,15 +56,15 @@ def _read_lines(runner):
             STATE.message = rest.strip()
 
 
-def _apply_folder(context, folder: str) -> None:
+def _apply_folder(context, folder: str, repo_id: str) -> None:
     prefs = preferences()
     if prefs is not None:
-        prefs.model_path = folder
+        setattr(prefs, worker_session.MODEL_PREFERENCES[model_kind(repo_id)], folder)
         context.preferences.is_dirty = True
 
 
 class IMAGE_TO_3D_OT_download_model(BackgroundWorkOperator, bpy.types.Operator):
-    """Download the TripoSR weights (about 1.7 GB) from huggingface.co into the extension's folder"""
+    """Download a model from huggingface.co into the extension's folder (TripoSR 1.7 GB, Shap-E 2.7 or 3.4 GB)"""
 
     bl_idname = "image_to_3d.download_model"
     bl_label = "Download Model"
@@ -77,8 +88,10 @@ class IMAGE_TO_3D_OT_download_model(BackgroundWorkOperator, bpy.types.Operator):
                                    "or download config.yaml and model.ckpt by hand and use Use Local Folder")
             return False
         cache = str(user_folder("models"))
-        argv = [worker_session.backend_python(), "-m", "backend.setup.hub", self.repo_id, "--cache-dir", cache,
-                "--background-model-dir", worker_session.background_model_dir()]
+        argv = [worker_session.backend_python(), "-m", "backend.setup.hub", self.repo_id, "--cache-dir", cache]
+        if model_kind(self.repo_id)[0] == TRIPOSR:  # only TripoSR removes backgrounds
+            argv += ["--background-model-dir", worker_session.background_model_dir()]
+        STATE.repo_id = self.repo_id
         STATE.runner = installer.StepRunner(
             [installer.Step(f"Download {self.repo_id}", argv, cwd=str(EXTENSION_ROOT))],
             log_path=user_folder("logs") / "download-model.log",
@@ -104,7 +117,7 @@ class IMAGE_TO_3D_OT_download_model(BackgroundWorkOperator, bpy.types.Operator):
         runner = STATE.runner
         _read_lines(runner)
         if runner.state == "done" and STATE.folder:
-            _apply_folder(context, STATE.folder)
+            _apply_folder(context, STATE.folder, STATE.repo_id)
             warning = STATE.message  # the background-removal model may have failed alone
             STATE.message = f"Model ready: {STATE.folder}" + (f" ({warning})" if warning else "")
             self.report({"INFO"}, STATE.message)
@@ -134,12 +147,13 @@ class IMAGE_TO_3D_OT_cancel_model_download(bpy.types.Operator):
 
 
 class IMAGE_TO_3D_OT_use_local_model(bpy.types.Operator):
-    """Use a folder that holds TripoSR's config.yaml and model.ckpt (downloaded by hand)"""
+    """Use a model folder downloaded by hand (TripoSR's config.yaml and model.ckpt, or a Shap-E folder)"""
 
     bl_idname = "image_to_3d.use_local_model"
     bl_label = "Use Local Folder"
 
     directory: StringProperty(subtype="DIR_PATH")
+    repo_id: StringProperty(name="Repository", default=DEFAULT_REPO, description="Which model the folder holds")
 
     def invoke(self, context, event):
         context.window_manager.fileselect_add(self)
@@ -147,11 +161,12 @@ class IMAGE_TO_3D_OT_use_local_model(bpy.types.Operator):
 
     def execute(self, context):
         folder = Path(bpy.path.abspath(self.directory))
-        missing = [n for n in ("config.yaml", "model.ckpt") if not (folder / n).is_file()]
-        if missing:
-            self.report({"ERROR"}, f"{folder} lacks {' and '.join(missing)} (from huggingface.co/{DEFAULT_REPO})")
+        try:
+            check_model_dir(folder, *model_kind(self.repo_id))  # the worker's own check, without torch
+        except BackendError as error:
+            self.report({"ERROR"}, f"{error.message} (from huggingface.co/{self.repo_id})")
             return {"CANCELLED"}
-        _apply_folder(context, str(folder))
+        _apply_folder(context, str(folder), self.repo_id)
         self.report({"INFO"}, f"Model folder: {folder}")
         return {"FINISHED"}
 
@@ -166,7 +181,6 @@ def draw_download_status(layout):
         layout.operator(IMAGE_TO_3D_OT_cancel_model_download.bl_idname, icon="CANCEL")
     elif STATE.message:
         layout.label(text=STATE.message, icon="CHECKMARK" if STATE.folder else "ERROR")
-    layout.operator(IMAGE_TO_3D_OT_use_local_model.bl_idname, icon="FILE_FOLDER")
 
 
 classes = (IMAGE_TO_3D_OT_download_model, IMAGE_TO_3D_OT_cancel_model_download, IMAGE_TO_3D_OT_use_local_model)

@@ -1,10 +1,10 @@
-"""image_to_3d.generate: one image -> one object; modal from the UI, blocking from scripts."""
+"""image_to_3d.generate: one image or prompt -> one object; modal from the UI, blocking from scripts."""
 
 import bpy
 from bpy.props import StringProperty
 
 from ..backend.bridge.errors import BackendError, Cancelled
-from ..blender import image_source, options, runs, worker_session
+from ..blender import image_source, options, prompt_source, runs, worker_session
 from ..blender.addon import preferences
 from ..blender.job_state import STATUS
 from .modal import BackgroundWorkOperator
@@ -23,9 +23,9 @@ class JobProperties:
             return False
         return True
 
-    def run_options(self, context) -> runs.RunOptions:
+    def run_options(self, context, task: str = "image") -> runs.RunOptions:
         panel = getattr(context.scene, "image_to_3d", None)
-        values = options.resolve(self, panel, preferences())
+        values = options.resolve(self, panel, preferences(), task)
         return runs.RunOptions(options.settings_of(values), **options.object_values(values))
 
     def stop_requested(self) -> bool:
@@ -36,14 +36,20 @@ class JobProperties:
         self.report({"ERROR"}, message)
 
 
-def image_input(context, filepath: str, image_name: str) -> image_source.ImageInput:
-    """The operator's source: a file, a named Blender image, or the panel's choice."""
-    if not filepath and not image_name:
+def job_input(context, filepath: str, image_name: str, prompt: str):
+    """The operator's source: a prompt, a file, a named Blender image, or the panel's choice."""
+    if not filepath and not image_name and not prompt:
         panel = context.scene.image_to_3d
+        if panel.source == "TEXT":
+            return prompt_source.from_text(panel.prompt)  # PromptError when it is empty
         if panel.source == "FILE":
             filepath = panel.filepath
         elif panel.image is not None:
             image_name = panel.image.name
+    if sum(map(bool, (filepath, image_name, prompt))) > 1:
+        raise ValueError("give one source: a file, an image or a prompt")
+    if prompt:
+        return prompt_source.from_text(prompt)
     if filepath:
         return image_source.from_file(filepath)
     if image_name:
@@ -55,7 +61,7 @@ def image_input(context, filepath: str, image_name: str) -> image_source.ImageIn
 
 
 class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.Operator):
-    """Turn an image into a textured mesh with TripoSR"""
+    """Turn an image (TripoSR or Shap-E) or a text prompt (Shap-E) into a coloured mesh"""
 
     bl_idname = "image_to_3d.generate"
     bl_label = "Generate 3D"
@@ -67,17 +73,20 @@ class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.O
     filepath: StringProperty(name="File", subtype="FILE_PATH", description="Image file (takes precedence)",
                              options={"SKIP_SAVE"})
     image: StringProperty(name="Image", description="Name of a Blender image", options={"SKIP_SAVE"})
+    prompt: StringProperty(name="Prompt", description="A text prompt: the object to make (Shap-E)",
+                           options={"SKIP_SAVE"})
 
     _run = None
 
     def begin(self, context) -> bool:
-        problem = worker_session.setup_problem()
-        if problem:
-            self.report({"ERROR"}, problem)
-            return False
         try:
-            self._run = runs.GenerateRun(image_input(context, self.filepath, self.image),
-                                         self.run_options(context)).start()
+            source = job_input(context, self.filepath, self.image, self.prompt)
+            run_options = self.run_options(context, source.task)
+            problem = worker_session.setup_problem(None, run_options.settings.family, source.task)
+            if problem:
+                self.report({"ERROR"}, problem)
+                return False
+            self._run = runs.GenerateRun(source, run_options).start()
         except (BackendError, OSError, ValueError) as error:
             self.fail(str(getattr(error, "message", error)))
             return False

@@ -2,6 +2,7 @@
 
 import bpy
 
+from ..backend.bridge.options import FAMILIES_BY_NAME
 from ..blender import options, worker_session
 from ..blender.addon import ADDON_ID, preferences
 from ..blender.job_state import STATUS
@@ -43,12 +44,27 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines + ([line] if line else [])
 
 
-def draw_options(layout, settings) -> None:
-    """The panel's options; the operators read them (blender/options.py resolve)."""
+def panel_task(settings) -> str:
+    return "text" if settings.source == "TEXT" else "image"
+
+
+def draw_model(layout, settings, task: str) -> str:
+    """The model family beside the source (fixed for a prompt: only Shap-E reads text); returns it."""
+    family = options.family_for(settings.family, task)
+    if task == "text":
+        layout.label(text=f"Model: {FAMILIES_BY_NAME[family].label}", icon="FILE_3D")
+    else:
+        layout.prop(settings, "family")
+    return family
+
+
+def draw_options(layout, settings, family: str, task: str) -> None:
+    """The options a job of this family and input uses; the operators read them
+    (blender/options.py resolve)."""
     layout.prop(settings, "use_defaults")
     column = layout.column(align=True)
     column.enabled = not settings.use_defaults
-    options.draw(column, settings)
+    options.draw(column, settings, family=family, task=task)
 
 
 def draw_model_status(layout) -> None:
@@ -58,9 +74,9 @@ def draw_model_status(layout) -> None:
     row.operator("image_to_3d.release_model", text="", icon="X")
 
 
-def draw_not_ready(layout, context) -> bool:
+def draw_not_ready(layout, context, family: str, task: str) -> bool:
     prefs = preferences()
-    ready, message = worker_session.readiness(prefs) if prefs else (False, "Enable the add-on")
+    ready, message = worker_session.readiness(prefs, family, task) if prefs else (False, "Enable the add-on")
     if not ready:
         box = layout.box()
         for i, line in enumerate(_wrap(message, 48)):
@@ -81,16 +97,23 @@ class VIEW3D_PT_image_to_3d(SidebarPanel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         settings = context.scene.image_to_3d
-        draw_not_ready(layout, context)
+        task = panel_task(settings)
+        family = options.family_for(settings.family, task)
+        draw_not_ready(layout, context, family, task)
         layout.prop(settings, "source", expand=True)
-        if settings.source == "FILE":
+        if settings.source == "TEXT":
+            layout.prop(settings, "prompt", text="", icon="FONT_DATA")
+        elif settings.source == "FILE":
             layout.prop(settings, "filepath", text="")
         else:
             layout.template_ID(settings, "image", open="image.open")
-        draw_options(layout, settings)
+        draw_model(layout, settings, task)
+        draw_options(layout, settings, family, task)
         if not draw_progress(layout):
             op = layout.operator("image_to_3d.generate", icon="MESH_MONKEY")
-            if settings.source == "FILE":
+            if settings.source == "TEXT":
+                op.prompt = settings.prompt
+            elif settings.source == "FILE":
                 op.filepath = settings.filepath
             elif settings.image is not None:
                 op.image = settings.image.name
@@ -105,11 +128,13 @@ class IMAGE_PT_image_to_3d(SidebarPanel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         settings = context.scene.image_to_3d
-        draw_not_ready(layout, context)
+        family = options.family_for(settings.family, "image")
+        draw_not_ready(layout, context, family, "image")
         image = context.space_data.image
         layout.label(text=f"Source: {image.name}" if image else "Open or render an image first",
                      icon="IMAGE_DATA" if image else "INFO")
-        draw_options(layout, settings)
+        draw_model(layout, settings, "image")
+        draw_options(layout, settings, family, "image")
         if not draw_progress(layout):
             row = layout.row()
             row.enabled = image is not None
@@ -126,8 +151,13 @@ class BatchPanel(SidebarPanel):
     def draw(self, context):
         layout = self.layout
         settings = context.scene.image_to_3d
-        layout.prop(settings, "batch_directory")
-        layout.prop(settings, "batch_recursive")
+        layout.prop(settings, "batch_source", expand=True)
+        prompts = settings.batch_source == "PROMPTS"
+        if prompts:
+            layout.prop(settings, "batch_prompts_file")
+        else:
+            layout.prop(settings, "batch_directory")
+            layout.prop(settings, "batch_recursive")
         layout.prop(settings, "batch_export")
         column = layout.column()
         column.enabled = settings.batch_export
@@ -135,8 +165,11 @@ class BatchPanel(SidebarPanel):
         column.prop(settings, "batch_export_format")
         if not STATUS.running:
             op = layout.operator("image_to_3d.batch", icon="FILE_FOLDER")
-            op.directory = settings.batch_directory
-            op.recursive = settings.batch_recursive
+            if prompts:
+                op.prompts_file = settings.batch_prompts_file
+            else:
+                op.directory = settings.batch_directory
+                op.recursive = settings.batch_recursive
             op.export_dir = settings.batch_export_dir if settings.batch_export else ""
             op.export_format = settings.batch_export_format
         last = STATUS.last_batch

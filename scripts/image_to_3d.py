@@ -1,13 +1,17 @@
-"""Headless Image to 3D: images in, a .blend and/or exported meshes out.
+"""Headless Image to 3D: images or text prompts in, a .blend and/or exported meshes out.
 
     blender -b --python scripts/image_to_3d.py -- --input IMAGE_OR_FOLDER --model DIR \
         [--save out.blend] [--export DIR --format glb] [options]
+    blender -b --python scripts/image_to_3d.py -- --prompt TEXT [--prompt TEXT ...] --model SHAP_E_DIR [...]
+    blender -b --python scripts/image_to_3d.py -- --prompts FILE --model SHAP_E_DIR [...]
     blender -b --python scripts/image_to_3d.py -- --input ... --server URL --token-file F [...]
     python scripts/image_to_3d.py -- ...          (where the bpy wheel is installed)
 
 It enables the installed extension (installing it from this source tree first when it
 is not installed), runs the same operators the panel runs, prints progress, and exits
-with 1 when any image failed, 2 when nothing could start.
+with 1 when any image or prompt failed, 2 when nothing could start. The model family
+comes from --family, else from the --model folder, else: prompts are Shap-E's, images
+TripoSR's.
 """
 
 import argparse
@@ -21,8 +25,19 @@ SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ("glb", "obj", "ply", "fbx")
 
 sys.path.insert(0, SOURCE_ROOT)  # the option declarations (standard library only)
-from backend.bridge.options import ALL_OPTIONS, DEVICES, add_arguments, values_given  # noqa: E402
+from backend.bridge.errors import BackendError  # noqa: E402
+from backend.bridge.options import (  # noqa: E402
+    ALL_OPTIONS,
+    DEVICES,
+    FAMILIES_BY_NAME,
+    OPTIONS_BY_NAME,
+    add_arguments,
+    check_family_takes,
+    flags_not_used,
+    values_given,
+)
 from backend.bridge.tokens import TokenFileError, read_token_file  # noqa: E402
+from backend.model_folder import family_for_job  # noqa: E402
 
 sys.path.pop(0)
 
@@ -30,9 +45,12 @@ sys.path.pop(0)
 def parse_args(argv: list[str]) -> argparse.Namespace:
     # Blender passes its own arguments too; ours follow "--".
     argv = argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
-    parser = argparse.ArgumentParser(prog="image_to_3d.py", description="Turn images into textured meshes.")
-    parser.add_argument("--input", required=True, help="an image file or a folder of images")
-    parser.add_argument("--model", help="folder with config.yaml and model.ckpt, or a hub id (not with --server)")
+    parser = argparse.ArgumentParser(prog="image_to_3d.py", description="Turn images or text prompts into meshes.")
+    parser.add_argument("--input", help="an image file or a folder of images")
+    parser.add_argument("--prompt", action="append", default=[], help="a text prompt (Shap-E); repeat for more objects")
+    parser.add_argument("--prompts", help="a text file of prompts, one object per line (Shap-E)")
+    parser.add_argument("--model", help="model folder or hub id: TripoSR's (config.yaml + model.ckpt), Shap-E's "
+                                        "openai/shap-e (prompts) or openai/shap-e-img2img (images); not with --server")
     parser.add_argument("--server", help="run the jobs on this model server (http(s)://host:port)")
     parser.add_argument("--token-file", help="the server's access token (with --server)")
     parser.add_argument("--ca-file", help="CA certificate of an https server with a certificate of its own")
@@ -42,7 +60,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--python", help="backend Python (default: the preferences', else this interpreter)")
     parser.add_argument("--device", choices=DEVICES, help="default: the preferences'")
     # the job options; one left out takes the add-on preferences' default
-    add_arguments(parser, ALL_OPTIONS, with_defaults=False)
+    add_arguments(parser, ALL_OPTIONS, show_defaults=False)
     parser.add_argument("--recursive", action="store_true", help="include subfolders of a folder input")
     return parser.parse_args(argv)
 
@@ -87,7 +105,13 @@ def enable_extension() -> object:
     return sys.modules[module_name]
 
 
-def configure(extension, args, token: str | None) -> None:
+def job_kind(args) -> tuple[str, str]:
+    """(family, task): --family, else the --model folder's, else Shap-E for prompts and TripoSR for images."""
+    task = "text" if args.prompt or args.prompts else "image"
+    return family_for_job(task, args.family, args.model), task
+
+
+def configure(extension, args, token: str | None, family: str, task: str) -> None:
     prefs = bpy.context.preferences.addons[extension.__name__].preferences
     prefs.run_on = "SERVER" if args.server else "LOCAL"
     if args.server:
@@ -98,7 +122,7 @@ def configure(extension, args, token: str | None) -> None:
         prefs.server_ca_file = os.path.abspath(args.ca_file) if args.ca_file else ""
         return
     model = os.path.abspath(args.model) if os.path.exists(args.model) else args.model
-    prefs.model_path = model
+    setattr(prefs, extension.blender.worker_session.MODEL_PREFERENCES[family, task], model)
     if args.python:
         prefs.python_path = os.path.abspath(args.python)
     if args.device:
@@ -120,24 +144,46 @@ def convert_one(extension, args, options) -> int:
         return 1
     obj = bpy.context.view_layer.objects.active
     print(f"image_to_3d: {args.input} -> {obj.name}: {extension.blender.job_state.STATUS.last_result}", flush=True)
-    if args.export:
+    return export(extension, args, obj)
+
+
+def convert_prompts(extension, args, options) -> int:
+    """Each --prompt through the generate operator; a failed one does not stop the others."""
+    failed = 0
+    for prompt in args.prompt:
         try:
-            path = extension.blender.exporters.export_object(bpy.context, obj, os.path.abspath(args.export),
-                                                             args.format.upper())
-        except (OSError, RuntimeError) as error:
-            print(f"image_to_3d: FAILED to export {obj.name}: {error}", file=sys.stderr, flush=True)
-            return 1
-        print(f"image_to_3d: exported {path}", flush=True)
+            bpy.ops.image_to_3d.generate(prompt=prompt, **options)
+        except RuntimeError as error:
+            print(f"image_to_3d: FAILED {prompt!r}: {str(error).strip()}", file=sys.stderr, flush=True)
+            failed = 1
+            continue
+        obj = bpy.context.view_layer.objects.active
+        print(f"image_to_3d: {prompt!r} -> {obj.name}: {extension.blender.job_state.STATUS.last_result}", flush=True)
+        failed = max(failed, export(extension, args, obj))
+    return failed
+
+
+def export(extension, args, obj) -> int:
+    if not args.export:
+        return 0
+    try:
+        path = extension.blender.exporters.export_object(bpy.context, obj, os.path.abspath(args.export), args.format.upper())
+    except (OSError, RuntimeError) as error:
+        print(f"image_to_3d: FAILED to export {obj.name}: {error}", file=sys.stderr, flush=True)
+        return 1
+    print(f"image_to_3d: exported {path}", flush=True)
     return 0
 
 
 def convert_folder(extension, args, options) -> int:
+    """A folder of images, or a prompts file, through the batch operator."""
+    source = {"prompts_file": os.path.abspath(args.prompts)} if args.prompts else {
+        "directory": os.path.abspath(args.input), "recursive": args.recursive}
     try:
-        bpy.ops.image_to_3d.batch(directory=os.path.abspath(args.input), recursive=args.recursive,
-                                  export_dir=os.path.abspath(args.export) if args.export else "",
-                                  export_format=args.format.upper(), **options)
+        bpy.ops.image_to_3d.batch(export_dir=os.path.abspath(args.export) if args.export else "",
+                                  export_format=args.format.upper(), **source, **options)
     except RuntimeError as error:
-        print(f"image_to_3d: FAILED {args.input}: {str(error).strip()}", file=sys.stderr, flush=True)
+        print(f"image_to_3d: FAILED {args.prompts or args.input}: {str(error).strip()}", file=sys.stderr, flush=True)
         return 1
     run = extension.blender.job_state.STATUS.last_batch
     for path, message in run.failed:
@@ -147,21 +193,32 @@ def convert_folder(extension, args, options) -> int:
 
 def argument_problem(args) -> str | None:
     """What is wrong with the command line, found before any work is done; None if nothing."""
-    if not os.path.exists(args.input):
+    if sum(map(bool, (args.input, args.prompt, args.prompts))) != 1:
+        return "give one of --input (an image or a folder), --prompt TEXT or --prompts FILE"
+    if args.input and not os.path.exists(args.input):
         return f"{args.input} does not exist"
+    if args.prompts and not os.path.isfile(args.prompts):
+        return f"{args.prompts}: no such prompts file"
     if args.server and (args.model or args.python or args.device):
         return "--model, --python and --device are the server's own: leave them out with --server"
     if args.server and not args.token_file:
         return "--server needs --token-file: the file with the server's access token"
     if not args.server and not args.model:
         return "give --model (a model folder or hub id), or --server URL --token-file F"
-    for option in ALL_OPTIONS:
-        value = getattr(args, option.name)
-        if value is not None:
-            try:
-                option.check(value)  # Blender would clamp silently; say it instead
-            except ValueError as error:
-                return f"--{option.name.replace('_', '-')}: {error}"
+    family, task = job_kind(args)
+    try:
+        check_family_takes(family, task)
+    except BackendError as error:
+        return error.message
+    unused = flags_not_used(args, ALL_OPTIONS, family, task)
+    if unused:
+        return f"{', '.join(unused)}: not used by {FAMILIES_BY_NAME[family].label} jobs"
+    for name, value in values_given(args, ALL_OPTIONS, family, task).items():
+        option = OPTIONS_BY_NAME[name]
+        try:
+            option.check(value)  # Blender would clamp silently; say it instead
+        except ValueError as error:
+            return f"{option.cli_flag}: {error}"
     if args.save:
         if os.path.isdir(args.save):
             return f"--save {args.save} is a folder: give the path of the .blend file to write"
@@ -211,16 +268,19 @@ def main(argv: list[str]) -> int:
         print(f"image_to_3d: {problem}", file=sys.stderr)
         return 2
     extension = enable_extension()
+    family, task = job_kind(args)
     try:
-        configure(extension, args, token)
+        configure(extension, args, token, family, task)
         if args.server:
             problem = server_problem(extension, args.token_file)
             if problem:
                 print(f"image_to_3d: {problem}", file=sys.stderr, flush=True)
                 return 2
         clear_default_cube()
-        options = values_given(args, ALL_OPTIONS)
-        if os.path.isdir(args.input):
+        options = {**values_given(args, ALL_OPTIONS, family, task), "family": family}
+        if args.prompt:
+            status = convert_prompts(extension, args, options)
+        elif args.prompts or os.path.isdir(args.input):
             status = convert_folder(extension, args, options)
         else:
             status = convert_one(extension, args, options)

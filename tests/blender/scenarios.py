@@ -480,9 +480,14 @@ def dead_pid() -> int:
 
 
 def main():
+    main_with(globals())
+
+
+def main_with(scenario_functions: dict):
+    """Run the scenario named on the command line from `scenario_functions` (a module's globals)."""
     name, work = sys.argv[1], sys.argv[2]
     env = blender_env.main_args()
-    facts = globals()[f"scenario_{name}"](work, env)
+    facts = scenario_functions[f"scenario_{name}"](work, env)
     with open(os.path.join(work, f"{name}.json"), "w") as handle:
         json.dump(facts, handle, indent=1, default=str)
     sys.stdout.flush()
