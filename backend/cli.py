@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from .bridge.errors import BackendError
-from .bridge.options import DEVICES, JOB_OPTIONS, PRECISIONS, add_arguments, values_given
+from .bridge.options import DEVICES, JOB_OPTIONS, PRECISIONS, add_arguments, value_problem, values_given
 from .bridge.settings import GenerateSettings
 from .mesh.export import FORMATS
 
@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("images", nargs="+", type=Path, help="input images (PNG, JPEG, WebP, TIFF, BMP)")
     gen.add_argument("--model", required=True, help="model folder (config.yaml + model.ckpt) or hub id, e.g. stabilityai/TripoSR")
     gen.add_argument("--out", required=True, type=Path, help="output folder; writes <image stem>.<format>")
-    gen.add_argument("--format", default="glb", choices=FORMATS, help="mesh file format (default glb)")
+    gen.add_argument("--format", default="glb", choices=FORMATS,
+                     help="mesh file format (default glb); with --texture, glb embeds the textures, obj writes "
+                          ".mtl and .png files beside it, ply keeps vertex colours")
     add_arguments(gen, JOB_OPTIONS)
     gen.add_argument("--device", default="auto", choices=DEVICES, help="auto picks CUDA, then MPS, then CPU")
     gen.add_argument("--precision", default="float32", choices=PRECISIONS,
@@ -75,11 +77,12 @@ def generate_command(args) -> int:
     from .mesh.export import write_mesh
     from .pipeline import generate_mesh, load_model
 
-    try:
-        settings = GenerateSettings(**values_given(args, JOB_OPTIONS))
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    given = values_given(args, JOB_OPTIONS)
+    problem = value_problem(given, JOB_OPTIONS)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_SETUP
+    settings = GenerateSettings(**given)
     problem = output_problem(args.out)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -103,7 +106,8 @@ def generate_command(args) -> int:
                 loaded, image, settings,
                 progress=lambda stage, fraction: bar.set_postfix_str(f"{stage} {fraction:4.0%}", refresh=False),
             )
-            written = write_mesh(destination, result.vertices, result.faces, result.colors)
+            written = write_mesh(destination, result.vertices, result.faces, result.colors, result.uvs,
+                                 result.base_color, result.normal_map)
         except BackendError as exc:
             failures.append((image, exc.message))
             bar.write(f"FAILED {image}: {exc.message}", file=sys.stderr)
@@ -114,8 +118,9 @@ def generate_command(args) -> int:
         else:
             for note in result.notes:
                 bar.write(f"warning: {image}: {note}", file=sys.stderr)
+            textures = f"{len(result.base_color)} px textures, " if result.base_color is not None else ""
             bar.write(
-                f"{image} -> {written}: {len(result.vertices)} vertices, {len(result.faces)} faces, "
+                f"{image} -> {written}: {len(result.vertices)} vertices, {len(result.faces)} faces, {textures}"
                 f"{time.perf_counter() - started:.2f} s"
             )
         bar.update(1)

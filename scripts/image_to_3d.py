@@ -20,7 +20,7 @@ SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ("glb", "obj", "ply", "fbx")
 
 sys.path.insert(0, SOURCE_ROOT)  # the option declarations (standard library only)
-from backend.bridge.options import ALL_OPTIONS, DEVICES, add_arguments, values_given  # noqa: E402
+from backend.bridge.options import ALL_OPTIONS, DEVICES, add_arguments, value_problem, values_given  # noqa: E402
 
 sys.path.pop(0)
 
@@ -136,13 +136,9 @@ def argument_problem(args) -> str | None:
     """What is wrong with the command line, found before any work is done; None if nothing."""
     if not os.path.exists(args.input):
         return f"{args.input} does not exist"
-    for option in ALL_OPTIONS:
-        value = getattr(args, option.name)
-        if value is not None:
-            try:
-                option.check(value)  # Blender would clamp silently; say it instead
-            except ValueError as error:
-                return f"--{option.name.replace('_', '-')}: {error}"
+    problem = value_problem(vars(args), ALL_OPTIONS)  # Blender would clamp silently; say it instead
+    if problem:
+        return problem
     if args.save:
         if os.path.isdir(args.save):
             return f"--save {args.save} is a folder: give the path of the .blend file to write"

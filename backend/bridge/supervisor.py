@@ -26,6 +26,9 @@ class JobResult:
     timings: dict  # stage -> seconds; "load" only when this job loaded the model
     device: str
     notes: list = field(default_factory=list)  # warnings for the user
+    uvs: np.ndarray | None = None  # (M, 3, 2) float32 per face corner, when textured
+    base_color: np.ndarray | None = None  # (T, T, 3) uint8, top row first
+    normal_map: np.ndarray | None = None  # (T, T, 3) uint8, top row first
 
 
 @dataclass
@@ -197,7 +200,7 @@ class Supervision:
             if job.load_seconds is not None:
                 timings["load"] = job.load_seconds
             result = JobResult(event.vertices, event.faces, event.colors, event.prepared_image, timings, event.device,
-                               [str(note) for note in event.notes])
+                               [str(note) for note in event.notes], event.uvs, event.base_color, event.normal_map)
             self._emit("result", job_id, result=result)
         elif isinstance(event, protocol.Error):
             self._current = None

@@ -7,11 +7,18 @@ glTF exporter makes. Both are rotations, so triangle winding is unchanged.
 """
 
 import numpy as np
+import torch
 
 
 def model_to_blender(vertices: np.ndarray) -> np.ndarray:
     x, y, z = vertices[:, 0], vertices[:, 1], vertices[:, 2]
     return np.stack((y, -x, z), axis=1).astype(np.float32)
+
+
+def blender_to_model(points):
+    """The inverse of model_to_blender, for numpy arrays or torch tensors (mesh stage queries)."""
+    stack = torch.stack if isinstance(points, torch.Tensor) else np.stack
+    return stack((-points[:, 1], points[:, 0], points[:, 2]), 1)
 
 
 def blender_to_gltf(vertices: np.ndarray) -> np.ndarray:
