@@ -1,7 +1,8 @@
 """Headless Image to 3D: images in, a .blend and/or exported meshes out.
 
     blender -b --python scripts/image_to_3d.py -- --input IMAGE_OR_FOLDER --model DIR \
-        [--save out.blend] [--export DIR --format glb] [options]
+        [--save out.blend] [--export DIR --format glb] [--preset raw|clean|game_asset|custom]
+        [--faces N] [--texture T] [--no-normal-map] [--smooth N] [--keep-floaters] [options]
     python scripts/image_to_3d.py -- ...          (where the bpy wheel is installed)
 
 It enables the installed extension (installing it from this source tree first when it
@@ -20,7 +21,14 @@ SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ("glb", "obj", "ply", "fbx")
 
 sys.path.insert(0, SOURCE_ROOT)  # the option declarations (standard library only)
-from backend.bridge.options import ALL_OPTIONS, DEVICES, add_arguments, value_problem, values_given  # noqa: E402
+from backend.bridge.options import (  # noqa: E402
+    ALL_OPTIONS,
+    DEVICES,
+    PRESET_OPTION,
+    add_arguments,
+    value_problem,
+    values_given,
+)
 
 sys.path.pop(0)
 
@@ -36,8 +44,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--format", default="glb", choices=FORMATS, help="export format (default glb)")
     parser.add_argument("--python", help="backend Python (default: the preferences', else this interpreter)")
     parser.add_argument("--device", choices=DEVICES, help="default: the preferences'")
-    # the job options; one left out takes the add-on preferences' default
-    add_arguments(parser, ALL_OPTIONS, with_defaults=False)
+    # the job options; one left out takes the add-on preferences' default, and the
+    # preset (default: the panel's, Game Asset in a new scene) sets the mesh options not given
+    add_arguments(parser, (PRESET_OPTION, *ALL_OPTIONS), with_defaults=False)
     parser.add_argument("--recursive", action="store_true", help="include subfolders of a folder input")
     return parser.parse_args(argv)
 
@@ -171,7 +180,7 @@ def main(argv: list[str]) -> int:
     try:
         configure(extension, args)
         clear_default_cube()
-        options = values_given(args, ALL_OPTIONS)
+        options = values_given(args, (PRESET_OPTION, *ALL_OPTIONS))
         if os.path.isdir(args.input):
             status = convert_folder(extension, args, options)
         else:
