@@ -26,6 +26,7 @@ from backend.mesh.asset.unwrap import split_by_uv
 
 LIGHTS = F.normalize(torch.tensor([[0.3, -0.8, 0.5], [-0.6, -0.4, 0.7], [0.7, 0.2, 0.7], [0.0, 0.0, 1.0]]), dim=1)
 CANDIDATE_FACES = 16  # nearest surface samples whose faces are measured exactly
+NEAREST_VERTICES = 3  # ... and the faces around this many nearest vertices
 
 
 def sample_surface(vertices: torch.Tensor, faces: torch.Tensor, count: int, seed: int = 0):
@@ -147,35 +148,53 @@ def point_triangle_distance(q, a, b, c):
 
 
 def distances_to_surface(points, vertices, faces, samples: int = 1_000_000) -> np.ndarray:
-    """Distance from each point to the surface (vertices, faces): exact distances to the
-    faces of the CANDIDATE_FACES nearest of many area-uniform samples and every face
-    centroid, the smallest taken (the nearest face is among them unless faces are far
-    larger than the samples' spacing, which they are not here)."""
+    """Distance from each point to the surface (vertices, faces): exact distances to two
+    sets of candidate faces, the smallest taken: the faces of the CANDIDATE_FACES
+    nearest of many area-uniform samples and face centroids, and every face around the
+    three nearest vertices (which catches a point near a small face whose own samples are
+    crowded out by its neighbours'). A mesh measured against itself gives under 1e-6 %
+    of the diagonal at every sample (tests/mesh_stage/test_bake.py)."""
     v = torch.from_numpy(np.asarray(vertices, np.float64))
     f = torch.from_numpy(np.asarray(faces)).long()
     face, _, sampled = sample_surface(v, f, samples, seed=7)
     owner = torch.cat((face, torch.arange(len(f))))
-    cloud = torch.cat((sampled, v[f].mean(1)))
-    tree, points = cKDTree(cloud.numpy()), np.asarray(points, np.float64)
+    samples_tree = cKDTree(torch.cat((sampled, v[f].mean(1))).numpy())
+    vertex_tree, ring = cKDTree(v.numpy()), _faces_around_vertices(f, len(v))
+    points = np.asarray(points, np.float64)
     out = []
-    for start in range(0, len(points), 1 << 15):
-        part = points[start:start + (1 << 15)]
-        _, nearest = tree.query(part, k=CANDIDATE_FACES)
-        corners = v[f[owner[torch.from_numpy(nearest)]]]  # (K, C, 3, 3)
-        q = torch.from_numpy(part)[:, None, :].expand(-1, CANDIDATE_FACES, -1)
+    for start in range(0, len(points), 1 << 14):
+        part = points[start:start + (1 << 14)]
+        _, nearest = samples_tree.query(part, k=CANDIDATE_FACES)
+        _, vertex = vertex_tree.query(part, k=NEAREST_VERTICES)
+        candidates = torch.cat((owner[torch.from_numpy(nearest)], ring[torch.from_numpy(vertex)].flatten(1)), dim=1)
+        corners = v[f[candidates.clamp(min=0)]]  # (K, C, 3, 3)
+        q = torch.from_numpy(part)[:, None, :].expand(-1, candidates.shape[1], -1)
         d = point_triangle_distance(q, corners[..., 0, :], corners[..., 1, :], corners[..., 2, :])
-        out.append(d.min(dim=1).values.numpy())
+        out.append(torch.where(candidates >= 0, d, torch.inf).min(dim=1).values.numpy())
     return np.concatenate(out)
 
 
-def surface_distances(a_vertices, a_faces, b_vertices, b_faces, samples: int = 200_000) -> dict:
+def _faces_around_vertices(faces: torch.Tensor, n_vertices: int) -> torch.Tensor:
+    """(N, most faces at a vertex) the faces around each vertex, padded with -1."""
+    corner_vertex = faces.reshape(-1)
+    order = torch.argsort(corner_vertex, stable=True)
+    count = torch.bincount(corner_vertex, minlength=n_vertices)
+    first = torch.cumsum(count, 0) - count
+    slot = torch.arange(len(order)) - first[corner_vertex[order]]
+    table = torch.full((n_vertices, int(count.max())), -1, dtype=torch.long)
+    table[corner_vertex[order], slot] = order // 3
+    return table
+
+
+def surface_distances(a_vertices, a_faces, b_vertices, b_faces, samples: int = 200_000, cloud: int = 1_000_000) -> dict:
     """Symmetric surface distances between mesh a and the reference b, in % of b's
-    bounding-box diagonal, over `samples` area-uniform points of each."""
+    bounding-box diagonal, over `samples` area-uniform points of each (`cloud`: the
+    candidate search's samples, see distances_to_surface)."""
     diag = float(np.linalg.norm(np.ptp(np.asarray(b_vertices), axis=0)))
     both = []
     for (sv, sf), (tv, tf) in (((a_vertices, a_faces), (b_vertices, b_faces)), ((b_vertices, b_faces), (a_vertices, a_faces))):
         _, _, points = sample_surface(torch.from_numpy(np.asarray(sv, np.float64)), torch.from_numpy(np.asarray(sf)).long(),
                                       samples, seed=3)
-        both.append(distances_to_surface(points.numpy(), tv, tf))
+        both.append(distances_to_surface(points.numpy(), tv, tf, cloud))
     both = np.concatenate(both) / diag * 100
     return {"median_pct": float(np.median(both)), "p99_pct": float(np.percentile(both, 99)), "max_pct": float(both.max())}

@@ -65,3 +65,14 @@ def test_flat_normal_map_on_a_flat_surface():
     f = np.concatenate((quads[:, [0, 1, 2]], quads[:, [0, 2, 3]])).astype(np.int32)
     result = asset(v, f, texture_size=64)
     assert np.abs(result.normal_map.astype(int) - [128, 128, 255]).max() <= 1
+
+
+def test_surface_distance_measure_finds_a_known_offset(sphere):
+    from asset_quality import surface_distances
+
+    v, f = sphere
+    same = surface_distances(v, f, v, f, samples=5000, cloud=50_000)
+    assert same["max_pct"] < 1e-5
+    grown = surface_distances(v * 1.02, f, v, f, samples=5000, cloud=50_000)
+    expected = 0.02 * 0.4 / np.linalg.norm(np.ptp(v, axis=0)) * 100  # 2 % of the radius, in % of the diagonal
+    assert abs(grown["median_pct"] - expected) < 0.1 * expected and grown["max_pct"] < 1.3 * expected, (grown, expected)
