@@ -34,7 +34,9 @@ def blender_property(option, remembered: bool = True):
 
     remembered=False (operators): Blender must not carry a value over from the last
     call, or an option left out would silently take the previous call's value instead
-    of the panel's or the preferences'.
+    of the panel's or the preferences'. Operators also get only soft limits: Blender
+    clamps a value beyond a hard limit without a word (texture_size=9000 would bake
+    8192), where the backend's check names the rule instead.
     """
     common = {"name": option.label, "description": option.description, "default": option.default}
     if not remembered:
@@ -47,10 +49,11 @@ def blender_property(option, remembered: bool = True):
     low = option.soft_minimum if option.soft_minimum is not None else option.minimum
     if option.zero_means:
         low = 0  # "0: keep all" is a value too; 1 to 3 faces get the backend's clear error
+    hard = "" if remembered else "soft_"  # the panel's and the preferences' fields keep hard limits
     if low is not None:
-        limits["min"] = low
+        limits[hard + "min"] = low
     if option.maximum is not None:
-        limits["max"] = option.maximum
+        limits[hard + "max"] = option.maximum
     if option.soft_maximum is not None:
         limits["soft_max"] = option.soft_maximum
     if option.kind is int:

@@ -4,7 +4,8 @@ undo, cancel and failure, a moved .blend, exports and their re-import, the batch
     python tests/blender/asset_scenarios.py asset WORK_DIR
 
 Writes WORK_DIR/asset.json and asset.npz; test_blender_asset.py makes the assertions.
-Settings come from the environment as for scenarios.py (I3D_ZIP, I3D_MODEL, I3D_EXAMPLES).
+Settings come from the environment as for scenarios.py (I3D_ZIP, I3D_MODEL, I3D_EXAMPLES),
+and I3D_CLI_EXPORTS: a folder with the CLI's textured flamingo.glb and flamingo.obj.
 """
 
 import os
@@ -21,7 +22,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import blender_env
 import scenarios
-from scenarios import LayoutRecorder, StubOperator, error_of, snapshot
+from scenarios import LayoutRecorder, StubOperator, error_of, mesh_arrays, snapshot
 
 RESOLUTION = 32
 FORMATS = ("GLB", "OBJ", "FBX", "PLY")
@@ -55,10 +56,6 @@ def image_bytes(image) -> np.ndarray:
 def textured_arrays(obj) -> dict:
     """The mesh, its loop UVs, both images and Blender's own tangent frames (MikkTSpace)."""
     mesh = obj.data
-    co = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
-    mesh.vertices.foreach_get("co", co)
-    corners = np.empty(len(mesh.loops), dtype=np.int32)
-    mesh.loops.foreach_get("vertex_index", corners)
     uvs = np.empty(len(mesh.loops) * 2, dtype=np.float32)
     mesh.uv_layers[0].uv.foreach_get("vector", uvs)
     mesh.calc_tangents(uvmap=mesh.uv_layers[0].name)
@@ -69,7 +66,7 @@ def textured_arrays(obj) -> dict:
     mesh.loops.foreach_get("bitangent_sign", signs)
     images = {node.image.colorspace_settings.name: node.image for node in mesh.materials[0].node_tree.nodes
               if node.bl_idname == "ShaderNodeTexImage"}
-    return {"vertices": co.reshape(-1, 3), "faces": corners.reshape(-1, 3), "uvs": uvs.reshape(-1, 3, 2),
+    return {**mesh_arrays(obj), "uvs": uvs.reshape(-1, 3, 2),
             "base_color": image_bytes(images["sRGB"]), "normal_map": image_bytes(images["Non-Color"]),
             "tangents": tangents.reshape(-1, 3), "loop_normals": normals.reshape(-1, 3), "signs": signs}
 
@@ -187,6 +184,10 @@ def scenario_asset(work: str, env: dict) -> dict:
     # bad values and a bake that cannot be done: a sentence each, nothing made
     facts["bad_faces"] = error_of(lambda: generate(filepath=flamingo, resolution=RESOLUTION, max_faces=2))
     facts["bad_texture"] = error_of(lambda: generate(filepath=flamingo, resolution=RESOLUTION, texture_size=50))
+    # beyond the panel's limits too: an operator call is checked, never clamped
+    facts["big_texture"] = error_of(lambda: generate(filepath=flamingo, resolution=RESOLUTION, texture_size=9000))
+    facts["negative_smoothing"] = error_of(lambda: generate(filepath=flamingo, resolution=RESOLUTION,
+                                                            smooth_iterations=-1))
     facts["failed_bake"] = error_of(lambda: generate(filepath=flamingo, resolution=RESOLUTION, preset="CUSTOM",
                                                      texture_size=64, max_faces=0, keep_floaters=True))
     facts["after_failures"] = snapshot()
@@ -233,6 +234,9 @@ def scenario_asset(work: str, env: dict) -> dict:
         facts["exports"][fmt] = os.path.basename(path)
         facts["reimported"][fmt] = reimported(path, fmt)
     facts["export_files"] = sorted(os.listdir(exports))
+    # and the CLI's own files (backend/mesh/export.py), written by the pytest side
+    facts["cli_reimported"] = {fmt: reimported(os.path.join(env["cli_exports"], f"flamingo.{fmt.lower()}"), fmt)
+                               for fmt in ("GLB", "OBJ")}
 
     # a batch with custom options, exported as OBJ
     folder = os.path.join(work, "batch_in")

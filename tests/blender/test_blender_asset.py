@@ -19,13 +19,6 @@ FACES, TEXTURE = 1500, 256  # what the scenario gives the operator over the Game
 
 
 @pytest.fixture(scope="module")
-def asset_run(extension_zip, tiny_model_dir, examples_dir, tmp_path_factory):
-    work = tmp_path_factory.mktemp("asset")
-    env = blender_environment(work / "home", zip=extension_zip, model=tiny_model_dir, examples=examples_dir)
-    return run_scenario("asset", work, env, script=SCENARIO), dict(np.load(work / "asset.npz")), work
-
-
-@pytest.fixture(scope="module")
 def reference(tiny_model_dir, flamingo_path):
     """The backend's own result for the same image and settings, in this process."""
     from backend.bridge.settings import GenerateSettings
@@ -33,6 +26,19 @@ def reference(tiny_model_dir, flamingo_path):
 
     settings = GenerateSettings(resolution=RESOLUTION, max_faces=FACES, texture_size=TEXTURE)
     return generate_mesh(load_model(tiny_model_dir, "cpu"), flamingo_path, settings)
+
+
+@pytest.fixture(scope="module")
+def asset_run(extension_zip, tiny_model_dir, examples_dir, reference, tmp_path_factory):
+    from backend.mesh.export import write_mesh
+
+    work = tmp_path_factory.mktemp("asset")
+    for fmt in ("glb", "obj"):  # the CLI's files, for Blender to re-import
+        write_mesh(work / "cli" / f"flamingo.{fmt}", reference.vertices, reference.faces, reference.colors,
+                   reference.uvs, reference.base_color, reference.normal_map)
+    env = blender_environment(work / "home", zip=extension_zip, model=tiny_model_dir, examples=examples_dir,
+                              cli_exports=work / "cli")
+    return run_scenario("asset", work, env, script=SCENARIO), dict(np.load(work / "asset.npz")), work
 
 
 def test_the_object_is_the_backend_s_textured_mesh(asset_run, reference):
@@ -115,6 +121,8 @@ def test_bad_values_are_refused_with_their_rule(asset_run):
     facts = asset_run[0]
     assert "max_faces must be 0 (keep all) or at least 4, got 2" in facts["bad_faces"]
     assert "texture_size must be 0 (vertex colours) or in [64, 8192], got 50" in facts["bad_texture"]
+    assert "texture_size must be 0 (vertex colours) or in [64, 8192], got 9000" in facts["big_texture"]
+    assert "smooth_iterations must be in [0, 100], got -1" in facts["negative_smoothing"]
 
 
 def test_presets_set_the_mesh_options_and_an_operator_argument_wins(asset_run):
@@ -152,6 +160,14 @@ def test_every_export_reimports_into_blender_with_uvs_and_textures(asset_run):
         assert ["ShaderNodeBsdfPrincipled", "Normal"] in targets, fmt
         assert sorted(image["size"][0] for image in back["images"]) == [TEXTURE, TEXTURE], fmt
     assert facts["reimported"]["PLY"]["colors"], "the PLY lost its vertex colours"
+
+
+def test_the_cli_s_glb_and_obj_reimport_into_blender_with_uvs_and_textures(asset_run, reference):
+    for fmt, back in asset_run[0]["cli_reimported"].items():
+        assert back["faces"] == len(reference.faces) and back["uv_maps"], fmt
+        assert ["ShaderNodeNormalMap", "Normal", "ShaderNodeBsdfPrincipled", "Normal"] in back["links"], fmt
+        assert ["ShaderNodeTexImage", "Color", "ShaderNodeBsdfPrincipled", "Base Color"] in back["links"], fmt
+        assert sorted(image["size"][0] for image in back["images"]) == [TEXTURE, TEXTURE], fmt
 
 
 def test_blender_s_glb_and_obj_reopen_in_trimesh_with_both_textures(asset_run):
