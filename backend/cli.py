@@ -1,6 +1,9 @@
-"""`python -m backend ...`: images to mesh files from the command line, and test models.
+"""`python -m backend ...`: images to mesh files from the command line, the model server,
+and test models.
 
     python -m backend generate IMAGE... --model DIR --out DIR [options]
+    python -m backend generate IMAGE... --server URL --token-file F --out DIR [options]
+    python -m backend serve --model DIR [--host H --port P --token-file F ...]   (docs/server.md)
     python -m backend make-test-model triposr OUT_DIR [--size smoke|official] [--seed 0]
 """
 
@@ -26,15 +29,25 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="turn images into coloured meshes")
     gen.add_argument("images", nargs="+", type=Path, help="input images (PNG, JPEG, WebP, TIFF, BMP)")
-    gen.add_argument("--model", required=True, help="model folder (config.yaml + model.ckpt) or hub id, e.g. stabilityai/TripoSR")
+    gen.add_argument("--model", help="model folder (config.yaml + model.ckpt) or hub id, e.g. stabilityai/TripoSR "
+                                     "(not with --server: the server has its own)")
     gen.add_argument("--out", required=True, type=Path, help="output folder; writes <image stem>.<format>")
     gen.add_argument("--format", default="glb", choices=FORMATS,
                      help="mesh file format (default glb); with --texture, glb embeds the textures, obj writes "
                           ".mtl and .png files beside it, ply keeps vertex colours")
     add_arguments(gen, JOB_OPTIONS)
-    gen.add_argument("--device", default="auto", choices=DEVICES, help="auto picks CUDA, then MPS, then CPU")
-    gen.add_argument("--precision", default="float32", choices=PRECISIONS,
-                     help="encoder precision: float32 matches the reference; bfloat16 is faster, less exact (see README)")
+    gen.add_argument("--device", choices=DEVICES, help="auto (the default) picks CUDA, then MPS, then CPU")
+    gen.add_argument("--precision", choices=PRECISIONS,
+                     help="encoder precision: float32 (the default) matches the reference; bfloat16 is faster, "
+                          "less exact (see README)")
+    gen.add_argument("--server", help="run on this model server (http(s)://host:port of `python -m backend serve`)")
+    gen.add_argument("--token-file", type=Path, help="the server's access token (with --server)")
+    gen.add_argument("--ca-file", help="CA certificate that signed an https server's own certificate")
+
+    serve = commands.add_parser("serve", help="serve the model over an authenticated HTTP API (Ray Serve)")
+    from .server.cli import add_arguments as add_serve_arguments  # no Ray imported here
+
+    add_serve_arguments(serve)
 
     make = commands.add_parser("make-test-model", help="write a random-weight model folder (tests, demos)")
     make.add_argument("family", choices=TEST_MODEL_FAMILIES)
@@ -72,10 +85,57 @@ def output_paths(images: list[Path], out: Path, fmt: str) -> list[Path]:
     return paths
 
 
-def generate_command(args) -> int:
+def argument_problem(args) -> str | None:
+    """What is wrong with how generate was asked for, before any work; None if nothing."""
+    if args.server:
+        if args.model or args.device or args.precision:
+            return ("--model, --device and --precision are the server's own (python -m backend serve ...): "
+                    "leave them out with --server")
+        if args.token_file is None:
+            return "--server needs --token-file: the file with the server's access token"
+    elif not args.model:
+        return "give --model (a model folder or hub id), or --server URL --token-file F"
+    elif args.token_file or args.ca_file:
+        return "--token-file and --ca-file go with --server"
+    return output_problem(args.out)
+
+
+def local_runner(args):
+    """(job function, what it runs on) in this process: the model loaded once."""
     # torch is imported here, not at module level, so `--help` answers at once
-    from .mesh.export import write_mesh
     from .pipeline import generate_mesh, load_model
+
+    loaded = load_model(args.model, args.device or "auto", args.precision or "float32")
+    where = f"model {loaded.model_dir} on {loaded.device} ({loaded.precision}), loaded in {loaded.load_seconds:.1f} s"
+    return (lambda image, settings, progress: generate_mesh(loaded, image, settings, progress=progress)), where
+
+
+def server_runner(args):
+    """(job function, what it runs on) on a model server: the same jobs over HTTP."""
+    from .bridge.server_client import ServerClient
+    from .bridge.tokens import TokenFileError, read_token_file
+
+    try:
+        token = read_token_file(args.token_file)
+    except TokenFileError as exc:
+        raise BackendError(str(exc)) from None
+    client = ServerClient(args.server, token, token_source=f"the token file {args.token_file}", ca_file=args.ca_file)
+    info = client.api.version()  # an unreachable server or a wrong token fails here, before any image
+    model = info.get("model", {})
+    where = f"server {client.url}: model {model.get('model')} on {info.get('replicas')} {model.get('device')} replica(s)"
+
+    def run(image, settings, progress):
+        def on_event(event):
+            if event.kind == "progress":
+                progress(event.stage, event.fraction)
+
+        return client.run(settings, image_path=image, on_event=on_event)
+
+    return run, where
+
+
+def generate_command(args) -> int:
+    from .mesh.export import write_mesh
 
     given = values_given(args, JOB_OPTIONS)
     problem = value_problem(given, JOB_OPTIONS)
@@ -83,16 +143,16 @@ def generate_command(args) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_SETUP
     settings = GenerateSettings(**given)
-    problem = output_problem(args.out)
+    problem = argument_problem(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_SETUP
     try:
-        loaded = load_model(args.model, args.device, args.precision)
-    except BackendError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        run_job, where = server_runner(args) if args.server else local_runner(args)
+    except (BackendError, ValueError) as exc:
+        print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return EXIT_SETUP
-    print(f"model {loaded.model_dir} on {loaded.device} ({loaded.precision}), loaded in {loaded.load_seconds:.1f} s", file=sys.stderr)
+    print(where, file=sys.stderr)
 
     from tqdm import tqdm
 
@@ -102,9 +162,8 @@ def generate_command(args) -> int:
         bar.set_description(image.name)
         started = time.perf_counter()
         try:
-            result = generate_mesh(
-                loaded, image, settings,
-                progress=lambda stage, fraction: bar.set_postfix_str(f"{stage} {fraction:4.0%}", refresh=False),
+            result = run_job(
+                image, settings, lambda stage, fraction: bar.set_postfix_str(f"{stage} {fraction:4.0%}", refresh=False),
             )
             written = write_mesh(destination, result.vertices, result.faces, result.colors, result.uvs,
                                  result.base_color, result.normal_map)
@@ -152,6 +211,10 @@ def main(argv=None) -> int:
             return generate_command(args)
         if args.command == "make-test-model":
             return make_test_model_command(args)
+        if args.command == "serve":
+            from .server.cli import serve_command
+
+            return serve_command(args)
     except KeyboardInterrupt:  # what was written stays; a half-written file is removed
         print("\ninterrupted (Ctrl+C)", file=sys.stderr)
         return EXIT_INTERRUPTED

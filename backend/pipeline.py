@@ -8,16 +8,16 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .bridge.errors import Cancelled, DeviceError, ModelNotFoundError
-from .bridge.options import looks_like_hub_id
+from .bridge.errors import Cancelled, DeviceError, OutOfMemoryError
 from .bridge.settings import GenerateSettings, asset_stage_runs
 from .devices import default_chunk, resolve_device
 from .mesh.asset.stage import make_asset
 from .mesh.coordinates import blender_to_model, model_to_blender
 from .mesh.surface import dense_density_grid, extract_mesh, query_colors, sparse_density_grid
+from .model_folder import resolve_model_dir
 from .prepare.background import BackgroundRemover
 from .prepare.framing import prepare_image
-from .triposr.checkpoint import check_model_dir, load_tripo
+from .triposr.checkpoint import load_tripo
 from .triposr.model import TripoSR
 
 # float32 reproduces the reference; bfloat16 runs the encoder in half the memory and
@@ -53,18 +53,6 @@ class MeshResult:
     normal_map: np.ndarray | None = None  # (T, T, 3) uint8 tangent space, top row first; None when off
 
 
-def resolve_model_dir(model: str | Path) -> Path:
-    """A local model folder, or a hub repo id fetched into the cache (only when asked)."""
-    path = Path(model).expanduser()
-    if path.is_dir() or not looks_like_hub_id(str(model)):
-        return check_model_dir(path)
-    try:
-        from .setup.hub import fetch_model
-    except ImportError:
-        raise ModelNotFoundError(f"{model} is not a folder, and hub downloads are not available") from None
-    return check_model_dir(fetch_model(str(model)))
-
-
 def load_model(model: str | Path, device: str = "auto", precision: str = "float32") -> LoadedModel:
     started = time.perf_counter()
     if precision not in PRECISIONS:
@@ -81,6 +69,20 @@ def load_model(model: str | Path, device: str = "auto", precision: str = "float3
     return LoadedModel(tripo, torch_device.type, model_dir, time.perf_counter() - started, precision)
 
 
+def encode_images(loaded: LoadedModel, prepared: list) -> list:
+    """Scene codes of prepared images (uint8 (H, W, 3) each), in one forward pass.
+
+    Each image is resized on its own, as when it is encoded alone, so sizes may differ;
+    the batch then shares the network. On the CPU the codes are bit for bit those of a
+    batch of one (tests/test_server_batching.py); on a GPU the kernels may differ by
+    batch size (bench/serve_bench.py checks the meshes).
+    """
+    device = torch.device(loaded.device)
+    tokenizer = loaded.model.image_tokenizer
+    resized = [tokenizer.resize(torch.from_numpy(image).to(device).float().div(255.0).unsqueeze(0)) for image in prepared]
+    return list(loaded.model.encode_resized(torch.cat(resized)))
+
+
 def _synchronize(device):
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
@@ -94,8 +96,13 @@ def generate_mesh(
     should_cancel: Callable[[], bool] | None = None,
     chunk_size: int | None = None,
     reference_mode: bool = False,
+    encode: Callable[[np.ndarray], torch.Tensor] | None = None,
 ) -> MeshResult:
-    """Run the whole job. `reference_mode` uses the reference algorithm (benchmarks, tests)."""
+    """Run the whole job. `reference_mode` uses the reference algorithm (benchmarks, tests).
+
+    `encode(prepared) -> scene codes` replaces the encoder call: the server passes one
+    that gathers the prepared images of concurrent jobs into one encode_images batch.
+    """
     model, device = loaded.model, torch.device(loaded.device)
     chunk = chunk_size or default_chunk(device)
     timings = {}
@@ -119,8 +126,7 @@ def generate_mesh(
     done("prepare")
 
     stage("encode")
-    pixels = torch.from_numpy(prepared).to(device).float().div(255.0).unsqueeze(0)
-    codes = model.encode(pixels)[0]
+    codes = encode(prepared) if encode is not None else encode_images(loaded, [prepared])[0]
     done("encode")
 
     stage("field")
@@ -154,6 +160,67 @@ def generate_mesh(
     done("colors")
 
     return MeshResult(model_to_blender(vertices), faces, colors, prepared, timings, notes)
+
+
+MIN_RETRY_CHUNK = 1024
+
+
+def generate_mesh_within_memory(
+    loaded: LoadedModel,
+    image,
+    settings: GenerateSettings,
+    progress: Callable[[str, float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    warn: Callable[[str], None] | None = None,
+    remedy: str = " or choose the CPU device",
+    encode: Callable[[np.ndarray], torch.Tensor] | None = None,
+) -> MeshResult:
+    """generate_mesh, once more with 1/8 of the chunk size if CUDA runs out of memory.
+
+    The worker and the server's replicas both run jobs through this, so a GPU that runs
+    out behaves the same everywhere. `warn` hears about the retry; `remedy` ends the final
+    message (a server's client cannot choose the CPU).
+    """
+
+    def attempt(chunk_size):
+        return generate_mesh(loaded, image, settings, progress, should_cancel, chunk_size, encode=encode)
+
+    try:
+        return attempt(None)
+    except Exception as exc:
+        if not _is_cuda_oom(exc):
+            raise
+    # out of the except block, so the failed attempt's tensors can be freed
+    free_gpu_memory()
+    smaller = max(MIN_RETRY_CHUNK, default_chunk(torch.device(loaded.device)) // 8)
+    if warn is not None:
+        warn(f"the GPU ran out of memory; retrying with smaller chunks ({smaller} points)")
+    try:
+        return attempt(smaller)
+    except Exception as exc:
+        if not _is_cuda_oom(exc):
+            raise
+    free_gpu_memory()
+    resolution = settings.resolution
+    raise OutOfMemoryError(
+        f"the GPU ran out of memory at resolution {resolution}, even with smaller chunks: "
+        f"lower the resolution setting (e.g. to {max(32, resolution // 2)}){remedy}"
+    )
+
+
+def _is_cuda_oom(exc: BaseException) -> bool:
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom_type is not None and isinstance(exc, oom_type)) or (
+        isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)
+    )
+
+
+def free_gpu_memory():
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _color_field(field, codes):

@@ -1,4 +1,9 @@
-"""Add-on preferences: the backend Python, the model, the device and the job defaults."""
+"""Add-on preferences: where jobs run (this computer or a model server), the backend Python,
+the model, the device and the job defaults.
+
+The server's access token lives here, in Blender's preferences, never in a .blend file:
+a property on the scene or an object would be saved with the file and shared with it.
+"""
 
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
@@ -12,6 +17,11 @@ DEVICE_ITEMS = [
     ("CPU", "CPU", "Always the CPU (slow but works everywhere)"),
     ("CUDA", "CUDA", "An NVIDIA GPU"),
     ("MPS", "MPS", "Apple silicon GPU"),
+]
+
+RUN_ON_ITEMS = [
+    ("LOCAL", "This Computer", "Run the model in a process on this computer (the backend Python below)"),
+    ("SERVER", "Server", "Send images to a model server (python -m backend serve) and get the meshes back"),
 ]
 
 PRECISION_ITEMS = [
@@ -30,6 +40,21 @@ def _restart_worker(self, context):
 class ImageTo3DPreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_ID
     __annotations__ = {
+        "run_on": EnumProperty(name="Run On", items=RUN_ON_ITEMS, default="LOCAL", update=_restart_worker),
+        "server_url": StringProperty(
+            name="Server URL", update=_restart_worker,
+            description="The model server's address, e.g. https://gpu-box:8765 (its start-up line prints it)",
+        ),
+        "server_token": StringProperty(
+            name="Access Token", subtype="PASSWORD", update=_restart_worker,
+            description="The server's access token: the contents of the token file it prints at start-up. "
+                        "Kept in the preferences, never in .blend files",
+        ),
+        "server_ca_file": StringProperty(
+            name="CA File", subtype="FILE_PATH", update=_restart_worker,
+            description="For an https server with a certificate of its own: the CA certificate that signed it "
+                        "(empty: the system's trusted certificates)",
+        ),
         "python_path": StringProperty(
             name="Backend Python", subtype="FILE_PATH", update=_restart_worker,
             description="Python interpreter with torch and the backend's packages (Install backend makes one)",
@@ -57,8 +82,16 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
         ready, message = worker_session.readiness(self)
         layout.label(text=message, icon="CHECKMARK" if ready else "ERROR")
 
+        layout.prop(self, "run_on", expand=True)
+        if self.run_on == "SERVER":
+            box = layout.box()
+            box.label(text="Model Server", icon="URL")
+            for name in ("server_url", "server_token", "server_ca_file"):
+                box.prop(self, name)
+
         box = layout.box()
-        box.label(text="Backend", icon="CONSOLE")
+        box.label(text="Backend on This Computer", icon="CONSOLE")
+        box.enabled = self.run_on == "LOCAL"
         for name in ("python_path", "model_path", "device", "precision", "unload_after_minutes"):
             box.prop(self, name)
         row = box.row()

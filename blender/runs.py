@@ -1,6 +1,8 @@
-"""One image through the worker, and a folder of them: the work behind the operators.
+"""One image through the worker or a model server, and a folder of them: the work behind
+the operators.
 
-A `GenerateRun` only talks to the WorkerClient (submit, poll, cancel); it never touches
+A `GenerateRun` only talks to the session's job client (submit, poll, cancel: a
+WorkerClient or a ServerClient, worker_session decides); it never touches
 the scene until `finish` builds the object, so a cancelled or failed job leaves nothing
 behind. What the UI shows of it lives in job_state.STATUS.
 """
@@ -108,7 +110,7 @@ class GenerateRun:
 def finish(context, job: GenerateRun, location=None, collection=None) -> bpy.types.Object:
     """Turn a finished job's result into the scene object and show the model's input."""
     result = job.result
-    model = worker_session.model_path()
+    model = worker_session.model_label()
     obj = mesh_builder.create_object(
         context, job.image.name, result.vertices, result.faces, result.colors,
         uvs=result.uvs, base_color=result.base_color, normal_map=result.normal_map,
@@ -182,7 +184,7 @@ class BatchRun:
         self.log_path = ""
 
     def _already_done(self) -> set[str]:
-        wanted = self.options.properties(worker_session.model_path())
+        wanted = self.options.properties(worker_session.model_label())
         done = set()
         for obj in self.collection.all_objects:
             stored = obj.get(mesh_builder.PROPERTY_SETTINGS)
@@ -259,7 +261,7 @@ class BatchRun:
         os.makedirs(folder, exist_ok=True)
         self.log_path = os.path.join(folder, time.strftime("image_to_3d_batch_%Y%m%d_%H%M%S.log"))
         with open(self.log_path, "w", encoding="utf-8") as log:
-            log.write(f"folder: {self.directory}\nsettings: {self.options.properties(worker_session.model_path())}\n")
+            log.write(f"folder: {self.directory}\nsettings: {self.options.properties(worker_session.model_label())}\n")
             for path, name in self.succeeded:
                 log.write(f"ok      {path} -> {name}\n")
             for path in self.skipped:

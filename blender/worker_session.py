@@ -1,8 +1,11 @@
-"""The one WorkerClient of this Blender session, built from the add-on preferences.
+"""The one job client of this Blender session, built from the add-on preferences.
 
-The worker keeps the model loaded between jobs, so the client lives as long as the
-add-on: it is rebuilt only when the backend Python, model or device change, and closed
-on unregister and at exit (no orphan worker processes).
+"Run On: This Computer" gives a WorkerClient: the worker keeps the model loaded between
+jobs, so the client lives as long as the add-on; it is rebuilt only when the backend
+Python, model or device change, and closed on unregister and at exit (no orphan worker
+processes). "Run On: Server" gives a ServerClient for the URL and token in the
+preferences; both have the same interface, so the runs need not know which it is.
+The token is only ever passed to the client: never stored on the scene, never logged.
 """
 
 import atexit
@@ -61,9 +64,53 @@ def log_dir() -> str | None:
         return None
 
 
+def on_server(prefs=None) -> bool:
+    prefs = prefs if prefs is not None else preferences()
+    return bool(prefs) and getattr(prefs, "run_on", "LOCAL") == "SERVER"
+
+
+def server_settings(prefs=None) -> tuple[str, str, str]:
+    """(url, token, CA file) from the preferences; empty strings where unset."""
+    prefs = prefs if prefs is not None else preferences()
+    ca_file = getattr(prefs, "server_ca_file", "")
+    return (getattr(prefs, "server_url", "").strip(), getattr(prefs, "server_token", "").strip(),
+            bpy.path.abspath(ca_file) if ca_file else "")
+
+
+def model_label(prefs=None) -> str:
+    """What made the results, stored on each object (batch re-runs compare it): the model
+    folder, or the server's URL (never its token)."""
+    return f"server {server_settings(prefs)[0]}" if on_server(prefs) else model_path(prefs)
+
+
+def setup_problem(prefs=None) -> str | None:
+    """Why no job can start with these preferences, or None."""
+    if on_server(prefs):
+        url, token, _ = server_settings(prefs)
+        if not url or not token:
+            return "Run On is Server: set the server's URL and access token in the add-on preferences"
+        if not bpy.app.online_access:  # Blender's rule for extensions that use the network
+            return ("Run On is Server, which sends images over the network: allow online access "
+                    "(Preferences > System > Network)")
+        return None
+    return None if model_path(prefs) else "No model folder: set it in the add-on preferences"
+
+
 def client():
-    """The session's WorkerClient for the current preferences (started lazily by submit)."""
+    """The session's job client for the current preferences (a worker starts lazily on submit)."""
     global _client, _key
+    if on_server():
+        from ..backend.bridge.server_client import ServerClient  # standard library + numpy only
+
+        key = ("server", *server_settings())
+        if _client is not None and _key != key:
+            close()
+        if _client is None:
+            url, token, ca_file = key[1:]
+            _client = ServerClient(url, token, token_source="the access token in the add-on preferences",
+                                   ca_file=ca_file or None)
+            _key = key
+        return _client
     from ..backend.bridge.client import WorkerClient  # standard library + numpy only
 
     key = (backend_python(), model_path(), device(), precision(), idle_unload_seconds())
@@ -79,7 +126,9 @@ def client():
 
 def model_status() -> str:
     """One line for the panel: whether the model is loaded, where, and how big."""
-    if _client is None or not _client.is_running:
+    if on_server():
+        return f"Jobs run on the server at {server_settings()[0] or '(no URL set)'}"
+    if not is_running():
         return "Model not loaded"
     state = _client.model_state
     if state is None:
@@ -88,7 +137,8 @@ def model_status() -> str:
 
 
 def is_running() -> bool:
-    return _client is not None and _client.is_running
+    """True while a local model process runs (a server's model is not ours to release)."""
+    return _client is not None and getattr(_client, "is_running", False)
 
 
 def close() -> None:
@@ -102,6 +152,9 @@ def close() -> None:
 
 def readiness(prefs) -> tuple[bool, str]:
     """(ready, what to do) for the preferences' status line."""
+    if on_server(prefs):
+        problem = setup_problem(prefs)
+        return (False, problem) if problem else (True, f"Ready: jobs run on the server at {server_settings(prefs)[0]}")
     python = backend_python(prefs)
     model = model_path(prefs)
     if not os.path.isfile(python):

@@ -29,8 +29,9 @@ class IMAGE_TO_3D_OT_batch(JobProperties, BackgroundWorkOperator, bpy.types.Oper
     _run = None
 
     def begin(self, context) -> bool:
-        if not worker_session.model_path():
-            self.report({"ERROR"}, "No model folder: set it in the add-on preferences")
+        problem = worker_session.setup_problem()
+        if problem:
+            self.report({"ERROR"}, problem)
             return False
         directory = self.directory or context.scene.image_to_3d.batch_directory
         try:

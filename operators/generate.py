@@ -71,8 +71,9 @@ class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.O
     _run = None
 
     def begin(self, context) -> bool:
-        if not worker_session.model_path():
-            self.report({"ERROR"}, "No model folder: set it in the add-on preferences")
+        problem = worker_session.setup_problem()
+        if problem:
+            self.report({"ERROR"}, problem)
             return False
         try:
             self._run = runs.GenerateRun(image_input(context, self.filepath, self.image),

@@ -3,6 +3,7 @@
     blender -b --python scripts/image_to_3d.py -- --input IMAGE_OR_FOLDER --model DIR \
         [--save out.blend] [--export DIR --format glb] [--preset raw|clean|game_asset|custom]
         [--faces N] [--texture T] [--no-normal-map] [--smooth N] [--keep-floaters] [options]
+    blender -b --python scripts/image_to_3d.py -- --input ... --server URL --token-file F [...]
     python scripts/image_to_3d.py -- ...          (where the bpy wheel is installed)
 
 It enables the installed extension (installing it from this source tree first when it
@@ -29,6 +30,7 @@ from backend.bridge.options import (  # noqa: E402
     value_problem,
     values_given,
 )
+from backend.bridge.tokens import TokenFileError, read_token_file  # noqa: E402
 
 sys.path.pop(0)
 
@@ -38,7 +40,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     argv = argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
     parser = argparse.ArgumentParser(prog="image_to_3d.py", description="Turn images into textured meshes.")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
-    parser.add_argument("--model", required=True, help="folder with config.yaml and model.ckpt, or a hub id")
+    parser.add_argument("--model", help="folder with config.yaml and model.ckpt, or a hub id (not with --server)")
+    parser.add_argument("--server", help="run the jobs on this model server (http(s)://host:port)")
+    parser.add_argument("--token-file", help="the server's access token (with --server)")
+    parser.add_argument("--ca-file", help="CA certificate of an https server with a certificate of its own")
     parser.add_argument("--save", help="write the scene to this .blend")
     parser.add_argument("--export", help="also write each object to this folder")
     parser.add_argument("--format", default="glb", choices=FORMATS, help="export format (default glb)")
@@ -91,8 +96,16 @@ def enable_extension() -> object:
     return sys.modules[module_name]
 
 
-def configure(extension, args) -> None:
+def configure(extension, args, token: str | None) -> None:
     prefs = bpy.context.preferences.addons[extension.__name__].preferences
+    prefs.run_on = "SERVER" if args.server else "LOCAL"
+    if args.server:
+        # --server asks for the network: Blender's online access is what extensions check for it
+        bpy.context.preferences.system.use_online_access = True
+        prefs.server_url = args.server
+        prefs.server_token = token  # this session's preferences only: background Blender does not save them
+        prefs.server_ca_file = os.path.abspath(args.ca_file) if args.ca_file else ""
+        return
     model = os.path.abspath(args.model) if os.path.exists(args.model) else args.model
     prefs.model_path = model
     if args.python:
@@ -145,6 +158,12 @@ def argument_problem(args) -> str | None:
     """What is wrong with the command line, found before any work is done; None if nothing."""
     if not os.path.exists(args.input):
         return f"{args.input} does not exist"
+    if args.server and (args.model or args.python or args.device):
+        return "--model, --python and --device are the server's own: leave them out with --server"
+    if args.server and not args.token_file:
+        return "--server needs --token-file: the file with the server's access token"
+    if not args.server and not args.model:
+        return "give --model (a model folder or hub id), or --server URL --token-file F"
     problem = value_problem(vars(args), ALL_OPTIONS)  # Blender would clamp silently; say it instead
     if problem:
         return problem
@@ -155,6 +174,20 @@ def argument_problem(args) -> str | None:
             return f"--save {args.save}: the file name must end in .blend"
     if args.export and os.path.isfile(args.export):
         return f"--export {args.export} is a file: give the folder to write into"
+    return None
+
+
+def server_problem(extension, token_file: str) -> str | None:
+    """An unreachable server or a refused token, found before the first image."""
+    client = extension.blender.worker_session.client()
+    errors = extension.backend.bridge.errors
+    try:
+        client.api.version()
+    except errors.Unauthorized:
+        return f"the model server at {client.url} refused the access token: check the token file {token_file}"
+    except errors.BackendError as error:
+        return error.message
+    print(f"image_to_3d: running on the server at {client.url}", flush=True)
     return None
 
 
@@ -173,12 +206,23 @@ def save(path: str) -> int:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     problem = argument_problem(args)
+    token = None
+    if not problem and args.server:
+        try:
+            token = read_token_file(args.token_file)
+        except TokenFileError as error:
+            problem = str(error)
     if problem:
         print(f"image_to_3d: {problem}", file=sys.stderr)
         return 2
     extension = enable_extension()
     try:
-        configure(extension, args)
+        configure(extension, args, token)
+        if args.server:
+            problem = server_problem(extension, args.token_file)
+            if problem:
+                print(f"image_to_3d: {problem}", file=sys.stderr, flush=True)
+                return 2
         clear_default_cube()
         options = values_given(args, (PRESET_OPTION, *ALL_OPTIONS))
         if os.path.isdir(args.input):

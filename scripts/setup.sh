@@ -46,7 +46,7 @@ command -v "$PYTHON" >/dev/null || die "$PYTHON not found: install Python 3.11 o
 # ---------------------------------------------------------------- 1. packages
 requirements=(requirements/dev.txt "requirements/blender-$BLENDER_VERSION.txt")
 lock="requirements/lock-$BLENDER_VERSION.txt"
-stamp="$(cat "${requirements[@]}" requirements/backend.txt "$lock" backend/setup/installer.py | sha256sum | cut -c1-16)"
+stamp="$(cat "${requirements[@]}" requirements/backend.txt requirements/server.txt "$lock" backend/setup/installer.py | sha256sum | cut -c1-16)"
 stamp="$stamp $TORCH_VARIANT $BLENDER_VERSION"
 if [ -x "$PY" ] && [ "$(cat "$VENV/.setup-stamp" 2>/dev/null)" = "$stamp" ]; then
     say "1/4 packages: .venv is up to date (delete .venv/.setup-stamp to reinstall)"

@@ -37,3 +37,20 @@ def examples_dir() -> Path:
 def flamingo_path(examples_dir) -> Path:
     """The RGBA input the tiny reference numbers were computed from."""
     return examples_dir / "flamingo.png"
+
+
+@pytest.fixture(scope="session")
+def model_server(tmp_path_factory, tiny_model_dir):
+    """`python -m backend serve` with the tiny checkpoint and two CPU replicas (two jobs
+    each, encoder batching on) on loopback, started once per session (~20 s on 2 cores)
+    by the first test that asks for it.
+
+    At the end it is stopped as a service manager would (SIGTERM), and the test fails if
+    it does not exit 0 or leaves a process behind.
+    """
+    pytest.importorskip("ray.serve")
+    from model_server import start_model_server, stop_model_server
+
+    server = start_model_server(tmp_path_factory.mktemp("model_server"), tiny_model_dir)
+    yield server
+    stop_model_server(server)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,3 +48,22 @@ def test_asset_benchmark_smallest_case_times_both_jobs(tiny_model_dir, flamingo_
         assert asset[step]["median"] > 0, step
     assert report["ratio"]["median"] > 0 and report["mesh"]["asset_faces"] <= 500
     assert "asset job / raw job" in done.stdout
+
+
+@pytest.mark.slow
+def test_server_benchmark_smallest_case_runs_and_results_are_exact(tiny_model_dir, flamingo_path):
+    """bench/serve_bench.py, which the lead runs on a GPU: one server (batching on), two
+    clients, every result equal to the in-process mesh."""
+    pytest.importorskip("ray.serve")
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "serve_bench.py"), "--model", str(tiny_model_dir), "--device", "cpu",
+         "--resolution", "32", "--clients", "2", "--max-batch", "2", "--jobs", "4", "--sequential", "2",
+         "--images", str(flamingo_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    (run,) = report["runs"]
+    (row,) = run["concurrent"]
+    assert row["failed"] == 0 and row["exact"] == row["jobs"] == 4 and row["images_per_s"] > 0
+    assert run["sequential_exact"] == 2 and "| 2 | 2 |" in done.stdout

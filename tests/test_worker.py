@@ -420,7 +420,7 @@ class GpuThatRunsOut:
     def __init__(self, failures):
         self.failures, self.chunk_sizes = failures, []
 
-    def generate_mesh(self, loaded, image, settings, progress, should_cancel, chunk_size):
+    def generate_mesh(self, loaded, image, settings, progress, should_cancel, chunk_size, encode=None):
         import torch
 
         self.chunk_sizes.append(chunk_size)
@@ -429,32 +429,35 @@ class GpuThatRunsOut:
         return "mesh"
 
 
-def oom_job(failures):
+def oom_job(failures, monkeypatch):
     import io
     from types import SimpleNamespace
 
+    from backend import pipeline
     from backend.worker.server import WorkerServer
 
     out = io.BytesIO()
     server = WorkerServer(io.BufferedReader(io.BytesIO()), out, Path("worker.log"))
     gpu = GpuThatRunsOut(failures)
+    monkeypatch.setattr(pipeline, "generate_mesh", gpu.generate_mesh)  # the fallback around it is real
     try:
-        return server.generate("oom", GenerateSettings(resolution=512), b"", SimpleNamespace(device="cuda"), gpu), gpu, out.getvalue()
+        loaded = SimpleNamespace(device="cuda")
+        return server.generate("oom", GenerateSettings(resolution=512), b"", loaded, pipeline), gpu, out.getvalue()
     except Exception as exc:  # noqa: BLE001
         return exc, gpu, out.getvalue()
 
 
-def test_cuda_out_of_memory_retries_once_with_smaller_chunks():
-    result, gpu, sent = oom_job(failures=1)
+def test_cuda_out_of_memory_retries_once_with_smaller_chunks(monkeypatch):
+    result, gpu, sent = oom_job(failures=1, monkeypatch=monkeypatch)
     assert result == "mesh"
     assert gpu.chunk_sizes[0] is None and 0 < gpu.chunk_sizes[1] < 1 << 18
     assert b"retrying with smaller chunks" in sent
 
 
-def test_cuda_out_of_memory_twice_names_the_setting_to_lower():
+def test_cuda_out_of_memory_twice_names_the_setting_to_lower(monkeypatch):
     from backend.bridge.errors import OutOfMemoryError
 
-    error, gpu, _ = oom_job(failures=2)
+    error, gpu, _ = oom_job(failures=2, monkeypatch=monkeypatch)
     assert len(gpu.chunk_sizes) == 2
     assert isinstance(error, OutOfMemoryError) and "lower the resolution setting" in error.message
     assert "512" in error.message

@@ -10,20 +10,14 @@ can call it every few milliseconds.
 import atexit
 import collections
 import itertools
-import os
 import queue
 import threading
-import time
 import uuid
 import weakref
 from pathlib import Path
 
-import numpy as np
-
-from . import protocol, wire
-from .errors import Cancelled, WorkerTimeout, error_from
-from .settings import GenerateSettings
-from .supervisor import Event, JobResult, Submission, Supervision  # noqa: F401 - Event is part of the API
+from .job_client import Event, JobEvents, JobResult, generate_request  # noqa: F401 - Event and JobResult are part of the API
+from .supervisor import Submission, Supervision
 from .worker_process import LOG_NAME, default_log_dir
 
 _LIVE_CLIENTS = weakref.WeakSet()
@@ -36,7 +30,7 @@ def _close_live_clients():
         client.close(grace=0.5)
 
 
-class WorkerClient(Supervision):
+class WorkerClient(Supervision, JobEvents):
     """Runs image-to-mesh jobs in a separate model process; see docs/protocol.md.
 
     The public API is here; what the supervisor thread does is in supervisor.py.
@@ -62,8 +56,7 @@ class WorkerClient(Supervision):
         self.log_dir = Path(log_dir) if log_dir else default_log_dir()
         self.env = dict(env or {})
         self._inbox = queue.Queue()  # commands and worker frames, for the supervisor
-        self._events = queue.Queue()  # Events, for poll() and run()
-        self._held = collections.deque()  # events run() took off the queue for other jobs
+        self._init_events()  # Events, for poll() and run()
         self._lock = threading.Lock()
         self._thread = None
         self._proc = None
@@ -94,73 +87,17 @@ class WorkerClient(Supervision):
 
     def submit(self, settings, *, image_path=None, image_bytes=None, image_pixels=None, model=None, device=None,
                precision=None) -> str:
-        if isinstance(settings, dict):
-            settings = GenerateSettings.from_dict(settings)
-        if not isinstance(settings, GenerateSettings):
-            raise TypeError("settings must be a GenerateSettings or a dict of its fields")
-        given = [x is not None for x in (image_path, image_bytes, image_pixels)]
-        if sum(given) != 1:
-            raise ValueError("give exactly one of image_path, image_bytes, image_pixels")
-        request = protocol.Generate(
-            job_id=uuid.uuid4().hex[:12], settings=settings.to_dict(),
-            model=str(model) if model is not None else self.model, device=device or self.device,
-            precision=precision or self.precision,
-        )
-        if image_path is not None:
-            # absolute, links left as they are: the worker says what is wrong with a bad one
-            request.image_path = os.path.abspath(os.path.expanduser(os.fspath(image_path)))
-        elif image_bytes is not None:
-            request.image_bytes = np.frombuffer(bytes(image_bytes), dtype=np.uint8)
-        else:
-            request.image_pixels = _check_pixels(image_pixels)
-        image = request.image_bytes if request.image_bytes is not None else request.image_pixels
-        if image is not None and image.nbytes > wire.MAX_PAYLOAD_BYTES:
-            raise ValueError(f"the image is larger than the {wire.MAX_PAYLOAD_BYTES >> 30} GiB a job can carry")
+        request = generate_request(settings, image_path=image_path, image_bytes=image_bytes, image_pixels=image_pixels)
+        request.model = str(model) if model is not None else self.model
+        request.device = device or self.device
+        request.precision = precision or self.precision
         self._ensure_supervisor()
         self._inbox.put(("submit", Submission(request), None))
         return request.job_id
 
-    def poll(self) -> list:
-        """Every event since the last call; never blocks."""
-        with self._lock:
-            events = list(self._held)
-            self._held.clear()
-        while True:
-            try:
-                events.append(self._events.get_nowait())
-            except queue.Empty:
-                return events
-
     def cancel(self, job_id: str):
         if self._thread is not None:
             self._inbox.put(("cancel", job_id, None))
-
-    def run(self, settings, *, image_path=None, image_bytes=None, image_pixels=None, model=None, device=None,
-            precision=None, on_event=None, timeout=None) -> JobResult:
-        """Submit a job and wait for it; raises the job's BackendError, Cancelled when cancelled."""
-        job_id = self.submit(settings, image_path=image_path, image_bytes=image_bytes,
-                             image_pixels=image_pixels, model=model, device=device, precision=precision)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if deadline is not None and time.monotonic() > deadline:
-                self.cancel(job_id)
-                raise WorkerTimeout(f"the job did not finish within {timeout} s")
-            try:
-                event = self._events.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if event.job_id != job_id:
-                with self._lock:
-                    self._held.append(event)
-                continue
-            if on_event is not None:
-                on_event(event)
-            if event.kind == "result":
-                return event.result
-            if event.kind == "error":
-                raise error_from(event.code, event.message)
-            if event.kind == "cancelled":
-                raise Cancelled(event.message or "cancelled")
 
     def ping(self, timeout: float = 5.0) -> bool:
         """True when the worker is running and answers."""
@@ -184,27 +121,9 @@ class WorkerClient(Supervision):
         self._thread = None
         _LIVE_CLIENTS.discard(self)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     def _ensure_supervisor(self):
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._supervise, name="worker-supervisor", daemon=True)
                 self._thread.start()
                 _LIVE_CLIENTS.add(self)
-
-def _check_pixels(pixels) -> np.ndarray:
-    pixels = np.asarray(pixels)
-    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
-        raise ValueError(f"image_pixels must be (height, width, 4) RGBA, got shape {pixels.shape}")
-    if not pixels.shape[0] or not pixels.shape[1]:
-        raise ValueError(f"the image has no pixels ({pixels.shape[1]} x {pixels.shape[0]})")
-    if pixels.dtype == np.uint8:
-        return pixels
-    if np.issubdtype(pixels.dtype, np.floating):
-        return pixels.astype(np.float32, copy=False)
-    raise ValueError(f"image_pixels must be uint8 or float in [0, 1], got {pixels.dtype}")

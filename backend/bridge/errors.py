@@ -67,6 +67,24 @@ class BadRequest(BackendError):
     code = "bad_request"
 
 
+class ServerUnreachable(BackendError):
+    """The model server cannot be reached (not running, wrong address, TLS refused)."""
+
+    code = "server_unreachable"
+
+
+class Unauthorized(BackendError):
+    """The model server refused the access token."""
+
+    code = "unauthorized"
+
+
+class ServerBusy(BackendError):
+    """The model server holds as many unfinished jobs as it takes."""
+
+    code = "server_busy"
+
+
 class Cancelled(BackendError):
     code = "cancelled"
 
@@ -89,6 +107,9 @@ ERRORS_BY_CODE = {
         WorkerFailed,
         WorkerTimeout,
         BadRequest,
+        ServerUnreachable,
+        Unauthorized,
+        ServerBusy,
         Cancelled,
     )
 }

@@ -8,38 +8,12 @@ so none of it needs a lock.
 import os
 import queue
 import time
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 from . import protocol
 from .errors import WorkerFailed, WorkerTimeout
+from .job_client import JobResult
 from .worker_process import EXTENSION_ROOT, WorkerProcess, log_folder_problem
-
-
-@dataclass
-class JobResult:
-    vertices: np.ndarray  # (N, 3) float32, Blender frame
-    faces: np.ndarray  # (M, 3) int32
-    colors: np.ndarray  # (N, 4) uint8 RGBA
-    prepared_image: np.ndarray  # (H, W, 3) uint8
-    timings: dict  # stage -> seconds; "load" only when this job loaded the model
-    device: str
-    notes: list = field(default_factory=list)  # warnings for the user
-    uvs: np.ndarray | None = None  # (M, 3, 2) float32 per face corner, when textured
-    base_color: np.ndarray | None = None  # (T, T, 3) uint8, top row first
-    normal_map: np.ndarray | None = None  # (T, T, 3) uint8, top row first
-
-
-@dataclass
-class Event:
-    kind: str  # accepted, progress, log, result, error, cancelled
-    job_id: str | None = None
-    stage: str | None = None
-    fraction: float | None = None
-    message: str | None = None
-    code: str | None = None
-    result: JobResult | None = None
 
 
 @dataclass
@@ -61,9 +35,6 @@ class Submission:
 
 class Supervision:
     """Mixed into WorkerClient; the supervisor thread runs `_supervise`."""
-
-    def _emit(self, kind, job_id=None, **fields):
-        self._events.put(Event(kind, job_id, **fields))
 
     def _supervise(self):
         while True:

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..bridge.errors import InputImageError
+from ..bridge.image_files import checked_path
 
 MAX_INPUT_PIXELS = 8192 * 8192  # beyond this an input is refused (decompression bombs)
 
@@ -49,24 +50,6 @@ def open_image(source) -> Image.Image:
             raise InputImageError(f"{name} could not be decoded (truncated or damaged file?): {exc}") from None
     _check_size(image.size, _describe(source))
     return ImageOps.exif_transpose(image)
-
-
-def checked_path(path: Path) -> Path:
-    """The path, if it names a readable regular file; InputImageError saying what it is if not."""
-    try:
-        path.stat()
-    except OSError as exc:
-        if path.is_symlink():
-            raise InputImageError(f"{path} is a broken link or a link loop: point it at an image file") from None
-        if isinstance(exc, FileNotFoundError):
-            raise InputImageError(f"{path}: no such file") from None
-        raise InputImageError(f"{path} cannot be read: {exc.strerror or exc}") from None
-    if path.is_dir():
-        raise InputImageError(f"{path} is a folder, not a regular file: give an image file (the batch "
-                              "operator and the headless script take folders)")
-    if not path.is_file():
-        raise InputImageError(f"{path} is not a regular file (a device or a pipe?)")
-    return path
 
 
 def _check_size(size, name):

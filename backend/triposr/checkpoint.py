@@ -7,35 +7,13 @@ from pathlib import Path
 
 import torch
 
-from ..bridge.errors import CheckpointError, ModelNotFoundError
+from ..bridge.errors import CheckpointError
+from ..model_folder import CONFIG_NAME, WEIGHTS_NAME, check_model_dir
 from .config import load_config
 from .model import TripoSR
 
 _TENSOR_RECORD = re.compile(r"[^/]+/data/\d+")
-CONFIG_NAME = "config.yaml"
-WEIGHTS_NAME = "model.ckpt"
 _MAX_LISTED = 12
-
-
-def check_model_dir(model_dir: Path) -> Path:
-    model_dir = Path(model_dir).expanduser()
-    if model_dir.is_file():
-        raise ModelNotFoundError(
-            f"{model_dir} is a file: the model is the folder that holds TripoSR's {CONFIG_NAME} "
-            f"and {WEIGHTS_NAME}; give that folder"
-        )
-    if not model_dir.is_dir():
-        raise ModelNotFoundError(
-            f"model folder {model_dir} does not exist: put TripoSR's {CONFIG_NAME} and "
-            f"{WEIGHTS_NAME} there, or pass a hub repository id such as stabilityai/TripoSR"
-        )
-    missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not (model_dir / n).is_file()]
-    if missing:
-        raise ModelNotFoundError(
-            f"model folder {model_dir} lacks {' and '.join(missing)}: it needs TripoSR's "
-            f"{CONFIG_NAME} and {WEIGHTS_NAME} (from huggingface.co/stabilityai/TripoSR)"
-        )
-    return model_dir
 
 
 def read_state_dict(path: Path) -> dict:

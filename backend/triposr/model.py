@@ -23,8 +23,13 @@ class TripoSR(nn.Module):
     @torch.no_grad()
     def encode(self, images):
         """(B, H, W, 3) floats in [0, 1] -> scene codes (B, 3, C, 2*plane, 2*plane)."""
-        context = self.image_tokenizer(images)
-        tokens = self.tokenizer(images.shape[0])
+        return self.encode_resized(self.image_tokenizer.resize(images))
+
+    @torch.no_grad()
+    def encode_resized(self, pixels):
+        """image_tokenizer.resize()'s output (B, 3, S, S) -> scene codes."""
+        context = self.image_tokenizer.tokens(pixels)
+        tokens = self.tokenizer(pixels.shape[0])
         tokens = self.backbone(tokens, context)
         # the field (decoder, marching cubes) always works in float32
         return self.post_processor(self.tokenizer.detokenize(tokens)).float()

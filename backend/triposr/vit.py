@@ -185,8 +185,19 @@ class ImageTokenizer(nn.Module):
 
     def forward(self, images):
         """(B, H, W, 3) floats in [0, 1] -> context tokens (B, N, hidden)."""
+        return self.tokens(self.resize(images))
+
+    def resize(self, images):
+        """(B, H, W, 3) floats in [0, 1] -> (B, 3, S, S) at the model's input size.
+
+        Separate from tokens() so images of different sizes can be resized one by one
+        and then encoded as one batch (the server's encoder batching).
+        """
         pixels = images.permute(0, 3, 1, 2)
         size = (self.cond_image_size, self.cond_image_size)
-        pixels = F.interpolate(pixels.float(), size, mode="bilinear", align_corners=False, antialias=True)
+        return F.interpolate(pixels.float(), size, mode="bilinear", align_corners=False, antialias=True)
+
+    def tokens(self, pixels):
+        """resize()'s output -> context tokens (B, N, hidden)."""
         pixels = (pixels - self.mean) / self.std
         return self.model(pixels.to(self.model.embeddings.cls_token.dtype))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..bridge import protocol, wire
 from ..bridge.errors import BackendError, BadRequest, Cancelled, OutOfMemoryError
-from ..prepare.images import checked_path
+from ..bridge.image_files import checked_path
 
 PROGRESS_INTERVAL = 0.1  # seconds between progress events of one stage
 MAX_QUEUED_JOBS = 16  # the client sends one at a time; more means a runaway sender
@@ -35,25 +35,6 @@ def job_inputs(request: protocol.Generate):
     if request.image_bytes is not None:
         return settings, request.image_bytes.tobytes()
     return settings, request.image_pixels
-
-
-def _is_cuda_oom(exc: BaseException) -> bool:
-    import torch
-
-    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
-    return (oom_type is not None and isinstance(exc, oom_type)) or (
-        isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)
-    )
-
-
-def _free_gpu_memory():
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class WorkerServer:
@@ -195,8 +176,10 @@ class WorkerServer:
         if self._loaded is None or self._loaded.device == "cpu":
             return
         log.info("idle for %.0f s: unloading the model from %s", self._idle_unload, self._loaded.device)
+        from .. import pipeline  # imported by serve() already
+
         self._loaded, self._loaded_request = None, None
-        _free_gpu_memory()
+        pipeline.free_gpu_memory()
         self.send(protocol.ModelUnloaded(reason=f"idle for {self._idle_unload / 60:.0f} min"))
 
     def ensure_model(self, request: protocol.Generate, pipeline):
@@ -217,7 +200,7 @@ class WorkerServer:
         if not reused:
             self.send_log(request.job_id, f"loading model {wanted[0]} (device {wanted[1]}, {wanted[2]})")
             self._loaded = None  # free the old model before loading another
-            _free_gpu_memory()
+            pipeline.free_gpu_memory()
             self._loaded = pipeline.load_model(*wanted)
         self._loaded_request = wanted
         loaded = self._loaded
@@ -229,8 +212,6 @@ class WorkerServer:
         return loaded
 
     def generate(self, job_id, settings, image, loaded, pipeline):
-        from ..devices import default_chunk
-
         last_sent = {}
 
         def progress(stage, fraction):
@@ -244,35 +225,10 @@ class WorkerServer:
         def should_cancel():
             return job_id in self._cancelled or self._stopping
 
-        def attempt(chunk_size):
-            return pipeline.generate_mesh(loaded, image, settings, progress, should_cancel, chunk_size)
-
-        try:
-            return attempt(None)
-        except Exception as exc:
-            if not _is_cuda_oom(exc):
-                raise
-        # out of the except block, so the failed attempt's tensors can be freed
-        _free_gpu_memory()
-        smaller = max(1024, default_chunk(_torch_device(loaded.device)) // 8)
-        self.send_log(job_id, f"the GPU ran out of memory; retrying with smaller chunks ({smaller} points)", "warning")
-        try:
-            return attempt(smaller)
-        except Exception as exc:
-            if not _is_cuda_oom(exc):
-                raise
-        _free_gpu_memory()
-        resolution = settings.resolution
-        raise OutOfMemoryError(
-            f"the GPU ran out of memory at resolution {resolution}, even with smaller chunks: "
-            f"lower the resolution setting (e.g. to {max(32, resolution // 2)}) or choose the CPU device"
+        return pipeline.generate_mesh_within_memory(
+            loaded, image, settings, progress, should_cancel,
+            warn=lambda message: self.send_log(job_id, message, "warning"),
         )
-
-
-def _torch_device(name):
-    import torch
-
-    return torch.device(name)
 
 
 def _print_test_noise():

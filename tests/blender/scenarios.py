@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 
-if __name__ == "__main__" and sys.argv[1] == "generate":
+if __name__ == "__main__" and sys.argv[1] in ("generate", "server"):
     sys.modules["torch"] = None  # the Blender side must work without torch
 
 import bpy
@@ -410,6 +410,59 @@ def scenario_hardening(work: str, env: dict) -> dict:
     ext.blender.worker_session.close()
     bpy.ops.wm.open_mainfile(filepath=saved)
     facts["model_inputs"] = [inputs, sorted(i.name for i in bpy.data.images if i.name.endswith("(model input)"))]
+    return facts
+
+
+def scenario_server(work: str, env: dict) -> dict:
+    """Run On: Server. The same operators against a model server (I3D_SERVER_URL, the
+    token in I3D_TOKEN_FILE): an object, a failure, a wrong token, a batch, a save."""
+    ext = blender_env.install_and_enable(env["zip"])
+    prefs = bpy.context.preferences.addons[blender_env.MODULE].preferences
+    token = open(env["token_file"]).read().strip()
+    facts = {"readiness": {"no_url": None}}
+    prefs.run_on = "SERVER"
+    facts["readiness"]["no_url"] = ext.blender.worker_session.readiness(prefs)
+    prefs.server_url, prefs.server_token = env["server_url"], token
+    bpy.context.preferences.system.use_online_access = False
+    facts["readiness"]["offline"] = ext.blender.worker_session.readiness(prefs)
+    bpy.context.preferences.system.use_online_access = True
+    facts["readiness"]["ready"] = ext.blender.worker_session.readiness(prefs)
+    facts["model_status"] = ext.blender.worker_session.model_status()
+    flamingo = os.path.join(env["examples"], "flamingo.png")
+
+    # The same call as the local scenario's object (cursor, options), for an exact comparison.
+    bpy.context.scene.cursor.location = (1.0, 2.0, 3.0)
+    result = bpy.ops.image_to_3d.generate(filepath=flamingo, resolution=32, rest_on_cursor=True, shading="SMOOTH")
+    obj = bpy.context.view_layer.objects.active
+    facts["result"] = list(result)
+    facts["object"] = object_facts(obj)
+    facts["client"] = type(ext.blender.worker_session.client()).__name__
+    np.savez(os.path.join(work, "server.npz"), **mesh_arrays(obj))
+
+    broken = os.path.join(work, "broken.png")
+    with open(broken, "wb") as handle:
+        handle.write(b"this is not a png")
+    before = snapshot()
+    facts["failed_error"] = error_of(lambda: bpy.ops.image_to_3d.generate(filepath=broken, resolution=32))
+    facts["unchanged_after_failure"] = snapshot() == before
+
+    prefs.server_token = "not-the-servers-token-at-all"
+    facts["wrong_token_error"] = error_of(lambda: bpy.ops.image_to_3d.generate(filepath=flamingo, resolution=32))
+    prefs.server_token = token
+
+    folder = os.path.join(work, "batch_in")
+    os.makedirs(folder)
+    for name in ("chair.png", "horse.png"):
+        shutil.copy(os.path.join(env["examples"], name), folder)
+    bpy.ops.image_to_3d.batch(directory=folder, resolution=32)
+    run = ext.blender.job_state.STATUS.last_batch
+    facts["batch"] = {"succeeded": [os.path.basename(p) for p, _ in run.succeeded], "failed": run.failed,
+                      "log": open(run.log_path).read()}
+    facts["torch_modules"] = sorted(name for name, mod in sys.modules.items()
+                                    if name.split(".")[0] == "torch" and mod is not None)
+    saved = os.path.join(work, "server.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=saved)
+    facts["saved"] = saved
     return facts
 
 

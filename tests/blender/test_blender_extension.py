@@ -17,22 +17,6 @@ pytestmark = [pytest.mark.blender, NEEDS_BPY]
 
 
 @pytest.fixture(scope="module")
-def generate_run(extension_zip, tiny_model_dir, examples_dir, tmp_path_factory):
-    work = tmp_path_factory.mktemp("generate")
-    env = blender_environment(work / "home", zip=extension_zip, model=tiny_model_dir, examples=examples_dir)
-    return run_scenario("generate", work, env), np.load(work / "generate.npz"), np.load(work / "packed.npz"), work
-
-
-@pytest.fixture(scope="module")
-def reference(tiny_model_dir, flamingo_path):
-    """The backend's own result for the same image and settings, computed in this process."""
-    from backend.bridge.settings import GenerateSettings
-    from backend.pipeline import generate_mesh, load_model
-
-    return generate_mesh(load_model(tiny_model_dir, "cpu"), flamingo_path, GenerateSettings(resolution=RESOLUTION))
-
-
-@pytest.fixture(scope="module")
 def headless_run(extension_zip, tiny_model_dir, examples_dir, tmp_path_factory):
     """The headless script on a folder with two good images and a corrupt one."""
     work = tmp_path_factory.mktemp("headless")
@@ -161,6 +145,7 @@ def test_registration_and_preferences(generate_run):
     assert readiness["no_model"][0] is False and "model.ckpt" in readiness["no_model"][1]
     assert readiness["no_python"][0] is False and "Install backend" in readiness["no_python"][1]
     assert facts["preference_properties"] == sorted([
+        "run_on", "server_url", "server_token", "server_ca_file",
         "python_path", "model_path", "device", "precision", "unload_after_minutes", "default_resolution", "default_threshold",
         "default_foreground_ratio", "default_remove_background", "default_max_faces", "default_texture_size",
         "default_normal_map", "default_smooth_iterations", "default_keep_floaters", "default_shading",

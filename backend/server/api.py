@@ -1,0 +1,286 @@
+"""The HTTP API (Starlette): jobs in, status and results out, errors as codes and sentences.
+
+    POST   /v1/jobs                  image file bytes (settings in the query), or one
+                                     `generate` frame of the worker protocol -> 202 status
+    GET    /v1/jobs/{id}             status; ?since=VERSION&wait=SECONDS long-polls
+    GET    /v1/jobs/{id}/result      the `result` frame of the worker protocol, or ?format=glb
+    POST   /v1/jobs/{id}/cancel      ask a job to stop
+    DELETE /v1/jobs/{id}             cancel if needed and forget the job and its result
+    GET    /v1/health, /v1/version, /v1/openapi.json
+
+Every path, known or not, sits behind auth.RequireBearerToken (see create_app). Bodies
+are size-checked before and while they are read. Nothing is unpickled: requests are
+image files or protocol frames (JSON header + raw arrays), responses JSON or frames.
+"""
+
+import asyncio
+import contextlib
+import io
+import logging
+import tempfile
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..bridge import protocol, wire
+from ..bridge.errors import BadRequest
+from ..bridge.options import JOB_OPTIONS
+from ..bridge.server_api import FRAME_TYPE
+from ..bridge.settings import GenerateSettings
+from .auth import RequireBearerToken
+from .jobs import DONE, QueueFull, UnknownJob
+from .openapi import build_openapi
+
+log = logging.getLogger("image_to_3d.server")
+
+GLB_TYPE = "model/gltf-binary"
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/tiff", "image/bmp", "application/octet-stream")
+MAX_WAIT_SECONDS = 30.0
+SWEEP_SECONDS = 10.0
+UPLOAD_SLOTS = 8  # bodies read at once: bounds the memory uploads in flight can take
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def error_response(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+# ---------------------------------------------------------------- request bodies
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing it as soon as it is known to exceed `limit` bytes."""
+    too_large = ApiError(413, "too_large", f"the request is larger than the server's limit of {limit >> 20} MiB")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(400, "bad_request", "the Content-Length header is not a number")
+        if int(declared) > limit:
+            raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    if size == 0:
+        raise ApiError(400, "bad_request", "the request has no body: send an image file or a generate frame")
+    return b"".join(chunks)
+
+
+def settings_from_query(query) -> dict:
+    """GenerateSettings from query parameters (?resolution=256&remove_background=false)."""
+    options = {option.name: option for option in JOB_OPTIONS}
+    values = {}
+    for name, text in query.multi_items():
+        option = options.get(name)
+        if option is None:
+            raise ApiError(400, "bad_request", f"unknown setting {name!r}: known are {', '.join(options)}")
+        if name in values:
+            raise ApiError(400, "bad_request", f"setting {name} is given twice")
+        if option.kind is bool:
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ApiError(400, "bad_request", f"setting {name} must be true or false, got {text!r}")
+            values[name] = text.lower() in ("true", "1")
+            continue
+        try:
+            values[name] = option.kind(text)
+        except ValueError:
+            raise ApiError(400, "bad_request", f"setting {name} must be a {option.kind.__name__}, got {text!r}") from None
+    return checked_settings(values)
+
+
+def checked_settings(values) -> dict:
+    try:
+        return GenerateSettings.from_dict(values).to_dict()
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, "bad_request", f"bad settings: {exc}") from None
+
+
+def parse_frame(body: bytes) -> tuple[dict, object]:
+    """(settings, image) from one `generate` frame: image_bytes or image_pixels, no path."""
+    stream = io.BytesIO(body)
+    try:
+        message = wire.FrameReader(stream).read()
+        if message is None or stream.tell() != len(body):
+            raise ApiError(400, "bad_request", "the body must hold exactly one frame")
+        request = protocol.parse(message, protocol.REQUESTS)
+    except (wire.ProtocolError, wire.StreamClosed) as exc:
+        raise ApiError(400, "bad_request", f"malformed frame: {getattr(exc, 'message', exc)}") from None
+    except BadRequest as exc:
+        raise ApiError(400, "bad_request", exc.message) from None
+    if not isinstance(request, protocol.Generate):
+        raise ApiError(400, "bad_request", f"expected a generate frame, got {request.TYPE!r}")
+    if request.image_path is not None:
+        raise ApiError(400, "bad_request", "the server reads no paths: send the image's bytes or pixels")
+    if (request.model, request.device, request.precision) != (None, None, None):
+        raise ApiError(400, "bad_request", "this server runs one model: leave model, device and precision out")
+    image = request.image_bytes.tobytes() if request.image_bytes is not None else request.image_pixels
+    return checked_settings(request.settings), image
+
+
+# ---------------------------------------------------------------- responses
+
+
+def result_frame(job) -> Response:
+    """The worker protocol's `result` event, byte for byte what a local worker sends."""
+    event = protocol.Result(job_id=job.job_id, **job.result.fields, **job.result.arrays)
+    return Response(b"".join(wire.encode(*protocol.frame_parts(event))), media_type=FRAME_TYPE)
+
+
+def _glb_bytes(arrays: dict) -> bytes:
+    from ..mesh.export import write_mesh  # trimesh: imported only when a GLB is asked for
+
+    with tempfile.TemporaryDirectory(prefix="image_to_3d_glb_") as folder:
+        path = write_mesh(Path(folder) / "mesh.glb", arrays["vertices"], arrays["faces"], arrays["colors"],
+                          arrays.get("uvs"), arrays.get("base_color"), arrays.get("normal_map"))
+        return path.read_bytes()
+
+
+# ---------------------------------------------------------------- the application
+
+
+def create_app(*, table, pool, token: str, version_info: dict, replica_status, max_upload_bytes: int):
+    """The ASGI application, token gate outermost.
+
+    pool: starts and cancels jobs (runner.ReplicaPool or a test double);
+    replica_status: async () -> {"running": int, "target": int}.
+    """
+
+    upload_slots = asyncio.Semaphore(UPLOAD_SLOTS)
+
+    def job_or_404(request: Request):
+        try:
+            return table.get(request.path_params["job_id"])
+        except UnknownJob:
+            raise ApiError(404, "unknown_job", "no such job: it never existed, or it ended and its result expired") from None
+
+    async def submit(request: Request):
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != FRAME_TYPE and kind not in IMAGE_TYPES:
+            raise ApiError(415, "unsupported_media_type",
+                           f"send an image file ({', '.join(IMAGE_TYPES)}) or a {FRAME_TYPE}")
+        if kind == FRAME_TYPE and request.query_params:
+            raise ApiError(400, "bad_request", "a frame carries its settings inside: leave the query empty")
+        settings = settings_from_query(request.query_params) if kind != FRAME_TYPE else None
+        async with upload_slots:
+            body = await read_body(request, max_upload_bytes)
+        if kind == FRAME_TYPE:
+            settings, image = parse_frame(body)
+        else:
+            image = body
+        try:
+            job = table.create(settings, image)
+        except QueueFull:
+            raise ApiError(503, "server_busy",
+                           f"the server already holds {table.max_active} unfinished jobs: try again in a moment",
+                           {"Retry-After": "5"}) from None
+        pool.start(job)
+        return JSONResponse(job.status(table.result_ttl), status_code=202,
+                            headers={"Location": f"/v1/jobs/{job.job_id}"})
+
+    async def status(request: Request):
+        job = job_or_404(request)
+        try:
+            since = int(request.query_params["since"]) if "since" in request.query_params else None
+            wait = min(float(request.query_params.get("wait", 0)), MAX_WAIT_SECONDS)
+            if not wait >= 0:  # also NaN
+                raise ValueError(wait)
+        except ValueError:
+            raise ApiError(400, "bad_request", "'since' must be an integer and 'wait' a number of seconds") from None
+        await job.wait_for_change(since, wait)
+        return JSONResponse(job.status(table.result_ttl))
+
+    async def result(request: Request):
+        job = job_or_404(request)
+        fmt = request.query_params.get("format", "frame")
+        if fmt not in ("frame", "glb"):
+            raise ApiError(400, "bad_request", f"unknown format {fmt!r}: choose frame or glb")
+        if job.state != DONE:
+            if job.error:
+                raise ApiError(409, job.error[0], job.error[1])
+            raise ApiError(409, "not_ready", f"the job is {job.state}: poll its status until it is done")
+        if fmt == "frame":
+            return result_frame(job)
+        return Response(await asyncio.to_thread(_glb_bytes, job.result.arrays), media_type=GLB_TYPE)
+
+    async def cancel(request: Request):
+        job = job_or_404(request)
+        if not job.is_terminal:
+            pool.cancel(job)
+        return JSONResponse(job.status(table.result_ttl), status_code=202)
+
+    async def forget(request: Request):
+        job = job_or_404(request)
+        if not job.is_terminal:
+            pool.cancel(job)
+        table.remove(job.job_id)
+        return Response(status_code=204)
+
+    async def health(request: Request):
+        replicas = await replica_status()
+        ok = replicas.get("running", 0) > 0
+        return JSONResponse({"status": "ok" if ok else "degraded", "replicas": replicas,
+                             "jobs": table.counts(), "max_active": table.max_active},
+                            status_code=200 if ok else 503)
+
+    async def version(request: Request):
+        return JSONResponse(version_info)
+
+    openapi = build_openapi(max_upload_bytes)
+
+    async def openapi_document(request: Request):
+        return JSONResponse(openapi)
+
+    async def on_api_error(request, exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    async def on_http_error(request, exc: HTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        return error_response(exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}")
+
+    async def on_unexpected(request, exc: Exception):
+        log.exception("unexpected error in %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "the server hit an internal error; its log has the details")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        async def sweep_forever():
+            while True:
+                await asyncio.sleep(SWEEP_SECONDS)
+                table.sweep()
+
+        sweeper = asyncio.create_task(sweep_forever())
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            for job in table.jobs():
+                if not job.is_terminal:
+                    pool.cancel(job)
+
+    routes = [
+        Route("/v1/jobs", submit, methods=["POST"]),
+        Route("/v1/jobs/{job_id}", status, methods=["GET"]),
+        Route("/v1/jobs/{job_id}", forget, methods=["DELETE"]),
+        Route("/v1/jobs/{job_id}/result", result, methods=["GET"]),
+        Route("/v1/jobs/{job_id}/cancel", cancel, methods=["POST"]),
+        Route("/v1/health", health, methods=["GET"]),
+        Route("/v1/version", version, methods=["GET"]),
+        Route("/v1/openapi.json", openapi_document, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_unexpected},
+    )
+    return RequireBearerToken(app, token)

@@ -1,0 +1,146 @@
+"""The OpenAPI 3.1 document of the HTTP API, written out rather than derived.
+
+The bodies are binary (image files, worker-protocol frames), which generated schemas
+describe poorly; a hand-kept document says exactly what goes over the wire. A test
+checks that every route in api.py appears here and nothing else.
+"""
+
+from ..bridge.options import JOB_OPTIONS
+from ..bridge.server_api import FRAME_TYPE as FRAME
+from . import API_VERSION, SERVER_VERSION
+
+_SETTING_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
+
+
+def _error(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _job_status(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobStatus"}}}}
+
+
+def _setting_parameters() -> list:
+    """One query parameter per job option (backend/bridge/options.py), with its range."""
+    parameters = []
+    for option in JOB_OPTIONS:
+        schema = {"type": _SETTING_TYPES[option.kind], "default": option.default}
+        if option.minimum is not None:
+            schema["exclusiveMinimum" if option.exclusive_minimum else "minimum"] = option.minimum
+        if option.maximum is not None:
+            schema["maximum"] = option.maximum
+        if option.choices:
+            schema["enum"] = [identifier for identifier, _, _ in option.choices]
+        parameters.append({"name": option.name, "in": "query", "required": False, "schema": schema,
+                           "description": option.description + " (with an image body; a frame carries its own)"})
+    return parameters
+
+
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
+COMMON_ERRORS = {"401": _error("missing or wrong bearer token (every path, known or not)")}
+
+
+def build_openapi(max_upload_bytes: int) -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "image_to_3d model server",
+            "version": f"{SERVER_VERSION} (api {API_VERSION})",
+            "description": "TripoSR as a service: one image in, a coloured mesh out. Every request needs "
+                           "'Authorization: Bearer <token>'. Errors are JSON {error: {code, message}}.",
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v1/jobs": {"post": {
+                "summary": "submit a job",
+                "parameters": _setting_parameters(),
+                "requestBody": {"required": True, "description": f"at most {max_upload_bytes} bytes", "content": {
+                    "image/png": {"schema": {"type": "string", "format": "binary"}},
+                    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
+                                                 "description": "an image file (PNG, JPEG, WebP, TIFF, BMP)"},
+                    FRAME: {"schema": {"type": "string", "format": "binary"},
+                            "description": "one 'generate' frame of docs/protocol.md with 'settings' and one "
+                                           "buffer, image_bytes or image_pixels (no image_path)"},
+                }},
+                "responses": {
+                    "202": {**_job_status("accepted; Location names the job"),
+                            "headers": {"Location": {"schema": {"type": "string"}}}},
+                    "400": _error("bad settings or a malformed frame"), **COMMON_ERRORS,
+                    "413": _error("body over the size limit"), "415": _error("unsupported content type"),
+                    "503": _error("server_busy: too many unfinished jobs (Retry-After)"),
+                },
+            }},
+            "/v1/jobs/{job_id}": {
+                "get": {
+                    "summary": "job status; long-poll with since + wait",
+                    "parameters": [JOB_ID,
+                                   {"name": "since", "in": "query", "schema": {"type": "integer"},
+                                    "description": "the version last seen: answer when it changes"},
+                                   {"name": "wait", "in": "query", "schema": {"type": "number", "maximum": 30},
+                                    "description": "seconds to wait for a change (default 0)"}],
+                    "responses": {"200": _job_status("the job"), **COMMON_ERRORS, "404": _error("unknown_job")},
+                },
+                "delete": {
+                    "summary": "cancel if needed, then forget the job and its result",
+                    "parameters": [JOB_ID],
+                    "responses": {"204": {"description": "forgotten"}, **COMMON_ERRORS, "404": _error("unknown_job")},
+                },
+            },
+            "/v1/jobs/{job_id}/result": {"get": {
+                "summary": "the mesh of a finished job",
+                "parameters": [JOB_ID, {"name": "format", "in": "query",
+                                        "schema": {"type": "string", "enum": ["frame", "glb"], "default": "frame"}}],
+                "responses": {
+                    "200": {"description": "a 'result' frame (vertices float32 (N,3) Blender frame, faces int32 (M,3), "
+                                           "colors uint8 (N,4), prepared_image uint8 (H,W,3); fields job_id, device, "
+                                           "timings) or a GLB file (y up)",
+                            "content": {FRAME: {"schema": {"type": "string", "format": "binary"}},
+                                        "model/gltf-binary": {"schema": {"type": "string", "format": "binary"}}}},
+                    **COMMON_ERRORS, "404": _error("unknown_job"),
+                    "409": _error("not_ready, or the job's own error code (e.g. bad_image, cancelled)"),
+                },
+            }},
+            "/v1/jobs/{job_id}/cancel": {"post": {
+                "summary": "ask a job to stop (it ends as cancelled, or as it was if already over)",
+                "parameters": [JOB_ID],
+                "responses": {"202": _job_status("the job, as it is now"), **COMMON_ERRORS, "404": _error("unknown_job")},
+            }},
+            "/v1/health": {"get": {"summary": "running replicas and job counts", "responses": {
+                "200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
+                **COMMON_ERRORS, "503": {"description": "degraded: no running replica"}}}},
+            "/v1/version": {"get": {"summary": "server, API, protocol, Ray and model versions", "responses": {
+                "200": {"description": "versions", "content": {"application/json": {"schema": {"type": "object"}}}},
+                **COMMON_ERRORS}}},
+            "/v1/openapi.json": {"get": {"summary": "this document", "responses": {
+                "200": {"description": "OpenAPI 3.1"}, **COMMON_ERRORS}}},
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                    "type": "object", "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "JobStatus": {"type": "object", "required": ["job_id", "state", "version"], "properties": {
+                    "job_id": {"type": "string"},
+                    "state": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
+                    "stage": {"type": ["string", "null"], "enum": ["prepare", "encode", "field", "surface", "colors", None]},
+                    "fraction": {"type": "number"},
+                    "version": {"type": "integer", "description": "bumped on every change"},
+                    "created": {"type": "number"}, "started": {"type": ["number", "null"]},
+                    "finished": {"type": ["number", "null"]},
+                    "expires": {"type": ["number", "null"], "description": "when the ended job is forgotten (unix s)"},
+                    "attempts": {"type": "integer"}, "replica": {"type": ["string", "null"]},
+                    "error": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Error/properties/error"}]},
+                    "timings": {"type": "object", "additionalProperties": {"type": "number"}},
+                    "vertices": {"type": "integer"}, "faces": {"type": "integer"},
+                }},
+                "Health": {"type": "object", "properties": {
+                    "status": {"type": "string", "enum": ["ok", "degraded"]},
+                    "replicas": {"type": "object", "properties": {"running": {"type": "integer"}, "target": {"type": "integer"}}},
+                    "jobs": {"type": "object", "properties": {"queued": {"type": "integer"}, "running": {"type": "integer"},
+                                                              "finished": {"type": "integer"}}},
+                    "max_active": {"type": "integer"}}},
+            },
+        },
+    }

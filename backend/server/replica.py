@@ -1,0 +1,166 @@
+"""The Serve deployment: one model per replica (one replica per GPU), running the job function.
+
+A replica loads the model once and runs `backend.pipeline.generate_mesh` - the same
+function the local worker and the CLI run, through the same out-of-memory fallback
+(generate_mesh_within_memory) - in a pool of `--max-batch` threads, so the event loop
+stays free to stream progress and to notice cancellation. `generate` is an async
+generator: the front consumes it over one streaming handle call and so learns the job's
+progress and result without any shared store.
+
+Encoder batching: with `--max-batch` B > 1, each job's encode step goes through an
+EncodeBatcher (encode_batcher.py), which gathers the prepared images of up to B jobs
+that reach it within BATCH_WAIT_S and encodes them in one forward pass
+(pipeline.encode_images); every other stage stays per job. One job function still runs
+everything: generate_mesh, with its `encode` step handed to the batcher. (Serve's own
+@serve.batch serves async handlers; our jobs run on threads, and it needs a replica
+context, so it could not be tested in-process.)
+"""
+
+import asyncio
+import functools
+import logging
+import os
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+
+from ..bridge.errors import BackendError, OutOfMemoryError
+from ..bridge.settings import GenerateSettings
+from .encode_batcher import EncodeBatcher
+from .jobs import result_arrays
+
+log = logging.getLogger("ray.serve")  # Serve's replica logger: lines carry the replica id
+PROGRESS_INTERVAL = 0.1  # seconds between progress events of one stage (0 and 1 always go)
+BATCH_WAIT_S = 0.02  # how long the first image of an encoder batch waits for others
+
+
+class MeshModel:
+    """The deployment class (wrapped by serve.deployment in ray_setup.deploy)."""
+
+    def __init__(self, model: str, device: str, precision: str, concurrency: int, torch_threads: int | None):
+        bind_internal_grpc_to_node_ip()  # before Serve starts that server, right after us
+        import torch
+
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        from .. import pipeline
+
+        self._pipeline = pipeline
+        self._loaded = pipeline.load_model(model, device, precision)
+        self._pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="mesh-job")
+        self.batcher = None
+        if concurrency > 1:
+            self.batcher = EncodeBatcher(functools.partial(pipeline.encode_images, self._loaded), concurrency, BATCH_WAIT_S)
+        self._replica = _replica_id()
+        log.info("model %s loaded on %s (%s) in %.2f s", self._loaded.model_dir, self._loaded.device,
+                 self._loaded.precision, self._loaded.load_seconds)
+
+    def describe(self) -> dict:
+        import torch
+
+        loaded = self._loaded
+        return {"device": loaded.device, "precision": loaded.precision, "model": loaded.model_dir.name,
+                "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "replica": self._replica,
+                "encoder_batches": dict(self.batcher.batch_sizes) if self.batcher else {}}
+
+    async def generate(self, job_id: str, settings: dict, image):
+        """Events: started, progress..., then exactly one of result or error.
+
+        A cancelled call (the front's handle.cancel) arrives as CancelledError at an
+        await; the job's should_cancel then turns true and generate_mesh stops at its
+        next check. We wait for the thread before letting go, so the replica never runs
+        more jobs at once than its concurrency.
+        """
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+        stop = threading.Event()
+        last_sent = {}
+
+        def progress(stage, fraction):  # called on the job's thread
+            now = time.monotonic()
+            if fraction in (0.0, 1.0) or now - last_sent.get(stage, 0.0) >= PROGRESS_INTERVAL:
+                last_sent[stage] = now
+                event = {"event": "progress", "stage": stage, "fraction": float(fraction)}
+                loop.call_soon_threadsafe(events.put_nowait, event)
+
+        job = functools.partial(
+            self._pipeline.generate_mesh_within_memory, self._loaded, image, GenerateSettings.from_dict(settings),
+            progress, stop.is_set, warn=lambda message: log.warning("job %s: %s", job_id, message),
+            remedy="",  # the client cannot switch the server to the CPU
+            encode=self.batcher.encode if self.batcher else None,
+        )
+        future = loop.run_in_executor(self._pool, job)
+        future.add_done_callback(lambda _: events.put_nowait(None))
+        log.info("job %s started", job_id)
+        try:
+            yield {"event": "started", "replica": self._replica, "device": self._loaded.device}
+            while (event := await events.get()) is not None:
+                yield event
+            yield outcome_event(job_id, future, self._loaded.device)
+        finally:
+            if not future.done():
+                stop.set()
+                log.info("job %s cancelled; waiting for its current stage to stop", job_id)
+                await asyncio.wait([future])
+
+
+def outcome_event(job_id: str, future, device: str) -> dict:
+    """The last event of a job: its result, or its error as a code and a sentence."""
+    try:
+        result = future.result()
+    except BackendError as exc:
+        log.info("job %s failed (%s): %s", job_id, exc.code, exc.message)
+        return {"event": "error", "code": exc.code, "message": exc.message}
+    except MemoryError:
+        return {"event": "error", "code": OutOfMemoryError.code,
+                "message": "the server ran out of memory on this job: lower the resolution setting"}
+    except Exception as exc:  # noqa: BLE001 (the traceback stays in the replica's log)
+        log.error("job %s: unexpected error\n%s", job_id, traceback.format_exc())
+        return {"event": "error", "code": BackendError.code,
+                "message": f"unexpected error in the model server: {exc.__class__.__name__}: {exc}"}
+    log.info("job %s done: %d vertices", job_id, len(result.vertices))
+    arrays = result_arrays(result.vertices, result.faces, result.colors, result.prepared_image, result.uvs,
+                           result.base_color, result.normal_map)
+    return {"event": "result", "device": device, "timings": result.timings, "notes": result.notes, "arrays": arrays}
+
+
+def _replica_id() -> str:
+    try:
+        from ray import serve
+
+        return serve.get_replica_context().replica_id.unique_id
+    except Exception:  # noqa: BLE001 (outside Serve, e.g. a unit test)
+        return f"pid{os.getpid()}"
+
+
+def bind_internal_grpc_to_node_ip() -> bool:
+    """Make the replica's internal gRPC server listen on this node's address, not on all.
+
+    Ray Serve 2.60 starts an inter-deployment gRPC server in every replica bound to
+    "[::]:0", whatever the node address (serve/_private/replica.py, _on_initialized). It
+    is token-protected when Ray's token auth is on, but it is the only Ray socket that
+    would still face the network of a one-machine server. We make no inter-deployment
+    calls, so binding it to the node address (127.0.0.1 for a local server) loses
+    nothing. It runs in the deployment's constructor, which Serve calls before it binds.
+    If a Ray version moves this code, nothing is patched and the loopback test fails.
+    """
+    try:
+        import ray
+        from ray.serve._private import replica as serve_replica
+    except ImportError:
+        return False
+    original = getattr(serve_replica, "add_port_to_grpc_server", None)
+    if original is None or getattr(original, "binds_node_ip", False):
+        return False
+    node_ip = ray.util.get_node_ip_address()
+    host = f"[{node_ip}]" if ":" in node_ip else node_ip
+
+    def add_port_on_node_ip(server, address):
+        if address.startswith("[::]:"):
+            address = host + address[len("[::]"):]
+        return original(server, address)
+
+    add_port_on_node_ip.binds_node_ip = True
+    serve_replica.add_port_to_grpc_server = add_port_on_node_ip
+    return True
