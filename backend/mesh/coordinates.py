@@ -7,7 +7,6 @@ glTF exporter makes. Both are rotations, so triangle winding is unchanged.
 """
 
 import numpy as np
-import torch
 
 
 def model_to_blender(vertices: np.ndarray) -> np.ndarray:
@@ -16,9 +15,11 @@ def model_to_blender(vertices: np.ndarray) -> np.ndarray:
 
 
 def blender_to_model(points):
-    """The inverse of model_to_blender, for numpy arrays or torch tensors (mesh stage queries)."""
-    stack = torch.stack if isinstance(points, torch.Tensor) else np.stack
-    return stack((-points[:, 1], points[:, 0], points[:, 2]), 1)
+    """The inverse of model_to_blender, for numpy arrays or torch tensors (the mesh stage's
+    colour queries) alike, so this module needs no torch (the server's front imports it)."""
+    model = points[:, [1, 0, 2]]  # advanced indexing: a copy in numpy and torch
+    model[:, 0] = -model[:, 0]
+    return model
 
 
 def blender_to_gltf(vertices: np.ndarray) -> np.ndarray:

@@ -13,13 +13,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
 import trimesh
 from PIL import Image
 
 from ..bridge import atomic_files
-from .asset.tangents import vertex_normals
-from .asset.unwrap import split_by_uv
 from .coordinates import blender_to_gltf
 
 FORMATS = ("glb", "obj", "ply")
@@ -65,20 +62,28 @@ def _write_colored(target: Path, fmt, vertices, faces, colors):
 
 
 def _seam_split(vertices, faces, uvs):
-    """One vertex per (vertex, UV) pair, as files need: (positions, normals, uvs, faces).
+    """One vertex per (vertex, UV) pair, as files need -> (split_vertex (M, 3),
+    split_source (S,), split_uvs (S, 2), vertex normals (N, 3)), numpy.
 
-    The normals are the smooth vertex normals the normal map was baked against
-    (what Blender computes), carried over to both sides of every seam.
+    The normals are the smooth vertex normals the normal map was baked against (what
+    Blender computes), the same on both sides of every seam. torch is imported here,
+    for textured files only: the model server's front imports this module without it.
     """
+    import torch
+
+    from .asset.tangents import vertex_normals
+    from .asset.unwrap import split_by_uv
+
     v = torch.from_numpy(np.ascontiguousarray(vertices, np.float32))
     f = torch.from_numpy(np.ascontiguousarray(faces)).long()
     split_vertex, split_source, split_uvs = split_by_uv(f, torch.from_numpy(np.ascontiguousarray(uvs, np.float32)))
-    normals = vertex_normals(v, f)[split_source]
-    return v[split_source].numpy(), normals.numpy(), split_uvs.numpy(), split_vertex.numpy().astype(np.int64)
+    return (split_vertex.numpy().astype(np.int64), split_source.numpy(), split_uvs.numpy(),
+            vertex_normals(v, f).numpy())
 
 
 def _write_textured_glb(target: Path, vertices, faces, uvs, base_color, normal_map):
-    positions, normals, split_uvs, split_faces = _seam_split(vertices, faces, uvs)
+    split_faces, split_source, split_uvs, normals = _seam_split(vertices, faces, uvs)
+    positions, normals = np.asarray(vertices, np.float32)[split_source], normals[split_source]
     material = trimesh.visual.material.PBRMaterial(
         name=target.stem, baseColorTexture=Image.fromarray(base_color),
         normalTexture=None if normal_map is None else Image.fromarray(normal_map),
@@ -92,10 +97,7 @@ def _write_textured_glb(target: Path, vertices, faces, uvs, base_color, normal_m
 
 def _write_textured_obj(target: Path, vertices, faces, uvs, base_color, normal_map):
     """OBJ + MTL + PNGs: one `v`/`vn` per vertex, one `vt` per UV vertex."""
-    v = np.ascontiguousarray(vertices, np.float32)
-    f = torch.from_numpy(np.ascontiguousarray(faces)).long()
-    split_vertex, _, split_uvs = split_by_uv(f, torch.from_numpy(np.ascontiguousarray(uvs, np.float32)))
-    normals = vertex_normals(torch.from_numpy(v), f).numpy()
+    split_vertex, _, split_uvs, normals = _seam_split(vertices, faces, uvs)
     stem = target.stem
     color_name, normal_name = f"{stem}_color.png", f"{stem}_normal.png"
     Image.fromarray(base_color).save(target.with_name(color_name))
@@ -105,11 +107,12 @@ def _write_textured_obj(target: Path, vertices, faces, uvs, base_color, normal_m
         Image.fromarray(normal_map).save(target.with_name(normal_name))
         lines.append(f"map_Bump -bm 1 {normal_name}")  # Blender reads it as a tangent-space normal map
     target.with_suffix(".mtl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    corner = np.stack((f.numpy() + 1, split_vertex.numpy() + 1, f.numpy() + 1), axis=2).reshape(len(faces), 9)
+    f = np.asarray(faces, np.int64) + 1
+    corner = np.stack((f, split_vertex + 1, f), axis=2).reshape(len(faces), 9)
     with open(target, "w", encoding="utf-8") as out:
         out.write(f"mtllib {stem}.mtl\no {stem}\n")
-        np.savetxt(out, v, fmt="v %.6f %.6f %.6f")
-        np.savetxt(out, split_uvs.numpy(), fmt="vt %.6f %.6f")
+        np.savetxt(out, np.asarray(vertices, np.float32), fmt="v %.6f %.6f %.6f")
+        np.savetxt(out, split_uvs, fmt="vt %.6f %.6f")
         np.savetxt(out, normals, fmt="vn %.4f %.4f %.4f")
         out.write(f"usemtl {stem}\ns 1\n")
         np.savetxt(out, corner, fmt="f %d/%d/%d %d/%d/%d %d/%d/%d")

@@ -417,6 +417,7 @@ def scenario_server(work: str, env: dict) -> dict:
     """Run On: Server. The same operators against a model server (I3D_SERVER_URL, the
     token in I3D_TOKEN_FILE): an object, a failure, a wrong token, a batch, a save."""
     ext = blender_env.install_and_enable(env["zip"])
+    blender_env.raw_surface()  # as the local scenario's object, which it is compared with
     prefs = bpy.context.preferences.addons[blender_env.MODULE].preferences
     token = open(env["token_file"]).read().strip()
     facts = {"readiness": {"no_url": None}}
