@@ -149,7 +149,7 @@ def generate_mesh(
     done("surface")
 
     if asset_stage_runs(settings):
-        asset = make_asset(model_to_blender(vertices), faces, settings, _color_field(model.field, codes), device,
+        asset = make_asset(model_to_blender(vertices), faces, settings, color_field(model.field, codes), device,
                            progress=report, should_cancel=should_cancel)
         timings.update(asset.timings)
         return MeshResult(asset.vertices, asset.faces, asset.colors, prepared, timings, notes,
@@ -223,7 +223,7 @@ def free_gpu_memory():
         torch.cuda.empty_cache()
 
 
-def _color_field(field, codes):
+def color_field(field, codes):
     """color_at(points (K, 3), Blender's frame) -> rgb (K, 3) in [0, 1]: what the mesh stage asks."""
 
     @torch.no_grad()

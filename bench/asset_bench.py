@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from backend.bridge.settings import STAGES, GenerateSettings  # noqa: E402
 from backend.mesh.asset.stage import STEP_STAGES  # noqa: E402
-from backend.pipeline import _color_field, generate_mesh, load_model  # noqa: E402
+from backend.pipeline import color_field, generate_mesh, load_model  # noqa: E402
 
 ASSET_STEPS = tuple(STEP_STAGES)  # cleanup .. bake_normals: the stage's own timings
 
@@ -66,7 +66,7 @@ def quality(loaded, raw, asset) -> dict:
            "distance_to_raw": surface_distances(asset.vertices, asset.faces, raw.vertices, raw.faces)}
     if asset.base_color is not None:
         pixels = torch.from_numpy(asset.prepared_image).to(loaded.device).float().div(255.0).unsqueeze(0)
-        field_colors = _color_field(loaded.model.field, loaded.model.encode(pixels)[0])
+        field_colors = color_field(loaded.model.field, loaded.model.encode(pixels)[0])
         out["colour"] = color_errors(asset, lambda points: field_colors(points.to(loaded.device)).cpu())
     if asset.normal_map is not None:
         out["shading"] = shading_errors(asset, dense_v, dense_f)
