@@ -42,12 +42,15 @@ def rasterize(corner_uvs: torch.Tensor, size: int, ring: float = 0.0, ring_faces
     border can reach outside it, and the ring's wider boxes cost 2-3x the candidates.
     """
     device = corner_uvs.device
-    p = corner_uvs.double() * size - 0.5  # texel centres at integer coordinates
-    every = torch.arange(p.shape[0], device=device)
-    parts = _cover(p, every, size, 0.0, check)
+    # the per-face set-up in float64 on the CPU (Apple's MPS has no float64; a few
+    # thousand faces), the per-texel work on the device
+    p = corner_uvs.detach().cpu().double() * size - 0.5  # texel centres at integer coordinates
+    every = torch.arange(p.shape[0])
+    parts = _cover(p, every, size, 0.0, check, device)
     if ring > 0:
-        border = every if ring_faces is None else ring_faces.nonzero()[:, 0]
-        parts += [tuple(column[part[3] > 0] for column in part) for part in _cover(p, border, size, ring, None)]
+        border = every if ring_faces is None else ring_faces.cpu().nonzero()[:, 0]
+        parts += [tuple(column[part[3] > 0] for column in part)
+                  for part in _cover(p, border, size, ring, None, device)]
     if not parts:
         empty = torch.zeros(0, dtype=torch.long, device=device)
         return TexelHits(empty, empty, torch.zeros((0, 3), device=device), size)
@@ -56,15 +59,17 @@ def rasterize(corner_uvs: torch.Tensor, size: int, ring: float = 0.0, ring_faces
     return TexelHits(texel[keep], face[keep], bary[keep], size)
 
 
-def _cover(p, faces, size, ring, check):
-    """Candidate texels of `faces` in chunks -> list of (texel, face, bary, distance outside)."""
+def _cover(p, faces, size, ring, check, device):
+    """Candidate texels of `faces` in chunks -> list of (texel, face, bary, distance
+    outside), on `device`; p and faces on the CPU."""
     q = p[faces]
     lo = torch.ceil(q.amin(dim=1) - ring).clamp(0, size - 1).long()
     hi = torch.floor(q.amax(dim=1) + ring).clamp(0, size - 1).long()
     span = (hi - lo + 1).clamp(min=0)
     edges = _edge_functions(q, lo)
     count = torch.where(edges.valid, span[:, 0] * span[:, 1], torch.zeros_like(span[:, 0]))  # no UV area: none
-    ends = torch.cumsum(count, 0)
+    ends = torch.cumsum(count, 0)  # stays on the CPU: the chunking needs no device sync
+    edges, lo, span, count, faces = edges.to(device), lo.to(device), span.to(device), count.to(device), faces.to(device)
     parts, start, total = [], 0, int(ends[-1]) if len(ends) else 0
     while start < len(count):
         # faces whose candidates fit the chunk (at least one face, however large)
@@ -88,6 +93,9 @@ class _EdgeFunctions:
     w0: torch.Tensor
     height: torch.Tensor
     valid: torch.Tensor
+
+    def to(self, device) -> "_EdgeFunctions":
+        return _EdgeFunctions(*(getattr(self, name).to(device) for name in ("gx", "gy", "w0", "height", "valid")))
 
 
 def _edge_functions(p, lo):
