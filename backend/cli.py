@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .bridge.errors import BackendError
-from .bridge.options import DEVICES, JOB_OPTIONS, PRECISIONS, add_arguments, values_given
+from .bridge.options import DEVICES, JOB_OPTIONS, PRECISIONS, add_arguments, value_problem, values_given
 from .bridge.settings import GenerateSettings
 from .mesh.export import FORMATS
 
@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--model", help="model folder (config.yaml + model.ckpt) or hub id, e.g. stabilityai/TripoSR "
                                      "(not with --server: the server has its own)")
     gen.add_argument("--out", required=True, type=Path, help="output folder; writes <image stem>.<format>")
-    gen.add_argument("--format", default="glb", choices=FORMATS, help="mesh file format (default glb)")
+    gen.add_argument("--format", default="glb", choices=FORMATS,
+                     help="mesh file format (default glb); with --texture, glb embeds the textures, obj writes "
+                          ".mtl and .png files beside it, ply keeps vertex colours")
     add_arguments(gen, JOB_OPTIONS)
     gen.add_argument("--device", choices=DEVICES, help="auto (the default) picks CUDA, then MPS, then CPU")
     gen.add_argument("--precision", choices=PRECISIONS,
@@ -135,11 +137,12 @@ def server_runner(args):
 def generate_command(args) -> int:
     from .mesh.export import write_mesh
 
-    try:
-        settings = GenerateSettings(**values_given(args, JOB_OPTIONS))
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    given = values_given(args, JOB_OPTIONS)
+    problem = value_problem(given, JOB_OPTIONS)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_SETUP
+    settings = GenerateSettings(**given)
     problem = argument_problem(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -162,7 +165,8 @@ def generate_command(args) -> int:
             result = run_job(
                 image, settings, lambda stage, fraction: bar.set_postfix_str(f"{stage} {fraction:4.0%}", refresh=False),
             )
-            written = write_mesh(destination, result.vertices, result.faces, result.colors)
+            written = write_mesh(destination, result.vertices, result.faces, result.colors, result.uvs,
+                                 result.base_color, result.normal_map)
         except BackendError as exc:
             failures.append((image, exc.message))
             bar.write(f"FAILED {image}: {exc.message}", file=sys.stderr)
@@ -173,8 +177,9 @@ def generate_command(args) -> int:
         else:
             for note in result.notes:
                 bar.write(f"warning: {image}: {note}", file=sys.stderr)
+            textures = f"{len(result.base_color)} px textures, " if result.base_color is not None else ""
             bar.write(
-                f"{image} -> {written}: {len(result.vertices)} vertices, {len(result.faces)} faces, "
+                f"{image} -> {written}: {len(result.vertices)} vertices, {len(result.faces)} faces, {textures}"
                 f"{time.perf_counter() - started:.2f} s"
             )
         bar.update(1)

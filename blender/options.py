@@ -5,12 +5,25 @@ backend/bridge/options.py declares each option (name, type, default, range, word
 here they become the operators' properties, the panel's settings and the preferences'
 defaults (`default_<name>`), and `resolve` decides, in one place, which value applies:
 an operator argument that was given, then the panel's value (unless the panel says "use
-the preferences' defaults"), then the preferences' default.
+the preferences' defaults"), then the preferences' default. The preset (Raw Surface,
+Clean, Game Asset, Custom) then sets the mesh stage's options, except those given to the
+operator: it comes from the operator, else the panel (always: the raw surface is one
+click away, whatever "use the preferences' defaults" says), and Custom leaves the
+options as resolved.
 """
 
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 
-from ..backend.bridge.options import ALL_OPTIONS, JOB_OPTIONS, OBJECT_OPTIONS
+from ..backend.bridge.options import (
+    ALL_OPTIONS,
+    ASSET_OPTIONS,
+    CUSTOM_PRESET,
+    JOB_OPTIONS,
+    OBJECT_OPTIONS,
+    PRESET_OPTION,
+    PRESETS_BY_NAME,
+    apply_preset,
+)
 from ..backend.bridge.settings import GenerateSettings
 
 PREFERENCE_PREFIX = "default_"
@@ -21,7 +34,9 @@ def blender_property(option, remembered: bool = True):
 
     remembered=False (operators): Blender must not carry a value over from the last
     call, or an option left out would silently take the previous call's value instead
-    of the panel's or the preferences'.
+    of the panel's or the preferences'. Operators also get only soft limits: Blender
+    clamps a value beyond a hard limit without a word (texture_size=9000 would bake
+    8192), where the backend's check names the rule instead.
     """
     common = {"name": option.label, "description": option.description, "default": option.default}
     if not remembered:
@@ -32,10 +47,13 @@ def blender_property(option, remembered: bool = True):
         return EnumProperty(items=list(option.choices), **common)
     limits = {}
     low = option.soft_minimum if option.soft_minimum is not None else option.minimum
+    if option.zero_means:
+        low = 0  # "0: keep all" is a value too; 1 to 3 faces get the backend's clear error
+    hard = "" if remembered else "soft_"  # the panel's and the preferences' fields keep hard limits
     if low is not None:
-        limits["min"] = low
+        limits[hard + "min"] = low
     if option.maximum is not None:
-        limits["max"] = option.maximum
+        limits[hard + "max"] = option.maximum
     if option.soft_maximum is not None:
         limits["soft_max"] = option.soft_maximum
     if option.kind is int:
@@ -43,9 +61,11 @@ def blender_property(option, remembered: bool = True):
     return FloatProperty(**common, **limits)
 
 
-def annotations(prefix: str = "", remembered: bool = True) -> dict:
-    """Property annotations for every option, for a class body's `__annotations__`."""
-    return {prefix + option.name: blender_property(option, remembered) for option in ALL_OPTIONS}
+def annotations(prefix: str = "", remembered: bool = True, with_preset: bool = False) -> dict:
+    """Property annotations for every option, for a class body's `__annotations__`
+    (the preset too for the panel and the operators; the preferences hold none)."""
+    chosen = ALL_OPTIONS + ((PRESET_OPTION,) if with_preset else ())
+    return {prefix + option.name: blender_property(option, remembered) for option in chosen}
 
 
 def resolve(operator=None, panel=None, preferences=None) -> dict:
@@ -62,7 +82,17 @@ def resolve(operator=None, panel=None, preferences=None) -> dict:
             values[option.name] = getattr(operator, option.name)  # its declared default
         else:
             values[option.name] = option.default
-    return values
+    given = {o.name for o in ASSET_OPTIONS if operator is not None and operator.properties.is_property_set(o.name)}
+    preset = chosen_preset(operator, panel)
+    return {**apply_preset(values, preset, given), PRESET_OPTION.name: preset}
+
+
+def chosen_preset(operator=None, panel=None) -> str:
+    if operator is not None and operator.properties.is_property_set(PRESET_OPTION.name):
+        return getattr(operator, PRESET_OPTION.name)
+    if panel is not None:
+        return getattr(panel, PRESET_OPTION.name)
+    return PRESET_OPTION.default
 
 
 def settings_of(values: dict) -> GenerateSettings:
@@ -81,7 +111,17 @@ def object_values(values: dict) -> dict:
     return {option.name: values[option.name] for option in OBJECT_OPTIONS}
 
 
-def draw(layout, holder, prefix: str = "") -> None:
+def draw(layout, holder, prefix: str = "", options=ALL_OPTIONS) -> None:
     """One row per option, in declaration order."""
-    for option in ALL_OPTIONS:
+    for option in options:
         layout.prop(holder, prefix + option.name)
+
+
+def preset_summary(preset: str) -> str:
+    """What a preset makes, in a few words (the panel shows it under the preset)."""
+    chosen = PRESETS_BY_NAME.get(preset)
+    return chosen.description if chosen is not None else ""
+
+
+def shows_asset_options(holder) -> bool:
+    return getattr(holder, PRESET_OPTION.name, CUSTOM_PRESET) == CUSTOM_PRESET

@@ -2,6 +2,7 @@
 
 import bpy
 
+from ..backend.bridge.options import ASSET_OPTIONS, OBJECT_OPTIONS, PRESET_OPTION, SURFACE_OPTIONS
 from ..blender import options, worker_session
 from ..blender.addon import ADDON_ID, preferences
 from ..blender.job_state import STATUS
@@ -44,11 +45,20 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def draw_options(layout, settings) -> None:
-    """The panel's options; the operators read them (blender/options.py resolve)."""
+    """The panel's options; the operators read them (blender/options.py resolve).
+
+    The preset stays live whatever "use preference defaults" says: Raw Surface is one
+    click away. Custom shows the mesh stage's own options.
+    """
+    layout.prop(settings, PRESET_OPTION.name)
+    custom = options.shows_asset_options(settings)
+    if not custom:
+        for i, line in enumerate(_wrap(options.preset_summary(settings.preset), 44)):
+            layout.label(text=line, icon="MOD_DECIM" if i == 0 else "BLANK1")
     layout.prop(settings, "use_defaults")
     column = layout.column(align=True)
     column.enabled = not settings.use_defaults
-    options.draw(column, settings)
+    options.draw(column, settings, options=SURFACE_OPTIONS + (ASSET_OPTIONS if custom else ()) + OBJECT_OPTIONS)
 
 
 def draw_model_status(layout) -> None:

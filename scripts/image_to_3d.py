@@ -1,7 +1,8 @@
 """Headless Image to 3D: images in, a .blend and/or exported meshes out.
 
     blender -b --python scripts/image_to_3d.py -- --input IMAGE_OR_FOLDER --model DIR \
-        [--save out.blend] [--export DIR --format glb] [options]
+        [--save out.blend] [--export DIR --format glb] [--preset raw|clean|game_asset|custom]
+        [--faces N] [--texture T] [--no-normal-map] [--smooth N] [--keep-floaters] [options]
     blender -b --python scripts/image_to_3d.py -- --input ... --server URL --token-file F [...]
     python scripts/image_to_3d.py -- ...          (where the bpy wheel is installed)
 
@@ -21,7 +22,14 @@ SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ("glb", "obj", "ply", "fbx")
 
 sys.path.insert(0, SOURCE_ROOT)  # the option declarations (standard library only)
-from backend.bridge.options import ALL_OPTIONS, DEVICES, add_arguments, values_given  # noqa: E402
+from backend.bridge.options import (  # noqa: E402
+    ALL_OPTIONS,
+    DEVICES,
+    PRESET_OPTION,
+    add_arguments,
+    value_problem,
+    values_given,
+)
 from backend.bridge.tokens import TokenFileError, read_token_file  # noqa: E402
 
 sys.path.pop(0)
@@ -41,8 +49,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--format", default="glb", choices=FORMATS, help="export format (default glb)")
     parser.add_argument("--python", help="backend Python (default: the preferences', else this interpreter)")
     parser.add_argument("--device", choices=DEVICES, help="default: the preferences'")
-    # the job options; one left out takes the add-on preferences' default
-    add_arguments(parser, ALL_OPTIONS, with_defaults=False)
+    # the job options; one left out takes the add-on preferences' default, and the
+    # preset (default: the panel's, Game Asset in a new scene) sets the mesh options not given
+    add_arguments(parser, (PRESET_OPTION, *ALL_OPTIONS), with_defaults=False)
     parser.add_argument("--recursive", action="store_true", help="include subfolders of a folder input")
     return parser.parse_args(argv)
 
@@ -155,13 +164,9 @@ def argument_problem(args) -> str | None:
         return "--server needs --token-file: the file with the server's access token"
     if not args.server and not args.model:
         return "give --model (a model folder or hub id), or --server URL --token-file F"
-    for option in ALL_OPTIONS:
-        value = getattr(args, option.name)
-        if value is not None:
-            try:
-                option.check(value)  # Blender would clamp silently; say it instead
-            except ValueError as error:
-                return f"--{option.name.replace('_', '-')}: {error}"
+    problem = value_problem(vars(args), ALL_OPTIONS)  # Blender would clamp silently; say it instead
+    if problem:
+        return problem
     if args.save:
         if os.path.isdir(args.save):
             return f"--save {args.save} is a folder: give the path of the .blend file to write"
@@ -219,7 +224,7 @@ def main(argv: list[str]) -> int:
                 print(f"image_to_3d: {problem}", file=sys.stderr, flush=True)
                 return 2
         clear_default_cube()
-        options = values_given(args, ALL_OPTIONS)
+        options = values_given(args, (PRESET_OPTION, *ALL_OPTIONS))
         if os.path.isdir(args.input):
             status = convert_folder(extension, args, options)
         else:

@@ -210,7 +210,8 @@ def test_openapi_lists_exactly_the_routes(front):
     routed = {(r.path, m) for r in app.routes if isinstance(r, Route) for m in r.methods if m != "HEAD"}
     assert documented == routed
     parameters = {p["name"] for p in document["paths"]["/v1/jobs"]["post"]["parameters"]}
-    assert parameters == {"resolution", "threshold", "foreground_ratio", "remove_background"}
+    assert parameters == {"resolution", "threshold", "foreground_ratio", "remove_background", "max_faces",
+                          "texture_size", "normal_map", "smooth_iterations", "keep_floaters"}
 
 
 def test_clients_on_many_threads_share_nothing_but_the_server(front):

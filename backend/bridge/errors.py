@@ -43,6 +43,12 @@ class OutOfMemoryError(BackendError):
     code = "out_of_memory"
 
 
+class AtlasFullError(BackendError):
+    """The mesh's UV charts do not fit the texture asked for."""
+
+    code = "atlas_full"
+
+
 class WorkerFailed(BackendError):
     """The model process died or answered nonsense."""
 
@@ -97,6 +103,7 @@ ERRORS_BY_CODE = {
         BackgroundRemovalError,
         EmptySurfaceError,
         OutOfMemoryError,
+        AtlasFullError,
         WorkerFailed,
         WorkerTimeout,
         BadRequest,

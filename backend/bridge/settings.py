@@ -41,3 +41,24 @@ DEFAULTS = {option.name: option.default for option in JOB_OPTIONS}
 DEFAULT_RESOLUTION = OPTIONS_BY_NAME["resolution"].default
 DEFAULT_THRESHOLD = OPTIONS_BY_NAME["threshold"].default
 DEFAULT_FOREGROUND_RATIO = OPTIONS_BY_NAME["foreground_ratio"].default
+
+# Every progress stage a job can report, in order. A job without the mesh stage goes
+# prepare .. surface, colors; with it, the surface is cleaned up and decimated before
+# the final mesh's colours are taken, then unwrapped and baked when textured.
+STAGES = ("prepare", "encode", "field", "surface", "cleanup", "decimate", "colors", "unwrap", "bake")
+_ASSET_ONLY = {"cleanup", "decimate"}
+_TEXTURE_ONLY = {"unwrap", "bake"}
+
+
+def asset_stage_runs(settings) -> bool:
+    """True when the options ask the mesh stage for anything; otherwise the job returns
+    the raw surface, bit for bit what it was before the stage existed."""
+    return bool(settings.max_faces or settings.texture_size or settings.smooth_iterations)
+
+
+def job_stages(settings) -> tuple:
+    """The stages a job with these settings reports, in order."""
+    skip = set() if asset_stage_runs(settings) else set(_ASSET_ONLY)
+    if not settings.texture_size:
+        skip |= _TEXTURE_ONLY
+    return tuple(stage for stage in STAGES if stage not in skip)

@@ -29,9 +29,9 @@ def blender_environment(home: Path, **extra) -> dict:
     return env
 
 
-def run_scenario(name: str, work: Path, env: dict) -> dict:
+def run_scenario(name: str, work: Path, env: dict, script: Path = SCENARIOS) -> dict:
     work.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, str(SCENARIOS), name, str(work)], env=env, cwd=work,
+    done = subprocess.run([sys.executable, str(script), name, str(work)], env=env, cwd=work,
                           capture_output=True, text=True, timeout=240)
     facts_path = work / f"{name}.json"
     assert done.returncode == 0 and facts_path.is_file(), f"scenario {name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
