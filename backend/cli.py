@@ -28,6 +28,7 @@ from .bridge.options import (
     add_arguments,
     check_family_takes,
     flags_not_used,
+    value_problem,
     values_given,
 )
 from .bridge.prompts import clean_prompt, prompt_name, read_prompts
@@ -52,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "openai/shap-e (prompts), openai/shap-e-img2img (images with Shap-E); "
                                      "not with --server: the server has its own")
     gen.add_argument("--out", required=True, type=Path, help="output folder; writes <image stem>.<format>")
-    gen.add_argument("--format", default="glb", choices=FORMATS, help="mesh file format (default glb)")
+    gen.add_argument("--format", default="glb", choices=FORMATS,
+                     help="mesh file format (default glb); with --texture, glb embeds the textures, obj writes "
+                          ".mtl and .png files beside it, ply keeps vertex colours")
     add_arguments(gen, JOB_OPTIONS)
     gen.add_argument("--device", choices=DEVICES, help="auto (the default) picks CUDA, then MPS, then CPU")
     gen.add_argument("--precision", choices=PRECISIONS,
@@ -201,7 +204,11 @@ def job_settings(args) -> tuple[GenerateSettings, str, str]:
     if unused:
         raise ValueError(f"{', '.join(unused)}: not used by {FAMILIES_BY_NAME[family].label} "
                          f"{'text' if task == 'text' else 'image'} jobs")
-    return GenerateSettings(**{**values_given(args, JOB_OPTIONS, family, task), "family": family}), family, task
+    given = values_given(args, JOB_OPTIONS, family, task)
+    problem = value_problem(given, JOB_OPTIONS)
+    if problem:
+        raise ValueError(problem)
+    return GenerateSettings(**{**given, "family": family}), family, task
 
 
 def generate_command(args) -> int:
@@ -235,7 +242,8 @@ def generate_command(args) -> int:
             result = run_job(
                 source, settings, lambda stage, fraction: bar.set_postfix_str(f"{stage} {fraction:4.0%}", refresh=False),
             )
-            written = write_mesh(destination, result.vertices, result.faces, result.colors)
+            written = write_mesh(destination, result.vertices, result.faces, result.colors, result.uvs,
+                                 result.base_color, result.normal_map)
         except BackendError as exc:
             failures.append((label, exc.message))
             bar.write(f"FAILED {label}: {exc.message}", file=sys.stderr)
@@ -246,9 +254,10 @@ def generate_command(args) -> int:
         else:
             for note in result.notes:
                 bar.write(f"warning: {label}: {note}", file=sys.stderr)
-            seed = f", seed {settings.seed}" if family == SHAP_E else ""
+            seed = f"seed {settings.seed}, " if family == SHAP_E else ""
+            textures = f"{len(result.base_color)} px textures, " if result.base_color is not None else ""
             bar.write(
-                f"{label} -> {written}: {len(result.vertices)} vertices, {len(result.faces)} faces{seed}, "
+                f"{label} -> {written}: {len(result.vertices)} vertices, {len(result.faces)} faces, {seed}{textures}"
                 f"{time.perf_counter() - started:.2f} s"
             )
         bar.update(1)

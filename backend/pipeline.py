@@ -12,9 +12,10 @@ import torch
 
 from .bridge.errors import Cancelled, DeviceError, OutOfMemoryError, WrongModelError
 from .bridge.options import FAMILIES_BY_NAME, SHAP_E, TRIPOSR, check_family_takes
-from .bridge.settings import GenerateSettings, job_resolution
+from .bridge.settings import GenerateSettings, asset_stage_runs, job_resolution
 from .devices import default_chunk, resolve_device
-from .mesh.coordinates import model_to_blender
+from .mesh.asset.stage import make_asset
+from .mesh.coordinates import blender_to_model, model_to_blender
 from .mesh.surface import dense_density_grid, extract_mesh, query_colors, sparse_density_grid
 from .model_folder import resolve_model_dir
 from .prepare.background import BackgroundRemover
@@ -22,7 +23,6 @@ from .prepare.framing import prepare_image
 from .triposr.checkpoint import load_tripo
 from .triposr.model import TripoSR
 
-STAGES = ("prepare", "encode", "field", "surface", "colors")
 # float32 reproduces the reference; bfloat16 runs the encoder in half the memory and
 # faster, at a measured cost in accuracy (README, "Precision").
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -52,6 +52,10 @@ class MeshResult:
     prepared_image: np.ndarray  # (H, W, 3) uint8, what the model saw
     timings: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)  # warnings for the user (e.g. a tiny object)
+    # with a texture (settings.texture_size > 0), from the mesh stage (backend/mesh/asset/):
+    uvs: np.ndarray | None = None  # (M, 3, 2) float32, per face corner, v up (Blender's)
+    base_color: np.ndarray | None = None  # (T, T, 3) uint8 sRGB, top row first
+    normal_map: np.ndarray | None = None  # (T, T, 3) uint8 tangent space, top row first; None when off
 
 
 def effective_precision(family: str, precision: str) -> str:
@@ -175,6 +179,13 @@ def generate_mesh(
     del volume
     done("surface")
 
+    if asset_stage_runs(settings):
+        asset = make_asset(model_to_blender(vertices), faces, settings, color_field(model.field, codes), device,
+                           progress=report, should_cancel=should_cancel)
+        timings.update(asset.timings)
+        return MeshResult(asset.vertices, asset.faces, asset.colors, prepared, timings, notes,
+                          asset.corner_uvs, asset.base_color, asset.normal_map)
+
     stage("colors")
     colors = query_colors(model.field, codes, vertices, chunk)
     done("colors")
@@ -242,3 +253,13 @@ def free_gpu_memory():
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def color_field(field, codes):
+    """color_at(points (K, 3), Blender's frame) -> rgb (K, 3) in [0, 1]: what the mesh stage asks."""
+
+    @torch.no_grad()
+    def color_at(points: torch.Tensor) -> torch.Tensor:
+        return field.density_and_color(codes, blender_to_model(points.to(codes.device, torch.float32)))[1]
+
+    return color_at

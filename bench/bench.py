@@ -29,8 +29,8 @@ from scipy.spatial import cKDTree
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from backend.bridge.settings import GenerateSettings  # noqa: E402
-from backend.pipeline import STAGES, generate_mesh, load_model  # noqa: E402
+from backend.bridge.settings import STAGES, GenerateSettings  # noqa: E402
+from backend.pipeline import generate_mesh, load_model  # noqa: E402
 
 VERTEX_TOL = 1e-3
 COLOR_TOL = 2

@@ -83,6 +83,8 @@ def start_server(args, max_batch: int, replicas: str, folder: Path) -> tuple[sub
     command = [sys.executable, "-m", "backend", "serve", "--model", args.model, "--port", "0",
                "--token-file", str(token_file), "--device", args.device, "--max-batch", str(max_batch),
                "--replicas", replicas, "--max-jobs", str(max(64, 2 * max(args.clients)))]
+    if args.cpus_per_replica:
+        command += ["--cpus-per-replica", str(args.cpus_per_replica)]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
@@ -191,6 +193,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--max-batch", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--replicas", nargs="+", default=["auto"], help="replica counts to compare (auto: one per GPU)")
+    parser.add_argument("--cpus-per-replica", type=int, default=None,
+                        help="CPU replicas: cores each (a fixed share, so more replicas means more cores)")
     parser.add_argument("--jobs", type=int, default=64, help="jobs per concurrent phase (at least 2 per client)")
     parser.add_argument("--sequential", type=int, default=20, help="jobs of the one-client latency phase")
     parser.add_argument("--images", type=Path, nargs="+", default=None)

@@ -1,4 +1,6 @@
-"""Export one object with Blender's own exporters (glTF, OBJ, PLY, FBX), colours included.
+"""Export one object with Blender's own exporters (glTF, OBJ, PLY, FBX), colours and
+textures included: GLB embeds them, FBX embeds them, OBJ gets its .mtl and PNGs beside
+it, PLY keeps the vertex colours.
 
 Files appear whole or not at all: the exporter writes into a private staging folder
 beside the destination, and each finished file is then renamed into place. A staging
@@ -21,19 +23,23 @@ FORMATS = {
     "GLB": (".glb", "export_scene.gltf", {"export_format": "GLB", "use_selection": True,
                                           "export_vertex_color": "MATERIAL", "export_colors": True,
                                           "export_draco_mesh_compression_enable": False}),
-    "OBJ": (".obj", "wm.obj_export", {"export_selected_objects": True, "export_colors": True}),
+    # STRIP: the .mtl names the PNGs that _images_beside writes next to it
+    "OBJ": (".obj", "wm.obj_export", {"export_selected_objects": True, "export_colors": True,
+                                      "export_materials": True, "path_mode": "STRIP"}),
     "PLY": (".ply", "wm.ply_export", {"export_selected_objects": True, "export_colors": "SRGB"}),
-    "FBX": (".fbx", "export_scene.fbx", {"use_selection": True, "colors_type": "SRGB"}),
+    "FBX": (".fbx", "export_scene.fbx", {"use_selection": True, "colors_type": "SRGB", "path_mode": "COPY",
+                                         "embed_textures": True}),
 }
 FORMAT_ITEMS = [
-    ("GLB", "glTF binary (.glb)", "y up, vertex colours through the material"),
-    ("OBJ", "Wavefront (.obj)", "vertex colours as OBJ's colour extension"),
+    ("GLB", "glTF binary (.glb)", "y up; textures embedded, or vertex colours through the material"),
+    ("OBJ", "Wavefront (.obj)", "textures as .mtl and PNGs beside it, vertex colours as OBJ's colour extension"),
     ("PLY", "Stanford (.ply)", "vertex colours per point"),
-    ("FBX", "FBX (.fbx)", "vertex colours as sRGB"),
+    ("FBX", "FBX (.fbx)", "textures embedded, vertex colours as sRGB"),
 ]
 # Blender's glTF exporter looks for its optional Draco library and prints an "ERROR" line
 # when the library is absent (as in the bpy wheel), although nothing asked for Draco.
-FALSE_ALARMS = ("Draco mesh compression is not available",)
+# The OBJ exporter warns about packed images although _images_beside has put them there.
+FALSE_ALARMS = ("Draco mesh compression is not available", "Packed image found:")
 
 
 def _operator(path: str):
@@ -64,11 +70,9 @@ def export_object(context, obj, folder: str, fmt: str = "GLB", taken: set | None
     staging = atomic_files.temporary_path(folder, "export")
     os.makedirs(staging, exist_ok=True)
     try:
-        _run_exporter(context, obj, op_path, wanted, os.path.join(staging, name), fmt)
-        # the main file last: its appearance means its companions (.mtl, ...) are there
-        written = sorted(os.listdir(staging), key=lambda entry: entry == name)
-        for entry in written:
-            os.replace(os.path.join(staging, entry), os.path.join(folder, entry))
+        with _images_beside(obj, staging, os.path.splitext(name)[0], fmt == "OBJ"):
+            _run_exporter(context, obj, op_path, wanted, os.path.join(staging, name), fmt)
+        atomic_files.publish(staging, folder, name)  # companions (.mtl, textures) first
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if taken is not None:
@@ -82,7 +86,8 @@ def _run_exporter(context, obj, op_path, wanted, path, fmt) -> None:
     known = {prop.identifier for prop in operator.get_rna_type().properties}
     options = {key: value for key, value in wanted.items() if key in known}
     view_layer = context.view_layer
-    selected = list(view_layer.objects.selected)
+    # objects removed by a script are still listed (as None) until the view layer syncs
+    selected = [other for other in view_layer.objects.selected if other is not None]
     active = view_layer.objects.active
     try:
         for other in selected:
@@ -98,6 +103,40 @@ def _run_exporter(context, obj, op_path, wanted, path, fmt) -> None:
         view_layer.objects.active = active
     if "FINISHED" not in result or not os.path.isfile(path):
         raise RuntimeError(f"{fmt} export of {obj.name} failed")
+
+
+@contextlib.contextmanager
+def _images_beside(obj, folder: str, stem: str, wanted: bool):
+    """The object's packed textures as PNGs in `folder` for the export's duration.
+
+    Blender's OBJ exporter only names image files that exist: a packed image (ours
+    have no file) gets no map_Kd. So each is saved as <stem>_color.png or
+    <stem>_normal.png and points there until the export is done.
+    """
+    images = _texture_roles(obj) if wanted else {}
+    kept = {image: (image.filepath_raw, image.file_format) for image in images}
+    try:
+        for image, role in images.items():
+            image.filepath_raw = os.path.join(folder, f"{stem}_{role}.png")
+            image.file_format = "PNG"
+            image.save()
+        yield
+    finally:
+        for image, (path, file_format) in kept.items():
+            image.filepath_raw, image.file_format = path, file_format
+
+
+def _texture_roles(obj) -> dict:
+    """image -> "normal" (it feeds a Normal Map node) or "color", for the object's materials."""
+    roles = {}
+    for material in obj.data.materials:
+        if material is None or material.node_tree is None:
+            continue
+        for node in material.node_tree.nodes:
+            if node.bl_idname == "ShaderNodeTexImage" and node.image is not None:
+                feeds_normal = any(link.to_node.bl_idname == "ShaderNodeNormalMap" for link in node.outputs["Color"].links)
+                roles[node.image] = "normal" if feeds_normal else "color"
+    return roles
 
 
 @contextlib.contextmanager

@@ -1,20 +1,27 @@
-"""numpy arrays from the backend -> a Blender object with vertex colours and a material.
+"""numpy arrays from the backend -> a Blender object with vertex colours, a UV map,
+textures and a material.
 
 Everything goes through `foreach_set`: no Python loop touches a vertex, so a 500k-vertex
-mesh builds in well under a second.
+mesh builds in well under a second. The object is made whole or not at all: a failure
+midway (memory for an 8192 px texture, say) removes what was already made.
 """
+
+import contextlib
 
 import bpy
 import numpy as np
 
 COLOR_ATTRIBUTE = "Color"
+UV_MAP = "UVMap"
 PROPERTY_SOURCE = "image_to_3d_source"
 PROPERTY_SETTINGS = "image_to_3d_settings"
+ROUGHNESS = 0.8  # the scans are matte; the default looks plastic
 
 
 def build_mesh(name: str, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray,
-               shading: str = "SMOOTH") -> bpy.types.Mesh:
-    """A mesh datablock in the backend's frame; colours are sRGB bytes on the points."""
+               shading: str = "SMOOTH", uvs: np.ndarray | None = None) -> bpy.types.Mesh:
+    """A mesh datablock in the backend's frame; colours are sRGB bytes on the points;
+    uvs (M, 3, 2), one per face corner, become the UV map."""
     vertices = np.ascontiguousarray(vertices, dtype=np.float32).reshape(-1, 3)
     faces = np.ascontiguousarray(faces, dtype=np.int32).reshape(-1, 3)
     mesh = bpy.data.meshes.new(name)
@@ -37,6 +44,11 @@ def build_mesh(name: str, vertices: np.ndarray, faces: np.ndarray, colors: np.nd
         mesh.color_attributes.active_color_name = attribute.name
         mesh.color_attributes.default_color_name = attribute.name  # the render colour
 
+    if uvs is not None:
+        # loop k is corner k % 3 of face k // 3 (loop_start above): the same order as uvs
+        layer = mesh.uv_layers.new(name=UV_MAP)
+        layer.uv.foreach_set("vector", np.ascontiguousarray(uvs, dtype=np.float32).ravel())
+
     if shading == "FLAT":
         mesh.shade_flat()
     else:
@@ -44,18 +56,55 @@ def build_mesh(name: str, vertices: np.ndarray, faces: np.ndarray, colors: np.nd
     return mesh
 
 
-def build_material(name: str, attribute_name: str = COLOR_ATTRIBUTE) -> bpy.types.Material:
-    """Principled BSDF whose Base Color is the mesh's colour attribute."""
+def build_material(name: str, attribute_name: str = COLOR_ATTRIBUTE, base_color: bpy.types.Image | None = None,
+                   normal_map: bpy.types.Image | None = None) -> bpy.types.Material:
+    """Principled BSDF whose Base Color is the base colour image (through an Image
+    Texture node on the UV map), else the mesh's colour attribute; a normal map image
+    feeds its Normal through a tangent-space Normal Map node."""
     material = bpy.data.materials.new(name)
     material.use_nodes = True
     nodes, links = material.node_tree.nodes, material.node_tree.links
     bsdf = next((n for n in nodes if n.type == "BSDF_PRINCIPLED"), None) or nodes.new("ShaderNodeBsdfPrincipled")
-    bsdf.inputs["Roughness"].default_value = 0.8  # the scans are matte; the default looks plastic
-    color = nodes.new("ShaderNodeVertexColor")  # "Color Attribute" in the UI
-    color.layer_name = attribute_name
-    color.location = (bsdf.location.x - 300, bsdf.location.y)
-    links.new(color.outputs["Color"], bsdf.inputs["Base Color"])
+    bsdf.inputs["Roughness"].default_value = ROUGHNESS
+    x, y = bsdf.location.x, bsdf.location.y
+    if base_color is None:
+        color = nodes.new("ShaderNodeVertexColor")  # "Color Attribute" in the UI
+        color.layer_name = attribute_name
+        color.location = (x - 300, y)
+        links.new(color.outputs["Color"], bsdf.inputs["Base Color"])
+        return material
+    texture = nodes.new("ShaderNodeTexImage")
+    texture.image, texture.location = base_color, (x - 400, y)
+    links.new(texture.outputs["Color"], bsdf.inputs["Base Color"])
+    if normal_map is not None:
+        normal_texture = nodes.new("ShaderNodeTexImage")
+        normal_texture.image, normal_texture.location = normal_map, (x - 600, y - 320)
+        normal_node = nodes.new("ShaderNodeNormalMap")
+        normal_node.space, normal_node.uv_map, normal_node.location = "TANGENT", UV_MAP, (x - 250, y - 320)
+        links.new(normal_texture.outputs["Color"], normal_node.inputs["Color"])
+        links.new(normal_node.outputs["Normal"], bsdf.inputs["Normal"])
     return material
+
+
+def texture_image(name: str, pixels: np.ndarray, non_color: bool = False) -> bpy.types.Image:
+    """A packed Blender image holding (T, T, 3) uint8 pixels, top row first."""
+    height, width = pixels.shape[:2]
+    image = bpy.data.images.new(name, width, height, alpha=False)
+    if non_color:  # a normal map is data: no sRGB curve on its way to the shader
+        image.colorspace_settings.name = "Non-Color"
+    _store_pixels(image, pixels)
+    return image
+
+
+def _store_pixels(image: bpy.types.Image, pixels: np.ndarray) -> None:
+    """(H, W, 3) uint8, top row first, into a byte image (bytes kept exactly), packed
+    into the .blend: it has no file behind it, and nothing is lost when the file moves."""
+    height, width = pixels.shape[:2]
+    rgba = np.ones((height, width, 4), dtype=np.float32)
+    rgba[..., :3] = pixels[..., :3].astype(np.float32) / 255.0
+    image.pixels.foreach_set(rgba[::-1].ravel())  # Blender stores the bottom row first
+    image.update()
+    image.pack()
 
 
 def placement_offset(vertices: np.ndarray, location, rest_on_cursor: bool) -> tuple:
@@ -66,20 +115,44 @@ def placement_offset(vertices: np.ndarray, location, rest_on_cursor: bool) -> tu
     return (x, y, z)
 
 
-def create_object(context, name: str, vertices, faces, colors, *, shading="SMOOTH", location=(0, 0, 0),
-                  rest_on_cursor=False, collection=None, source="", settings=None) -> bpy.types.Object:
+@contextlib.contextmanager
+def _removed_on_failure(made: list):
+    """Datablocks appended to `made` are removed again if the block fails."""
+    try:
+        yield made
+    except BaseException:
+        bpy.data.batch_remove(made)
+        raise
+
+
+def create_object(context, name: str, vertices, faces, colors, *, uvs=None, base_color=None, normal_map=None,
+                  shading="SMOOTH", location=(0, 0, 0), rest_on_cursor=False, collection=None, source="",
+                  settings=None) -> bpy.types.Object:
     """Build, place, link, select and activate the object; returns it.
 
     The mesh keeps the backend's coordinates; placement lives only in the object's
-    location (rotation stays identity), so the result is never rotated twice.
+    location (rotation stays identity), so the result is never rotated twice. The
+    textures are named after the object ("<object> Base Color", "<object> Normal").
     """
-    mesh = build_mesh(name, vertices, faces, colors, shading)
-    mesh.materials.append(build_material(name))
-    obj = bpy.data.objects.new(name, mesh)
-    obj.location = placement_offset(np.asarray(vertices).reshape(-1, 3), location, rest_on_cursor)
-    obj[PROPERTY_SOURCE] = str(source)
-    obj[PROPERTY_SETTINGS] = dict(settings or {})
-    (collection or context.collection or context.scene.collection).objects.link(obj)
+    with _removed_on_failure([]) as made:
+        mesh = build_mesh(name, vertices, faces, colors, shading, uvs if base_color is not None else None)
+        made.append(mesh)
+        obj = bpy.data.objects.new(name, mesh)
+        made.append(obj)
+        images = {}
+        if base_color is not None:
+            images["base_color"] = texture_image(f"{obj.name} Base Color", base_color)
+            made.append(images["base_color"])
+            if normal_map is not None:
+                images["normal_map"] = texture_image(f"{obj.name} Normal", normal_map, non_color=True)
+                made.append(images["normal_map"])
+        material = build_material(obj.name, **images)
+        made.append(material)
+        mesh.materials.append(material)
+        obj.location = placement_offset(np.asarray(vertices).reshape(-1, 3), location, rest_on_cursor)
+        obj[PROPERTY_SOURCE] = str(source)
+        obj[PROPERTY_SETTINGS] = dict(settings or {})
+        (collection or context.collection or context.scene.collection).objects.link(obj)
 
     view_layer = context.view_layer
     for other in view_layer.objects.selected:
@@ -102,10 +175,6 @@ def show_prepared_image(name: str, pixels: np.ndarray) -> bpy.types.Image | None
         image = None
     if image is None:
         image = bpy.data.images.new(image_name, width, height, alpha=False)
-    rgba = np.ones((height, width, 4), dtype=np.float32)
-    rgba[..., :3] = pixels[..., :3].astype(np.float32) / 255.0
-    image.pixels.foreach_set(rgba[::-1].ravel())  # Blender stores the bottom row first
-    image.update()
-    image.pack()  # keep it in the .blend; it has no file behind it
+    _store_pixels(image, pixels)
     image.use_fake_user = True  # nothing uses it in the scene: without this a save drops it
     return image

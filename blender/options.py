@@ -7,19 +7,27 @@ defaults (`default_<name>`), and `resolve` decides, in one place, which value ap
 an operator argument that was given, then the panel's value (unless the panel says "use
 the preferences' defaults"), then the preferences' default. The model family is chosen
 beside the source, so it comes from the operator, else the panel (always), and a text
-job always goes to a family that reads text (Shap-E).
+job always goes to a family that reads text (Shap-E). The preset (Raw Surface, Clean,
+Game Asset, Custom) then sets the mesh stage's options, except those given to the
+operator: it comes from the operator, else the panel (always: the raw surface is one
+click away, whatever "use the preferences' defaults" says), and Custom leaves the
+options as resolved.
 """
 
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 
 from ..backend.bridge.options import (
     ALL_OPTIONS,
+    ASSET_OPTIONS,
+    CUSTOM_PRESET,
     FAMILIES,
     FAMILIES_BY_NAME,
     FAMILY_OPTION,
     JOB_OPTIONS,
     OBJECT_OPTIONS,
-    options_for,
+    PRESET_OPTION,
+    PRESETS_BY_NAME,
+    apply_preset,
 )
 from ..backend.bridge.settings import GenerateSettings
 
@@ -31,7 +39,9 @@ def blender_property(option, remembered: bool = True):
 
     remembered=False (operators): Blender must not carry a value over from the last
     call, or an option left out would silently take the previous call's value instead
-    of the panel's or the preferences'.
+    of the panel's or the preferences'. Operators also get only soft limits: Blender
+    clamps a value beyond a hard limit without a word (texture_size=9000 would bake
+    8192), where the backend's check names the rule instead.
     """
     common = {"name": option.label, "description": option.description, "default": option.default}
     if not remembered:
@@ -42,10 +52,13 @@ def blender_property(option, remembered: bool = True):
         return EnumProperty(items=list(option.choices), **common)
     limits = {}
     low = option.soft_minimum if option.soft_minimum is not None else option.minimum
+    if option.zero_means:
+        low = 0  # "0: keep all" is a value too; 1 to 3 faces get the backend's clear error
+    hard = "" if remembered else "soft_"  # the panel's and the preferences' fields keep hard limits
     if low is not None:
-        limits["min"] = low
+        limits[hard + "min"] = low
     if option.maximum is not None:
-        limits["max"] = option.maximum
+        limits[hard + "max"] = option.maximum
     if option.soft_maximum is not None:
         limits["soft_max"] = option.soft_maximum
     if option.kind is int:
@@ -53,9 +66,11 @@ def blender_property(option, remembered: bool = True):
     return FloatProperty(**common, **limits)
 
 
-def annotations(prefix: str = "", remembered: bool = True) -> dict:
-    """Property annotations for every option, for a class body's `__annotations__`."""
-    return {prefix + option.name: blender_property(option, remembered) for option in ALL_OPTIONS}
+def annotations(prefix: str = "", remembered: bool = True, with_preset: bool = False) -> dict:
+    """Property annotations for every option, for a class body's `__annotations__`
+    (the preset too for the panel and the operators; the preferences hold none)."""
+    chosen = ALL_OPTIONS + ((PRESET_OPTION,) if with_preset else ())
+    return {prefix + option.name: blender_property(option, remembered) for option in chosen}
 
 
 def resolve(operator=None, panel=None, preferences=None, task: str = "image") -> dict:
@@ -75,7 +90,17 @@ def resolve(operator=None, panel=None, preferences=None, task: str = "image") ->
             values[option.name] = option.default
     if not (operator is not None and operator.properties.is_property_set(FAMILY_OPTION.name)):
         values[FAMILY_OPTION.name] = family_for(values[FAMILY_OPTION.name], task)
-    return values
+    given = {o.name for o in ASSET_OPTIONS if operator is not None and operator.properties.is_property_set(o.name)}
+    preset = chosen_preset(operator, panel)
+    return {**apply_preset(values, preset, given), PRESET_OPTION.name: preset}
+
+
+def chosen_preset(operator=None, panel=None) -> str:
+    if operator is not None and operator.properties.is_property_set(PRESET_OPTION.name):
+        return getattr(operator, PRESET_OPTION.name)
+    if panel is not None:
+        return getattr(panel, PRESET_OPTION.name)
+    return PRESET_OPTION.default
 
 
 def family_for(chosen: str, task: str) -> str:
@@ -102,21 +127,31 @@ def object_values(values: dict) -> dict:
     return {option.name: values[option.name] for option in OBJECT_OPTIONS}
 
 
-def draw(layout, holder, prefix: str = "", family: str | None = None, task: str | None = None) -> None:
-    """One row per option, in declaration order: those a job of `family` starting from
-    `task` uses (the family itself is drawn beside the source), or, without a family,
-    every option under its family's name (the preferences' defaults)."""
+def draw(layout, holder, prefix: str = "", options=ALL_OPTIONS, family: str | None = None, task: str | None = None) -> None:
+    """One row per option of `options`, in declaration order: those a job of `family`
+    starting from `task` uses (the family itself is drawn beside the source), or, without
+    a family, each family's under its name, then those of every family (the preferences)."""
     if family is not None:
-        for option in options_for(family, task):
-            if option is not FAMILY_OPTION:
+        for option in options:
+            if option is not FAMILY_OPTION and option.applies_to(family, task):
                 layout.prop(holder, prefix + option.name)
         return
     for chosen in FAMILIES:
         layout.label(text=chosen.label)
-        for option in ALL_OPTIONS:
+        for option in options:
             if chosen.identifier in option.families:
                 layout.prop(holder, prefix + option.name)
     layout.label(text="Every Model")
-    for option in ALL_OPTIONS:
+    for option in options:
         if not option.families:
             layout.prop(holder, prefix + option.name)
+
+
+def preset_summary(preset: str) -> str:
+    """What a preset makes, in a few words (the panel shows it under the preset)."""
+    chosen = PRESETS_BY_NAME.get(preset)
+    return chosen.description if chosen is not None else ""
+
+
+def shows_asset_options(holder) -> bool:
+    return getattr(holder, PRESET_OPTION.name, CUSTOM_PRESET) == CUSTOM_PRESET

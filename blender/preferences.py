@@ -123,7 +123,7 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
         draw_download_status(models.column(align=True))
 
         box = layout.box()
-        box.label(text="Defaults", icon="OPTIONS")
+        box.label(text="Defaults (the mesh options: for the Custom preset)", icon="OPTIONS")
         options.draw(box.column(align=True), self, options.PREFERENCE_PREFIX)
 
 

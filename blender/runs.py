@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 import bpy
 
 from ..backend.bridge.errors import BackendError, Cancelled, error_from
-from ..backend.bridge.options import OPTIONS_BY_NAME, SHAP_E, TRIPOSR
+from ..backend.bridge.options import OPTIONS_BY_NAME, SHAP_E
 from ..backend.bridge.prompts import read_prompts
-from ..backend.bridge.settings import GenerateSettings
+from ..backend.bridge.settings import GenerateSettings, job_stages
 from . import image_source, mesh_builder, prompt_source, worker_session
 from .job_state import STATUS
 
-# Rough share of a job's time per backend stage, for one overall percentage.
-STAGE_WEIGHTS = {
-    TRIPOSR: {"prepare": 0.05, "encode": 0.15, "field": 0.55, "surface": 0.1, "colors": 0.15},
-    SHAP_E: {"prepare": 0.01, "encode": 0.01, "diffusion": 0.9, "field": 0.06, "surface": 0.01, "colors": 0.01},
-}
+# Rough share of a job's time per backend stage, for one overall percentage (a job
+# counts only the stages it goes through: bridge/settings.py job_stages). Shap-E's
+# diffusion is most of its job: on a CPU minutes, against seconds for the rest.
+STAGE_WEIGHTS = {"prepare": 0.05, "encode": 0.15, "diffusion": 8.0, "field": 0.55, "surface": 0.1, "cleanup": 0.03,
+                 "decimate": 0.03, "colors": 0.15, "unwrap": 0.03, "bake": 0.2}
 GRID_SPACING = 2.5  # TripoSR's objects fit in a cube of side ~1.7, Shap-E's in one of side 2
 # Custom properties of a Shap-E object, besides its source and settings: what makes it again
 PROPERTY_PROMPT = "image_to_3d_prompt"
@@ -46,13 +46,15 @@ class RunOptions:
         return {**self.settings.to_dict(), "model": model}
 
 
-def overall_fraction(stage: str, fraction: float, family: str = TRIPOSR) -> float:
+def overall_fraction(stage: str, fraction: float, stages) -> float:
+    """0..1 over the whole job from one stage's fraction; `stages`: the job's own stages."""
+    total = sum(STAGE_WEIGHTS[name] for name in stages)
     done = 0.0
-    for name, weight in STAGE_WEIGHTS[family].items():
+    for name in stages:
         if name == stage:
-            return done + weight * max(0.0, min(1.0, fraction))
-        done += weight
-    return done
+            return (done + STAGE_WEIGHTS[name] * max(0.0, min(1.0, fraction))) / total
+        done += STAGE_WEIGHTS[name]
+    return done / total
 
 
 class GenerateRun:
@@ -95,7 +97,7 @@ class GenerateRun:
                 continue  # late events of an earlier, cancelled job
             if event.kind == "progress":
                 self.stage = event.stage or self.stage
-                self.fraction = overall_fraction(event.stage, event.fraction or 0.0, self.options.settings.family)
+                self.fraction = overall_fraction(event.stage, event.fraction or 0.0, job_stages(self.options.settings))
             elif event.kind == "result":
                 self.result = event.result
             elif event.kind == "error":
@@ -122,6 +124,7 @@ def finish(context, job: GenerateRun, location=None, collection=None) -> bpy.typ
     model = job.model_label()
     obj = mesh_builder.create_object(
         context, job.image.name, result.vertices, result.faces, result.colors,
+        uvs=result.uvs, base_color=result.base_color, normal_map=result.normal_map,
         shading=job.options.shading,
         location=context.scene.cursor.location if location is None else location,
         rest_on_cursor=job.options.rest_on_cursor,
@@ -135,8 +138,9 @@ def finish(context, job: GenerateRun, location=None, collection=None) -> bpy.typ
         obj[PROPERTY_SEED] = job.options.settings.seed
     prepared = mesh_builder.show_prepared_image(obj.name, result.prepared_image)  # none for a prompt
     STATUS.last_input_image = prepared.name if prepared else ""
+    textures = f"{len(result.base_color)} px textures, " if result.base_color is not None else ""
     STATUS.last_result = (
-        f"{obj.name}: {len(result.vertices):,} vertices, {len(result.faces):,} faces, {job.seconds:.1f} s"
+        f"{obj.name}: {len(result.vertices):,} vertices, {len(result.faces):,} faces, {textures}{job.seconds:.1f} s"
     )
     # a warning (e.g. a tiny object) stays visible in the panel beside the result
     STATUS.last_error = "; ".join(result.notes)

@@ -22,8 +22,8 @@ class ImageTo3DSceneSettings(bpy.types.PropertyGroup):
         "filepath": StringProperty(name="File", subtype="FILE_PATH", description="Image file to turn into a mesh"),
         "use_defaults": BoolProperty(name="Use preference defaults", default=True,
                                      description="Take resolution, threshold and the rest from the add-on preferences"),
-        # resolution, threshold, ...: the job options, as declared once
-        **options.annotations(),
+        # resolution, threshold, ..., and the preset: the job options, as declared once
+        **options.annotations(with_preset=True),
         "batch_source": EnumProperty(
             name="Batch Of",
             items=[("FOLDER", "Images", "Every image of a folder"),

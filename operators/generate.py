@@ -14,7 +14,7 @@ class JobProperties:
     """The job options as properties, for generate and batch; unset ones come from the
     panel or the preferences (blender/options.py decides)."""
 
-    __annotations__ = options.annotations(remembered=False)
+    __annotations__ = options.annotations(remembered=False, with_preset=True)
 
     @classmethod
     def poll(cls, context):

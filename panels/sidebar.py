@@ -2,7 +2,7 @@
 
 import bpy
 
-from ..backend.bridge.options import FAMILIES_BY_NAME
+from ..backend.bridge.options import ALL_OPTIONS, ASSET_OPTIONS, FAMILIES_BY_NAME, PRESET_OPTION
 from ..blender import options, worker_session
 from ..blender.addon import ADDON_ID, preferences
 from ..blender.job_state import STATUS
@@ -60,11 +60,21 @@ def draw_model(layout, settings, task: str) -> str:
 
 def draw_options(layout, settings, family: str, task: str) -> None:
     """The options a job of this family and input uses; the operators read them
-    (blender/options.py resolve)."""
+    (blender/options.py resolve).
+
+    The preset stays live whatever "use preference defaults" says: Raw Surface is one
+    click away. Custom shows the mesh stage's own options.
+    """
+    layout.prop(settings, PRESET_OPTION.name)
+    custom = options.shows_asset_options(settings)
+    if not custom:
+        for i, line in enumerate(_wrap(options.preset_summary(settings.preset), 44)):
+            layout.label(text=line, icon="MOD_DECIM" if i == 0 else "BLANK1")
     layout.prop(settings, "use_defaults")
     column = layout.column(align=True)
     column.enabled = not settings.use_defaults
-    options.draw(column, settings, family=family, task=task)
+    shown = [option for option in ALL_OPTIONS if custom or option not in ASSET_OPTIONS]
+    options.draw(column, settings, options=shown, family=family, task=task)
 
 
 def draw_model_status(layout) -> None:

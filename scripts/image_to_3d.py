@@ -1,7 +1,8 @@
 """Headless Image to 3D: images or text prompts in, a .blend and/or exported meshes out.
 
     blender -b --python scripts/image_to_3d.py -- --input IMAGE_OR_FOLDER --model DIR \
-        [--save out.blend] [--export DIR --format glb] [options]
+        [--save out.blend] [--export DIR --format glb] [--preset raw|clean|game_asset|custom]
+        [--faces N] [--texture T] [--no-normal-map] [--smooth N] [--keep-floaters] [options]
     blender -b --python scripts/image_to_3d.py -- --prompt TEXT [--prompt TEXT ...] --model SHAP_E_DIR [...]
     blender -b --python scripts/image_to_3d.py -- --prompts FILE --model SHAP_E_DIR [...]
     blender -b --python scripts/image_to_3d.py -- --input ... --server URL --token-file F [...]
@@ -30,10 +31,11 @@ from backend.bridge.options import (  # noqa: E402
     ALL_OPTIONS,
     DEVICES,
     FAMILIES_BY_NAME,
-    OPTIONS_BY_NAME,
+    PRESET_OPTION,
     add_arguments,
     check_family_takes,
     flags_not_used,
+    value_problem,
     values_given,
 )
 from backend.bridge.tokens import TokenFileError, read_token_file  # noqa: E402
@@ -59,8 +61,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--format", default="glb", choices=FORMATS, help="export format (default glb)")
     parser.add_argument("--python", help="backend Python (default: the preferences', else this interpreter)")
     parser.add_argument("--device", choices=DEVICES, help="default: the preferences'")
-    # the job options; one left out takes the add-on preferences' default
-    add_arguments(parser, ALL_OPTIONS, show_defaults=False)
+    # the job options; one left out takes the add-on preferences' default, and the
+    # preset (default: the panel's, Game Asset in a new scene) sets the mesh options not given
+    add_arguments(parser, (PRESET_OPTION, *ALL_OPTIONS), show_defaults=False)
     parser.add_argument("--recursive", action="store_true", help="include subfolders of a folder input")
     return parser.parse_args(argv)
 
@@ -213,12 +216,10 @@ def argument_problem(args) -> str | None:
     unused = flags_not_used(args, ALL_OPTIONS, family, task)
     if unused:
         return f"{', '.join(unused)}: not used by {FAMILIES_BY_NAME[family].label} jobs"
-    for name, value in values_given(args, ALL_OPTIONS, family, task).items():
-        option = OPTIONS_BY_NAME[name]
-        try:
-            option.check(value)  # Blender would clamp silently; say it instead
-        except ValueError as error:
-            return f"{option.cli_flag}: {error}"
+    # Blender would clamp silently; say it instead
+    problem = value_problem(values_given(args, ALL_OPTIONS, family, task), ALL_OPTIONS)
+    if problem:
+        return problem
     if args.save:
         if os.path.isdir(args.save):
             return f"--save {args.save} is a folder: give the path of the .blend file to write"
@@ -277,7 +278,7 @@ def main(argv: list[str]) -> int:
                 print(f"image_to_3d: {problem}", file=sys.stderr, flush=True)
                 return 2
         clear_default_cube()
-        options = {**values_given(args, ALL_OPTIONS, family, task), "family": family}
+        options = {**values_given(args, (PRESET_OPTION, *ALL_OPTIONS), family, task), "family": family}
         if args.prompt:
             status = convert_prompts(extension, args, options)
         elif args.prompts or os.path.isdir(args.input):

@@ -32,6 +32,24 @@ def test_benchmark_smallest_case_runs_and_meshes_match(tiny_model_dir, flamingo_
     assert "meshes MATCH" in done.stdout
 
 
+def test_asset_benchmark_smallest_case_times_both_jobs(tiny_model_dir, flamingo_path, tmp_path):
+    out = tmp_path / "asset.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "asset_bench.py"), "--model", str(tiny_model_dir), "--image",
+         str(flamingo_path), "--resolution", "32", "--repeats", "1", "--faces", "500", "--texture", "128",
+         "--no-quality", "--json", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    raw, asset = report["runs"]["raw"], report["runs"]["asset"]
+    assert "cleanup" not in raw and raw["colors"]["median"] > 0
+    for step in ("cleanup", "decimate", "unwrap", "rasterize", "bake_color", "bake_normals", "asset_stage"):
+        assert asset[step]["median"] > 0, step
+    assert report["ratio"]["median"] > 0 and report["mesh"]["asset_faces"] <= 500
+    assert "asset job / raw job" in done.stdout
+
+
 @pytest.mark.slow
 def test_server_benchmark_smallest_case_runs_and_results_are_exact(tiny_model_dir, flamingo_path):
     """bench/serve_bench.py, which the lead runs on a GPU: one server (batching on), two

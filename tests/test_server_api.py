@@ -239,7 +239,8 @@ def test_openapi_lists_exactly_the_routes(front):
     assert documented == routed
     parameters = {p["name"] for p in document["paths"]["/v1/jobs"]["post"]["parameters"]}
     assert parameters == {option.name for option in JOB_OPTIONS}  # every family's, Shap-E's too
-    assert {"resolution", "threshold", "foreground_ratio", "remove_background", "family", "steps"} <= parameters
+    assert {"resolution", "threshold", "foreground_ratio", "remove_background", "max_faces", "texture_size",
+            "normal_map", "smooth_iterations", "keep_floaters", "family", "steps"} <= parameters
 
 
 def test_clients_on_many_threads_share_nothing_but_the_server(front):

@@ -81,6 +81,9 @@ def test_cpu_replicas_share_the_cores():
     assert plan_replicas("auto", "auto", {"CPU": 2.0}) == ReplicaPlan(1, "cpu", 0.0, 2.0, 2)
     assert plan_replicas("2", "cpu", {"CPU": 2.0, "GPU": 1.0}) == ReplicaPlan(2, "cpu", 0.0, 1.0, 1)
     assert plan_replicas("3", "auto", {"CPU": 2.0}).torch_threads == 1
+    assert plan_replicas("4", "cpu", {"CPU": 16.0}, cpus_per_replica=2) == ReplicaPlan(4, "cpu", 0.0, 2.0, 2)
+    with pytest.raises(SetupError, match="more than the 16 cores"):
+        plan_replicas("9", "cpu", {"CPU": 16.0}, cpus_per_replica=2)
 
 
 @pytest.mark.parametrize("requested, device, resources, words", [

@@ -165,6 +165,33 @@ def test_result_as_glb(model_server, examples_dir):
     api.forget(job_id)
 
 
+def test_textured_jobs_bring_their_uvs_and_textures_back(model_server, in_process, examples_dir):
+    """The mesh stage on a replica: the same Result arrays as in process, and a GLB with both
+    textures embedded."""
+    import io
+
+    import trimesh
+
+    settings = {"resolution": 32, "max_faces": 500, "texture_size": 128}
+    client = model_server.client()
+    result = client.run(settings, image_path=examples_dir / "flamingo.png", timeout=180)
+    expected = in_process(examples_dir / "flamingo.png", settings)
+    np.testing.assert_array_equal(result.faces, expected.faces)
+    np.testing.assert_array_equal(result.uvs, expected.uvs)
+    np.testing.assert_array_equal(result.base_color, expected.base_color)
+    np.testing.assert_array_equal(result.normal_map, expected.normal_map)
+    from backend.bridge import protocol
+
+    pixels = np.frombuffer((examples_dir / "flamingo.png").read_bytes(), np.uint8)
+    job_id = client.api.submit(protocol.Generate(job_id="textured", settings=settings, image_bytes=pixels))["job_id"]
+    status = client.api.status(job_id)
+    while status["state"] not in ("done", "failed", "cancelled"):
+        status = client.api.status(job_id, since=status["version"], wait=5)
+    mesh = trimesh.load(io.BytesIO(client.api.result_glb(job_id)), file_type="glb", force="mesh", process=False)
+    assert mesh.visual.material.baseColorTexture.size == mesh.visual.material.normalTexture.size == (128, 128)
+    client.api.forget(job_id)
+
+
 def test_the_cli_runs_on_the_server(model_server, in_process, examples_dir, tmp_path):
     import trimesh
 

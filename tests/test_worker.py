@@ -469,7 +469,8 @@ def test_cuda_out_of_memory_twice_names_the_setting_to_lower(monkeypatch):
 def test_settings_of_the_wrong_type_are_refused_by_name(raw_worker, tiny_model_dir, flamingo_path):
     job = {"model": str(tiny_model_dir), "device": "cpu", "image_path": str(flamingo_path)}
     for number, (name, value) in enumerate([("resolution", "32"), ("threshold", "abc"), ("remove_background", "no"),
-                                            ("foreground_ratio", True)]):
+                                            ("foreground_ratio", True), ("max_faces", 2), ("texture_size", 50),
+                                            ("smooth_iterations", -1)]):
         raw_worker.send("generate", {**job, "job_id": f"t{number}", "settings": {name: value}})
         error = raw_worker.next("error")
         assert (error.get("job_id"), error.get("code")) == (f"t{number}", "bad_request")

@@ -17,6 +17,13 @@ def temporary_path(folder: str, name: str) -> str:
     return os.path.join(folder, f"{TEMPORARY_PREFIX}{os.getpid()}-{name}")
 
 
+def publish(staging: str, folder: str, main_name: str) -> None:
+    """Move every file written in `staging` into `folder`, the main file last: once it
+    appears, its companions (.mtl, textures) are already there."""
+    for entry in sorted(os.listdir(staging), key=lambda entry: entry == main_name):
+        os.replace(os.path.join(staging, entry), os.path.join(folder, entry))
+
+
 def remove_stale(folder: str) -> None:
     """Temporary files and folders in `folder` left by processes that no longer run."""
     try:

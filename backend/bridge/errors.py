@@ -55,6 +55,12 @@ class WrongModelError(BackendError):
     code = "wrong_model"
 
 
+class AtlasFullError(BackendError):
+    """The mesh's UV charts do not fit the texture asked for."""
+
+    code = "atlas_full"
+
+
 class WorkerFailed(BackendError):
     """The model process died or answered nonsense."""
 
@@ -111,6 +117,7 @@ ERRORS_BY_CODE = {
         OutOfMemoryError,
         PromptError,
         WrongModelError,
+        AtlasFullError,
         WorkerFailed,
         WorkerTimeout,
         BadRequest,

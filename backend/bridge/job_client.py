@@ -31,6 +31,9 @@ class JobResult:
     timings: dict  # stage -> seconds; "load" only when this job loaded the model
     device: str
     notes: list = field(default_factory=list)  # warnings for the user
+    uvs: np.ndarray | None = None  # (M, 3, 2) float32 per face corner, when textured
+    base_color: np.ndarray | None = None  # (T, T, 3) uint8, top row first
+    normal_map: np.ndarray | None = None  # (T, T, 3) uint8, top row first
 
 
 @dataclass

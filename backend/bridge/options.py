@@ -25,6 +25,7 @@ class Option:
     exclusive_minimum: bool = False  # the minimum itself is not allowed
     choices: tuple = ()  # (identifier, label, description) for kind str
     flag: str | None = None  # the CLI flag; None = "--" + name with dashes
+    zero_means: str | None = None  # 0 is allowed besides the range, and means this ("keep all")
     # Where it applies: model families (FAMILIES' identifiers) and inputs (TASKS); () = all
     families: tuple = ()
     tasks: tuple = ()
@@ -59,7 +60,7 @@ class Option:
             value = float(value)
             if not math.isfinite(value):
                 raise ValueError(f"{self.name} must be a finite number, got {value!r}")
-        if not self._in_range(value):
+        if not (self.zero_means and value == 0) and not self._in_range(value):
             raise ValueError(f"{self.name} must be {self.range_text()}, got {value!r}")
         return value
 
@@ -70,6 +71,11 @@ class Option:
         return self.maximum is None or value <= self.maximum
 
     def range_text(self) -> str:
+        if self.zero_means:
+            return f"0 ({self.zero_means}) or {self._plain_range_text()}"
+        return self._plain_range_text()
+
+    def _plain_range_text(self) -> str:
         low = self.minimum
         if low is not None and self.maximum is not None:
             opening = "(" if self.exclusive_minimum else "["
@@ -135,8 +141,27 @@ SHAP_E_OPTIONS = (
            minimum=16, maximum=256, flag="--resolution", families=(SHAP_E,)),
 )
 
-# What the backend needs for one job (GenerateSettings' fields).
-JOB_OPTIONS = (FAMILY_OPTION,) + TRIPOSR_OPTIONS + SHAP_E_OPTIONS
+# What the mesh stage (backend/mesh/asset/) makes of the surface, of either family. Their
+# defaults are the raw surface, untouched, as TripoSR's own run.py gives it; the stage runs
+# only when max_faces, texture_size or smooth_iterations asks for something (asset_stage_runs).
+ASSET_OPTIONS = (
+    Option("max_faces", "Max Faces", int, 0, "Decimate to at most this many triangles (0 keeps every triangle)",
+           minimum=4, zero_means="keep all", soft_maximum=200_000, flag="--faces"),
+    Option("texture_size", "Texture Size", int, 0,
+           "Bake T x T pixel textures on a UV map (0: vertex colours only, no UV map)",
+           minimum=64, maximum=8192, zero_means="vertex colours", soft_maximum=4096, flag="--texture"),
+    Option("normal_map", "Normal Map", bool, True,
+           "Bake the full-detail surface into a normal map (with a texture)", flag="--no-normal-map"),
+    Option("smooth_iterations", "Smoothing", int, 0,
+           "Taubin smoothing passes over the surface before decimation (0: none)",
+           minimum=0, maximum=100, soft_maximum=10, flag="--smooth"),
+    Option("keep_floaters", "Keep Floaters", bool, False,
+           "Keep the small pieces floating apart from the object (when the mesh stage runs)",
+           flag="--keep-floaters"),
+)
+
+# GenerateSettings' fields: everything the backend needs for one job.
+JOB_OPTIONS = (FAMILY_OPTION,) + TRIPOSR_OPTIONS + SHAP_E_OPTIONS + ASSET_OPTIONS
 
 # How the result becomes a Blender object; the backend never sees these.
 OBJECT_OPTIONS = (
@@ -147,6 +172,45 @@ OBJECT_OPTIONS = (
 )
 
 ALL_OPTIONS = JOB_OPTIONS + OBJECT_OPTIONS
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of values of every ASSET_OPTIONS option."""
+
+    identifier: str
+    label: str
+    description: str
+    values: dict
+
+
+PRESETS = (
+    # the options' defaults: the mesh stage does not run
+    Preset("RAW", "Raw Surface", "The surface as the model made it: every triangle, vertex colours, floaters too",
+           {option.name: option.default for option in ASSET_OPTIONS}),
+    Preset("CLEAN", "Clean", "Floaters removed and grid steps smoothed (2 passes); every triangle, vertex colours",
+           {"max_faces": 0, "texture_size": 0, "normal_map": True, "smooth_iterations": 2, "keep_floaters": False}),
+    Preset("GAME_ASSET", "Game Asset", "20,000 triangles on a UV map with 1024 px colour and normal maps",
+           {"max_faces": 20_000, "texture_size": 1024, "normal_map": True, "smooth_iterations": 0,
+            "keep_floaters": False}),
+)
+CUSTOM_PRESET = "CUSTOM"
+PRESETS_BY_NAME = {preset.identifier: preset for preset in PRESETS}
+# Blender's panel, operators and headless script choose a preset; CUSTOM takes the
+# options' own values. The CLI has no preset: its defaults are the raw surface.
+PRESET_OPTION = Option(
+    "preset", "Preset", str, "GAME_ASSET", "What the mesh stage makes of the surface",
+    choices=tuple((p.identifier, p.label, p.description) for p in PRESETS)
+    + ((CUSTOM_PRESET, "Custom", "The values set below"),),
+)
+
+
+def apply_preset(values: dict, preset: str, given=()) -> dict:
+    """`values` with the preset's asset options, except the names in `given` (set explicitly)."""
+    chosen = PRESETS_BY_NAME.get(preset)
+    if chosen is None:  # CUSTOM
+        return dict(values)
+    return {**values, **{name: value for name, value in chosen.values.items() if name not in given}}
 
 # Where and how the model runs (chosen per worker, not per job).
 DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: CUDA, then Apple MPS, then the CPU
@@ -204,7 +268,19 @@ def add_arguments(parser, options, show_defaults: bool = True) -> None:
                                 choices=[identifier for identifier, _, _ in option.choices],
                                 help=option.description + shown)
         else:
-            parser.add_argument(flag, dest=dest, default=None, type=option.kind, help=option.description + shown)
+            parser.add_argument(flag, dest=dest, default=None, type=option.kind, metavar=flag.lstrip("-").upper(),
+                                help=option.description + shown)
+
+
+def value_problem(values: dict, options) -> str | None:
+    """The first given value an option refuses, as "--flag: why"; None when all are good."""
+    for option in options:
+        if values.get(option.name) is not None:
+            try:
+                option.check(values[option.name])
+            except ValueError as error:
+                return f"{option.cli_flag}: {error}"
+    return None
 
 
 def _scope(option) -> str:

@@ -167,6 +167,20 @@ class Result:
     colors: np.ndarray  # (N, 4) uint8
     prepared_image: np.ndarray  # (H, W, 3) uint8
     notes: list = field(default_factory=list)  # warnings for the user
+    # with a texture (settings texture_size > 0): the mesh stage's UV map and images
+    uvs: np.ndarray | None = None  # (M, 3, 2) float32, per face corner, v up
+    base_color: np.ndarray | None = None  # (T, T, 3) uint8 sRGB, top row first
+    normal_map: np.ndarray | None = None  # (T, T, 3) uint8 tangent space, top row first
+
+    def check(self):
+        faces = len(self.faces)
+        if self.uvs is not None and (self.uvs.dtype != np.float32 or self.uvs.shape != (faces, 3, 2)):
+            raise BadRequest(f"uvs must be float32 ({faces}, 3, 2), one UV per face corner")
+        for name in ("base_color", "normal_map"):
+            image = getattr(self, name)
+            if image is not None and (image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3
+                                      or image.shape[0] != image.shape[1]):
+                raise BadRequest(f"{name} must be a square (T, T, 3) uint8 image")
 
 
 @dataclass

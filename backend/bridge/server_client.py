@@ -152,4 +152,4 @@ class ServerClient(JobEvents):
 def job_result(event) -> JobResult:
     """A protocol.Result from the server as the JobResult a local worker's job gives."""
     return JobResult(event.vertices, event.faces, event.colors, event.prepared_image, dict(event.timings),
-                     event.device, [str(note) for note in event.notes])
+                     event.device, [str(note) for note in event.notes], event.uvs, event.base_color, event.normal_map)

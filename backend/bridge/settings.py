@@ -42,6 +42,31 @@ DEFAULT_RESOLUTION = OPTIONS_BY_NAME["resolution"].default
 DEFAULT_THRESHOLD = OPTIONS_BY_NAME["threshold"].default
 DEFAULT_FOREGROUND_RATIO = OPTIONS_BY_NAME["foreground_ratio"].default
 
+# Every progress stage a job can report, in order. A job without the mesh stage goes
+# prepare .. surface, colors (Shap-E's diffuses between encode and field); with it, the
+# surface is cleaned up and decimated before the final mesh's colours are taken, then
+# unwrapped and baked when textured.
+STAGES = ("prepare", "encode", "diffusion", "field", "surface", "cleanup", "decimate", "colors", "unwrap", "bake")
+_ASSET_ONLY = {"cleanup", "decimate"}
+_TEXTURE_ONLY = {"unwrap", "bake"}
+_SHAP_E_ONLY = {"diffusion"}
+
+
+def asset_stage_runs(settings) -> bool:
+    """True when the options ask the mesh stage for anything; otherwise the job returns
+    the raw surface, bit for bit what it was before the stage existed."""
+    return bool(settings.max_faces or settings.texture_size or settings.smooth_iterations)
+
+
+def job_stages(settings) -> tuple:
+    """The stages a job with these settings reports, in order."""
+    skip = set() if asset_stage_runs(settings) else set(_ASSET_ONLY)
+    if not settings.texture_size:
+        skip |= _TEXTURE_ONLY
+    if settings.family != SHAP_E:
+        skip |= _SHAP_E_ONLY
+    return tuple(stage for stage in STAGES if stage not in skip)
+
 
 def job_resolution(settings) -> int:
     """The grid resolution the job's family uses (what to lower when memory runs out)."""

@@ -171,7 +171,7 @@ class Supervision:
             if job.load_seconds is not None:
                 timings["load"] = job.load_seconds
             result = JobResult(event.vertices, event.faces, event.colors, event.prepared_image, timings, event.device,
-                               [str(note) for note in event.notes])
+                               [str(note) for note in event.notes], event.uvs, event.base_color, event.normal_map)
             self._emit("result", job_id, result=result)
         elif isinstance(event, protocol.Error):
             self._current = None

@@ -14,6 +14,14 @@ def model_to_blender(vertices: np.ndarray) -> np.ndarray:
     return np.stack((y, -x, z), axis=1).astype(np.float32)
 
 
+def blender_to_model(points):
+    """The inverse of model_to_blender, for numpy arrays or torch tensors (the mesh stage's
+    colour queries) alike, so this module needs no torch (the server's front imports it)."""
+    model = points[:, [1, 0, 2]]  # advanced indexing: a copy in numpy and torch
+    model[:, 0] = -model[:, 0]
+    return model
+
+
 def blender_to_gltf(vertices: np.ndarray) -> np.ndarray:
     x, y, z = vertices[:, 0], vertices[:, 1], vertices[:, 2]
     return np.stack((x, z, -y), axis=1).astype(np.float32)

@@ -158,7 +158,8 @@ def _glb_bytes(arrays: dict) -> bytes:
     from ..mesh.export import write_mesh  # trimesh: imported only when a GLB is asked for
 
     with tempfile.TemporaryDirectory(prefix="image_to_3d_glb_") as folder:
-        path = write_mesh(Path(folder) / "mesh.glb", arrays["vertices"], arrays["faces"], arrays["colors"])
+        path = write_mesh(Path(folder) / "mesh.glb", arrays["vertices"], arrays["faces"], arrays["colors"],
+                          arrays.get("uvs"), arrays.get("base_color"), arrays.get("normal_map"))
         return path.read_bytes()
 
 

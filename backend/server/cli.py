@@ -45,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--replicas", default="auto", help="model replicas: 'auto' = one per GPU, or one CPU replica")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="where replicas run the model: auto = one replica per GPU, else the CPU")
+    parser.add_argument("--cpus-per-replica", type=int, default=None,
+                        help="CPU replicas: cores each one uses (default: the replicas share all cores)")
     parser.add_argument("--precision", default="float32", choices=PRECISIONS, help="encoder precision (see README)")
     parser.add_argument("--max-batch", type=int, default=1,
                         help="jobs one replica runs at once (their CPU and GPU work overlap) and the most images "
@@ -142,7 +144,7 @@ def run_server(args, token: str, token_path: Path, sock: socket.socket, local: b
             import ray.serve  # noqa: F401 (importing it sets its logger to INFO; quiet it after)
 
             logging.getLogger("ray.serve").setLevel(logging.WARNING)
-        plan = ray_setup.plan_replicas(args.replicas, args.device, resources)
+        plan = ray_setup.plan_replicas(args.replicas, args.device, resources, args.cpus_per_replica)
         print(f"loading the model on {plan.count} {plan.device} replica(s)", flush=True)
         handle = ray_setup.deploy(plan, model, args.precision, args.max_batch, args.verbose)
         return serve_http(args, token, token_path, sock, handle, plan)

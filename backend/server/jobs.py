@@ -191,11 +191,17 @@ class JobTable:
         return dropped
 
 
-def result_arrays(vertices, faces, colors, prepared_image) -> dict:
-    """The result arrays with the dtypes the worker protocol promises."""
-    return {
+def result_arrays(vertices, faces, colors, prepared_image, uvs=None, base_color=None, normal_map=None) -> dict:
+    """The result arrays with the dtypes the worker protocol promises (the mesh stage's
+    UVs and textures only when the job made them)."""
+    arrays = {
         "vertices": np.ascontiguousarray(vertices, dtype=np.float32),
         "faces": np.ascontiguousarray(faces, dtype=np.int32),
         "colors": np.ascontiguousarray(colors, dtype=np.uint8),
         "prepared_image": np.ascontiguousarray(prepared_image, dtype=np.uint8),
     }
+    optional = {"uvs": (uvs, np.float32), "base_color": (base_color, np.uint8), "normal_map": (normal_map, np.uint8)}
+    for name, (array, dtype) in optional.items():
+        if array is not None:
+            arrays[name] = np.ascontiguousarray(array, dtype=dtype)
+    return arrays

@@ -24,11 +24,15 @@ def _setting_parameters() -> list:
     """One query parameter per job option (backend/bridge/options.py), with its range."""
     parameters = []
     for option in JOB_OPTIONS:
-        schema = {"type": _SETTING_TYPES[option.kind], "default": option.default}
+        schema, limits = {"type": _SETTING_TYPES[option.kind], "default": option.default}, {}
         if option.minimum is not None:
-            schema["exclusiveMinimum" if option.exclusive_minimum else "minimum"] = option.minimum
+            limits["exclusiveMinimum" if option.exclusive_minimum else "minimum"] = option.minimum
         if option.maximum is not None:
-            schema["maximum"] = option.maximum
+            limits["maximum"] = option.maximum
+        if option.zero_means and limits:  # 0 ("keep all", ...) or the range
+            schema["anyOf"] = [{"const": 0}, limits]
+        else:
+            schema.update(limits)
         if option.choices:
             schema["enum"] = [identifier for identifier, _, _ in option.choices]
         scope = f" [{', '.join(option.families)}{', ' + '/'.join(option.tasks) if option.tasks else ''}]" if option.families else ""

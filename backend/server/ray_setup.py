@@ -80,8 +80,12 @@ class ReplicaPlan:
     torch_threads: int | None  # CPU replicas share the cores between them
 
 
-def plan_replicas(requested: str, device: str, resources: dict) -> ReplicaPlan:
-    """One replica per GPU (or N); CPU replicas when there is no GPU or the CPU is asked for."""
+def plan_replicas(requested: str, device: str, resources: dict, cpus_per_replica: int | None = None) -> ReplicaPlan:
+    """One replica per GPU (or N); CPU replicas when there is no GPU or the CPU is asked for.
+
+    CPU replicas share all the cores, unless cpus_per_replica gives each a fixed number
+    (leaving the rest free, or measuring how the server scales with replicas).
+    """
     gpus = int(resources.get("GPU", 0))
     cpus = float(resources.get("CPU", 1))
     if requested != "auto" and (not requested.isdigit() or int(requested) < 1):
@@ -94,6 +98,11 @@ def plan_replicas(requested: str, device: str, resources: dict) -> ReplicaPlan:
             raise SetupError(f"{count} GPU replicas asked for, but the Ray cluster has {gpus} GPU(s)")
         return ReplicaPlan(count, "cuda", 1.0, min(1.0, cpus / count), None)
     count = 1 if requested == "auto" else int(requested)
+    if cpus_per_replica is not None:
+        if cpus_per_replica < 1 or count * cpus_per_replica > cpus:
+            raise SetupError(f"{count} CPU replica(s) of {cpus_per_replica} core(s) each need more than the "
+                             f"{cpus:g} cores Ray has")
+        return ReplicaPlan(count, "cpu", 0.0, float(cpus_per_replica), cpus_per_replica)
     share = cpus / count
     return ReplicaPlan(count, "cpu", 0.0, share, max(1, math.floor(share)))
 

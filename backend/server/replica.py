@@ -152,7 +152,8 @@ def outcome_event(job_id: str, future, device: str) -> dict:
         return {"event": "error", "code": BackendError.code,
                 "message": f"unexpected error in the model server: {exc.__class__.__name__}: {exc}"}
     log.info("job %s done: %d vertices", job_id, len(result.vertices))
-    arrays = result_arrays(result.vertices, result.faces, result.colors, result.prepared_image)
+    arrays = result_arrays(result.vertices, result.faces, result.colors, result.prepared_image, result.uvs,
+                           result.base_color, result.normal_map)
     return {"event": "result", "device": device, "timings": result.timings, "notes": result.notes, "arrays": arrays}
 
 

@@ -39,7 +39,7 @@ TORCH_INDEXES = {
 }
 # What the verification imports: every package the worker needs at run time.
 VERIFY_CODE = (
-    "import torch, numpy, PIL, mcubes, trimesh, yaml, huggingface_hub, tqdm, diffusers, transformers, safetensors; "
+    "import torch, numpy, PIL, mcubes, trimesh, yaml, huggingface_hub, tqdm, fast_simplification, diffusers, transformers, safetensors; "
     "print('torch', torch.__version__, 'cuda' if torch.cuda.is_available() else 'no cuda')"
 )
 

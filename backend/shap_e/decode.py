@@ -11,7 +11,6 @@ output_type="mesh" calls with a fixed 128 grid), done here so that the job can
 tests/test_equivalence.py checks the result against diffusers' own mesh.
 """
 
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -23,13 +22,6 @@ from ..bridge.errors import Cancelled, EmptySurfaceError
 # Points per MLP call: large enough that Python overhead vanishes, small enough for a
 # few hundred MB of activations at full size (93 + 6 x 256 floats per point).
 DEFAULT_CHUNK = 65536
-
-
-@dataclass
-class RawMesh:
-    vertices: torch.Tensor  # (N, 3) float32, Shap-E's frame, inside [-1, 1]^3
-    faces: torch.Tensor  # (M, 3) int64, counter-clockwise seen from outside
-    colors: torch.Tensor  # (N, 3) float32 in [0, 1], sRGB-encoded
 
 
 def latent_params(renderer: ShapERenderer, latent: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -112,15 +104,17 @@ def vertex_colors(
     return colors
 
 
-def decode_mesh(
+def decode_surface(
     renderer: ShapERenderer,
     latent: torch.Tensor,
     resolution: int,
     chunk: int = DEFAULT_CHUNK,
     should_cancel: Callable[[], bool] | None = None,
     on_stage: Callable[[str, float], None] | None = None,
-) -> RawMesh:
-    """Stages reported through on_stage: "field" (per chunk), "surface", "colors"."""
+) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """(the latent's MLP weights, vertices (N, 3) float32, faces (M, 3) int64) in Shap-E's
+    frame. Stages reported through on_stage: "field" (per chunk), "surface"; the colours
+    come after, from vertex_colors or, through the mesh stage, from color_field."""
     report = on_stage or (lambda stage, fraction: None)
     params = latent_params(renderer, latent)
     report("field", 0.0)
@@ -131,7 +125,15 @@ def decode_mesh(
     vertices, faces = surface(renderer, field)
     del field
     report("surface", 1.0)
-    report("colors", 0.0)
-    colors = vertex_colors(renderer, params, vertices, chunk, should_cancel)
-    report("colors", 1.0)
-    return RawMesh(vertices.float(), faces, colors)
+    return params, vertices.float(), faces
+
+
+def color_field(renderer: ShapERenderer, params: dict):
+    """color_at(points (K, 3), Blender's frame = Shap-E's) -> sRGB (K, 3) in [0, 1]: what
+    the mesh stage (backend/mesh/asset/) asks of a model."""
+
+    @torch.no_grad()
+    def color_at(points: torch.Tensor) -> torch.Tensor:
+        return query_mlp(renderer, params, points.to(renderer.dtype)).channels[0].float()
+
+    return color_at

@@ -17,14 +17,14 @@ import numpy as np
 import torch
 
 from ..bridge.errors import Cancelled, InputImageError, WrongModelError
-from ..bridge.settings import GenerateSettings
-from .decode import DEFAULT_CHUNK, decode_mesh
+from ..bridge.settings import GenerateSettings, asset_stage_runs
+from ..mesh.asset.stage import make_asset
+from .decode import DEFAULT_CHUNK, color_field, decode_surface, vertex_colors
 from .folders import HUB_REPOS, TASK_WORDS
 from .frames import shap_e_to_blender, srgb_to_bytes
 from .inputs import check_prompt, prepare_image
 from .loader import LoadedShapE
 
-STAGES = ("prepare", "encode", "diffusion", "field", "surface", "colors")
 NO_PICTURE = np.zeros((0, 0, 3), dtype=np.uint8)  # a text job's "model input"
 PREVIEW_SIDE = 512  # the picture sent back as the image job's model input, at most this large
 
@@ -61,7 +61,8 @@ def generate_mesh(
 ):
     """Run one job: a prompt (the text model) or an image (the image model). Stages, each
     reported from 0 to 1: prepare, encode, diffusion (per prior evaluation: about 2 x
-    steps with Heun), field (per chunk), surface, colors. Returns pipeline.MeshResult."""
+    steps with Heun), field (per chunk), surface, then colors or, when the settings ask
+    for it, the mesh stage's (bridge/settings.py job_stages). Returns pipeline.MeshResult."""
     from ..pipeline import MeshResult
 
     pipe, device = loaded.pipeline, torch.device(loaded.device)
@@ -119,7 +120,7 @@ def generate_mesh(
                        generator=generator, output_type="latent").images
     done("diffusion")
 
-    def on_decode(name, fraction):  # decode_mesh opens each stage at 0 and closes it at 1
+    def on_decode(name, fraction):  # decode_surface opens each stage at 0 and closes it at 1
         if fraction == 0.0:
             stage(name)
         elif fraction >= 1.0:
@@ -127,13 +128,17 @@ def generate_mesh(
         else:
             report(name, fraction)
 
-    mesh = decode_mesh(pipe.shap_e_renderer, latents[0], settings.shap_e_resolution,
-                       chunk_size or DEFAULT_CHUNK, should_cancel, on_decode)
-    return MeshResult(
-        vertices=shap_e_to_blender(mesh.vertices.cpu().numpy()),
-        faces=mesh.faces.cpu().numpy().astype(np.int32),
-        colors=srgb_to_bytes(mesh.colors.cpu().numpy()),
-        prepared_image=prepared,
-        timings=timings,
-        notes=notes,
-    )
+    renderer, chunk = pipe.shap_e_renderer, chunk_size or DEFAULT_CHUNK
+    params, vertices, faces = decode_surface(renderer, latents[0], settings.shap_e_resolution, chunk, should_cancel,
+                                             on_decode)
+    vertices, faces = shap_e_to_blender(vertices.cpu().numpy()), faces.cpu().numpy().astype(np.int32)
+    if asset_stage_runs(settings):
+        asset = make_asset(vertices, faces, settings, color_field(renderer, params), device, progress=report,
+                           should_cancel=should_cancel)
+        timings.update(asset.timings)
+        return MeshResult(asset.vertices, asset.faces, asset.colors, prepared, timings, notes,
+                          asset.corner_uvs, asset.base_color, asset.normal_map)
+    stage("colors")
+    colors = vertex_colors(renderer, params, torch.from_numpy(vertices).to(device), chunk, should_cancel)
+    done("colors")
+    return MeshResult(vertices, faces, srgb_to_bytes(colors.cpu().numpy()), prepared, timings, notes)

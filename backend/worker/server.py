@@ -168,6 +168,7 @@ class WorkerServer:
             self.send(protocol.Result(
                 job_id=job_id, device=loaded.device, timings=result.timings, vertices=result.vertices,
                 faces=result.faces, colors=result.colors, prepared_image=result.prepared_image, notes=result.notes,
+                uvs=result.uvs, base_color=result.base_color, normal_map=result.normal_map,
             ))
             log.info("job %s done: %d vertices, %d faces", job_id, len(result.vertices), len(result.faces))
         finally:

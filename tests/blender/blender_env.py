@@ -34,6 +34,12 @@ def configure(python: str, model: str, device: str = "CPU"):
     return prefs
 
 
+def raw_surface():
+    """The panel's preset to Raw Surface: scenarios about everything but the mesh stage
+    (scenario_asset tests that) compare with the backend's raw result, and run faster."""
+    bpy.context.scene.image_to_3d.preset = "RAW"
+
+
 def main_args() -> dict:
     """Scenario parameters from the environment (set by the pytest side)."""
     return {key[len("I3D_"):].lower(): value for key, value in os.environ.items() if key.startswith("I3D_")}

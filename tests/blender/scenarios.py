@@ -149,6 +149,7 @@ def option_facts(ext) -> dict:
 def scenario_generate(work: str, env: dict) -> dict:
     ext = blender_env.install_and_enable(env["zip"])
     blender_env.configure(sys.executable, env["model"])
+    blender_env.raw_surface()
     facts = {"baseline": snapshot()}
     prefs = bpy.context.preferences.addons[blender_env.MODULE].preferences
     facts["readiness"] = {"ready": ext.blender.worker_session.readiness(prefs)}
@@ -306,6 +307,7 @@ def scenario_reopen(work: str, env: dict) -> dict:
     """Open the headless script's .blend, re-import an export, re-run the batch (skips)."""
     ext = blender_env.install_and_enable(env["zip"])
     bpy.ops.wm.open_mainfile(filepath=env["blend"])
+    blender_env.raw_surface()  # as the headless run that made the .blend
     made = [o for o in bpy.data.objects if "image_to_3d_source" in o]
     facts = {
         "objects": sorted(o.name for o in made),
@@ -341,6 +343,7 @@ def scenario_hardening(work: str, env: dict) -> dict:
     colliding export names, interrupted exports, and what a save keeps."""
     ext = blender_env.install_and_enable(env["zip"])
     blender_env.configure(sys.executable, env["model"])
+    blender_env.raw_surface()
     examples = env["examples"]
     flamingo, chair = os.path.join(examples, "flamingo.png"), os.path.join(examples, "chair.png")
     facts = {}
@@ -414,6 +417,7 @@ def scenario_server(work: str, env: dict) -> dict:
     """Run On: Server. The same operators against a model server (I3D_SERVER_URL, the
     token in I3D_TOKEN_FILE): an object, a failure, a wrong token, a batch, a save."""
     ext = blender_env.install_and_enable(env["zip"])
+    blender_env.raw_surface()  # as the local scenario's object, which it is compared with
     prefs = bpy.context.preferences.addons[blender_env.MODULE].preferences
     token = open(env["token_file"]).read().strip()
     facts = {"readiness": {"no_url": None}}
@@ -479,15 +483,11 @@ def dead_pid() -> int:
     return process.pid
 
 
-def main():
-    main_with(globals())
-
-
-def main_with(scenario_functions: dict):
-    """Run the scenario named on the command line from `scenario_functions` (a module's globals)."""
+def main(scenarios: dict | None = None):
+    """Run the scenario named on the command line from `scenarios` (default: this file's)."""
     name, work = sys.argv[1], sys.argv[2]
     env = blender_env.main_args()
-    facts = scenario_functions[f"scenario_{name}"](work, env)
+    facts = (scenarios or globals())[f"scenario_{name}"](work, env)
     with open(os.path.join(work, f"{name}.json"), "w") as handle:
         json.dump(facts, handle, indent=1, default=str)
     sys.stdout.flush()

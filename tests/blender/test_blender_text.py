@@ -98,10 +98,11 @@ def test_errors_are_sentences_and_change_nothing(text_run):
     assert facts["unchanged_after_errors"]
 
 
-def test_an_image_with_shap_e(text_run):
+def test_an_image_with_shap_e_through_the_mesh_stage(text_run):
     made = text_run[0]["image_object"]
     assert made["name"] == "flamingo" and made["settings"]["family"] == "SHAP_E" and made["model_input"]
     assert made["prompt"] is None and made["seed"] == 0
+    assert made["settings"]["texture_size"] == 64 and made["faces"] <= 1500 and made["uv_maps"]
 
 
 def test_cancel_during_the_diffusion(text_run):
@@ -121,7 +122,7 @@ def test_headless_prompts(extension_zip, shap_e_dirs, reference, tmp_path):
     env = blender_environment(tmp_path / "home")  # a fresh Blender: the script installs the extension
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--", "--prompt", CHAIR, "--prompt", "  ", "--model", str(shap_e_dirs["text"]),
-         "--steps", "6", "--resolution", "40", "--seed", "3", "--no-rest-on-cursor",
+         "--steps", "6", "--resolution", "40", "--seed", "3", "--no-rest-on-cursor", "--preset", "raw",
          "--export", str(tmp_path / "out"), "--format", "ply", "--save", str(tmp_path / "text.blend")],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-3000:]

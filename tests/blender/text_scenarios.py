@@ -59,6 +59,7 @@ def shap_e_facts(obj) -> dict:
 def scenario_text(work: str, env: dict) -> dict:
     ext = blender_env.install_and_enable(env["zip"])
     prefs = blender_env.configure(sys.executable, env["model"])
+    blender_env.raw_surface()  # the backend's raw mesh, to compare; one job below goes through the mesh stage
     prefs.shap_e_model_path, prefs.shap_e_image_model_path = env["shap_e_text"], env["shap_e_image"]
     session = ext.blender.worker_session
     facts = {"baseline": snapshot(), "readiness": {"text": session.readiness(prefs, "SHAP_E", "text"),
@@ -110,8 +111,11 @@ def scenario_text(work: str, env: dict) -> dict:
 
     # An image with Shap-E's image model: the picture it saw is kept as the model input.
     flamingo = os.path.join(env["examples"], "flamingo.png")
-    bpy.ops.image_to_3d.generate(filepath=flamingo, family="SHAP_E", steps=4, shap_e_resolution=32)
-    facts["image_object"] = shap_e_facts(bpy.context.view_layer.objects.active)
+    bpy.ops.image_to_3d.generate(filepath=flamingo, family="SHAP_E", steps=4, shap_e_resolution=32,
+                                 preset="CUSTOM", max_faces=1500, texture_size=64)  # through the mesh stage
+    made = bpy.context.view_layer.objects.active
+    facts["image_object"] = {**shap_e_facts(made), "faces": len(made.data.polygons),
+                             "uv_maps": [uv.name for uv in made.data.uv_layers]}
 
     # Cancel while the diffusion runs: nothing is built.
     options = ext.blender.runs.RunOptions(ext.backend.bridge.settings.GenerateSettings(family="SHAP_E", steps=500))
@@ -148,4 +152,4 @@ def scenario_text(work: str, env: dict) -> dict:
 
 
 if __name__ == "__main__":
-    scenarios.main_with(globals())
+    scenarios.main(globals())
