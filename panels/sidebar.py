@@ -58,13 +58,15 @@ def draw_model(layout, settings, task: str) -> str:
     return family
 
 
-def draw_options(layout, settings, family: str, task: str) -> None:
-    """The options a job of this family and input uses; the operators read them
-    (blender/options.py resolve).
+def draw_options(layout, settings, family: str | None = None, task: str | None = None) -> None:
+    """The options a job of this family and input uses (by default the panel's source
+    and model choice); the operators read them (blender/options.py resolve).
 
     The preset stays live whatever "use preference defaults" says: Raw Surface is one
     click away. Custom shows the mesh stage's own options.
     """
+    task = task or panel_task(settings)
+    family = family or options.family_for(settings.family, task)
     layout.prop(settings, PRESET_OPTION.name)
     custom = options.shows_asset_options(settings)
     if not custom:

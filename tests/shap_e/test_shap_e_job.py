@@ -175,3 +175,17 @@ def test_job_must_match_the_loaded_model(text_model, image_model, disc_picture):
         text_job(image_model)
     with pytest.raises(WrongModelError, match="the loaded model is Shap-E, but this job asks for TripoSR"):
         generate_mesh(text_model, disc_picture, GenerateSettings())
+
+
+def test_the_mesh_stage_works_on_shap_e_s_surface(text_model):
+    raw = text_job(text_model, shap_e_resolution=48)
+    events = []
+    settings_in = settings(shap_e_resolution=48, max_faces=1000, texture_size=256, smooth_iterations=1)
+    asset = generate_mesh(text_model, None, settings_in, progress=lambda s, f: events.append(s), prompt=CHAIR)
+    assert len(asset.faces) <= 1000 < len(raw.faces)
+    assert asset.uvs.shape == (len(asset.faces), 3, 2) and asset.base_color.shape == (256, 256, 3)
+    assert asset.normal_map.shape == (256, 256, 3) and asset.colors.shape == (len(asset.vertices), 4)
+    assert list(dict.fromkeys(events)) == list(job_stages(settings_in))
+    assert "diffusion" in events and "bake" in events
+    # the texture holds the model's colours: its mean is near the raw mesh's vertex colours' mean
+    assert abs(asset.base_color.reshape(-1, 3).mean(0) - raw.colors[:, :3].mean(0)).max() < 40

@@ -46,12 +46,13 @@ def test_bad_values_are_refused(changes):
 
 
 def test_each_job_sees_its_own_options():
+    mesh_stage = ["max_faces", "texture_size", "normal_map", "smooth_iterations", "keep_floaters"]  # every family's
     assert names(options_for(SHAP_E, "text", JOB_OPTIONS)) == [
-        "family", "text_guidance", "steps", "seed", "shap_e_resolution"]
+        "family", "text_guidance", "steps", "seed", "shap_e_resolution", *mesh_stage]
     assert names(options_for(SHAP_E, "image", JOB_OPTIONS)) == [
-        "family", "image_guidance", "steps", "seed", "shap_e_resolution"]
+        "family", "image_guidance", "steps", "seed", "shap_e_resolution", *mesh_stage]
     assert names(options_for(TRIPOSR, "image", JOB_OPTIONS)) == [
-        "family", "resolution", "threshold", "foreground_ratio", "remove_background"]
+        "family", "resolution", "threshold", "foreground_ratio", "remove_background", *mesh_stage]
 
 
 def parse(argv):
