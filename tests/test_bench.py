@@ -67,3 +67,21 @@ def test_server_benchmark_smallest_case_runs_and_results_are_exact(tiny_model_di
     (row,) = run["concurrent"]
     assert row["failed"] == 0 and row["exact"] == row["jobs"] == 4 and row["images_per_s"] > 0
     assert run["sequential_exact"] == 2 and "| 2 | 2 |" in done.stdout
+
+
+def test_shap_e_benchmark_smallest_case_reports_seconds_per_object(tmp_path):
+    """bench/shap_e_bench.py, which the lead runs on a GPU: tiny random folders, both tasks,
+    the estimate from fewer steps, and the table row."""
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "shap_e_bench.py"), "--device", "cpu", "--size", "tiny",
+         "--models", str(tmp_path), "--steps", "8", "--estimate-from-steps", "2", "--resolution", "32", "--repeats", "1"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    jobs = [r for r in records if r["event"] == "job"]
+    assert [j["task"] for j in jobs] == ["text", "image"] and all(j["steps_run"] == 2 for j in jobs)
+    assert all(j["seconds_per_prior_call"] > 0 and j["estimated_seconds"] > 0 for j in jobs)
+    summaries = [r for r in records if r["event"] == "summary"]
+    assert [s["seconds_per_object_median"] > 0 for s in summaries] == [True, True]
+    assert "| text | cpu | 8 | 32 |" in done.stdout and "(estimated)" in done.stdout

@@ -102,7 +102,7 @@ def test_an_image_with_shap_e_through_the_mesh_stage(text_run):
     made = text_run[0]["image_object"]
     assert made["name"] == "flamingo" and made["settings"]["family"] == "SHAP_E" and made["model_input"]
     assert made["prompt"] is None and made["seed"] == 0
-    assert made["settings"]["texture_size"] == 64 and made["faces"] <= 1500 and made["uv_maps"]
+    assert made["settings"]["texture_size"] == 256 and made["faces"] <= 1000 and made["uv_maps"]
 
 
 def test_cancel_during_the_diffusion(text_run):

@@ -112,7 +112,7 @@ def scenario_text(work: str, env: dict) -> dict:
     # An image with Shap-E's image model: the picture it saw is kept as the model input.
     flamingo = os.path.join(env["examples"], "flamingo.png")
     bpy.ops.image_to_3d.generate(filepath=flamingo, family="SHAP_E", steps=4, shap_e_resolution=32,
-                                 preset="CUSTOM", max_faces=1500, texture_size=64)  # through the mesh stage
+                                 preset="CUSTOM", max_faces=1000, texture_size=256)  # through the mesh stage
     made = bpy.context.view_layer.objects.active
     facts["image_object"] = {**shap_e_facts(made), "faces": len(made.data.polygons),
                              "uv_maps": [uv.name for uv in made.data.uv_layers]}
