@@ -1,7 +1,7 @@
 """Shap-E's coordinate frame and colours, turned into the project's mesh result.
 
 Frame: Shap-E's frame IS Blender's frame (z up), so vertices are copied unchanged.
-Evidence (REPORT.md, "Axes"):
+Evidence (docs/shap_e.md, "Axes, colours, scale"):
 - Shap-E's training views were rendered in Blender (shap_e/rendering/blender/
   blender_script.py): assets imported with Blender's importers (glTF's y-up becomes
   z-up), normalised in place, cameras aimed with to_track_quat("-Z", "Y") (Blender's

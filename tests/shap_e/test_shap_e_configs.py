@@ -29,7 +29,7 @@ def test_component_sizes(size):
     assert priors["text"].config.embedding_proj_dim == cfg["text_encoder"]["projection_dim"]
     assert priors["image"].config.embedding_proj_dim == cfg["image_encoder"]["hidden_size"]
     if size == "full":
-        # millions of parameters, as in REPORT.md (CLIP ViT-L/14's towers: 123.7 M and 303.2 M)
+        # millions of parameters (CLIP ViT-L/14's towers: 123.7 M and 303.2 M; docs/shap_e.md)
         assert count(text) == pytest.approx(123.7, abs=0.1)
         assert count(vision) == pytest.approx(303.2, abs=0.1)
         assert count(priors["text"]) == pytest.approx(315.7, abs=0.1)
