@@ -135,3 +135,16 @@ def test_headless_prompts(extension_zip, shap_e_dirs, reference, tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--", "--prompt", CHAIR, "--model", str(shap_e_dirs["text"]),
                            "--threshold", "3"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--threshold: not used by Shap-E jobs" in done.stderr
+
+
+def test_headless_prompts_file_with_a_bad_line(extension_zip, shap_e_dirs, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_bytes(b"a red wooden chair\n\n\xff not text\na blue teapot\n")
+    env = blender_environment(tmp_path / "home")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--", "--prompts", str(prompts), "--model", str(shap_e_dirs["text"]),
+         "--steps", "4", "--resolution", "32", "--preset", "raw", "--export", str(tmp_path / "out")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "FAILED line 3: not UTF-8 text" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.glb")) == ["a_blue_teapot.glb", "a_red_wooden_chair.glb"]
