@@ -32,7 +32,8 @@ def test_concurrent_jobs_on_one_replica_share_encoder_batches(loaded, tiny_model
     pytest.importorskip("ray.serve")
     from backend.server.replica import MeshModel
 
-    replica = MeshModel(str(tiny_model_dir), "cpu", "float32", concurrency=len(NAMES), torch_threads=None)
+    replica = MeshModel(str(tiny_model_dir), "cpu", "float32", concurrency=len(NAMES), max_batch=len(NAMES),
+                        torch_threads=None)
     replica.batcher.wait_s = 5.0  # all three reach the encoder within this
 
     async def one_job(name):

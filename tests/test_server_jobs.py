@@ -75,6 +75,11 @@ def test_one_replica_per_gpu_by_default():
     assert plan_replicas("auto", "auto", {"GPU": 4.0, "CPU": 64.0}) == ReplicaPlan(4, "cuda", 1.0, 1.0, None)
 
 
+def test_more_replicas_than_gpus_share_them_evenly():
+    assert plan_replicas("2", "cuda", {"GPU": 1.0, "CPU": 16.0}) == ReplicaPlan(2, "cuda", 0.5, 1.0, None)
+    assert plan_replicas("8", "auto", {"GPU": 4.0, "CPU": 64.0}).num_gpus == 0.5
+
+
 
 
 def test_cpu_replicas_share_the_cores():
@@ -88,7 +93,7 @@ def test_cpu_replicas_share_the_cores():
 
 @pytest.mark.parametrize("requested, device, resources, words", [
     ("auto", "cuda", {"CPU": 8.0}, "no GPU"),
-    ("3", "cuda", {"CPU": 8.0, "GPU": 2.0}, "has 2 GPU"),
+    ("3", "cuda", {"CPU": 8.0, "GPU": 2.0}, "a multiple of 2"),
     ("zero", "auto", {"CPU": 8.0}, "--replicas"),
     ("0", "auto", {"CPU": 8.0}, "--replicas"),
 ])

@@ -8,7 +8,6 @@ never appears in a message. Each thread keeps its own keep-alive connection.
 """
 
 import http.client
-import io
 import json
 import socket
 import ssl
@@ -60,15 +59,20 @@ class ServerApi:
         return self._json("GET", f"/jobs/{job_id}{query}", timeout=self.timeout + wait)
 
     def result(self, job_id: str) -> protocol.Result:
-        data = self._body("GET", f"/jobs/{job_id}/result")
-        try:
-            message = wire.FrameReader(io.BytesIO(data)).read()
-            event = protocol.parse(message, protocol.EVENTS) if message is not None else None
-        except (wire.ProtocolError, wire.StreamClosed, BackendError) as exc:
-            raise BackendError(f"the server at {self.url} sent a malformed result: {getattr(exc, 'message', exc)}") from None
+        # the frame is read straight from the socket into the arrays' own buffers
+        status, event = self._request("GET", f"/jobs/{job_id}/result", read_body=self._result_event)
+        if status != 200:
+            self._raise_for(status, event)
         if not isinstance(event, protocol.Result):
             raise BackendError(f"the server at {self.url} sent no result frame")
         return event
+
+    def _result_event(self, response):
+        try:
+            message = wire.FrameReader(response).read()
+            return protocol.parse(message, protocol.EVENTS) if message is not None else None
+        except (wire.ProtocolError, wire.StreamClosed, BackendError) as exc:
+            raise BackendError(f"the server at {self.url} sent a malformed result: {getattr(exc, 'message', exc)}") from None
 
     def result_glb(self, job_id: str) -> bytes:
         return self._body("GET", f"/jobs/{job_id}/result?format=glb")
@@ -97,7 +101,8 @@ class ServerApi:
         return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
 
     def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-                 timeout: float | None = None) -> tuple[int, bytes]:
+                 timeout: float | None = None, read_body=None) -> tuple[int, object]:
+        """(status, body); read_body(response) reads a 200 answer's body instead of read()."""
         timeout = self.timeout if timeout is None else timeout
         headers = {"Authorization": f"Bearer {self._token}", **(headers or {})}
         for attempt in (1, 2):
@@ -111,7 +116,7 @@ class ServerApi:
             try:
                 connection.request(method, self._base + path, body=body, headers=headers)
                 response = connection.getresponse()
-                data = response.read()
+                data = read_body(response) if read_body is not None and response.status == 200 else response.read()
                 if response.getheader("Connection", "").lower() == "close":
                     self.close()
                 return response.status, data

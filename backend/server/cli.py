@@ -48,9 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--cpus-per-replica", type=int, default=None,
                         help="CPU replicas: cores each one uses (default: the replicas share all cores)")
     parser.add_argument("--precision", default="float32", choices=PRECISIONS, help="encoder precision (see README)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="jobs one replica runs at once, so that their CPU and GPU work overlap (default: 2 on "
+                             "a GPU, 1 on the CPU; at least --max-batch)")
     parser.add_argument("--max-batch", type=int, default=1,
-                        help="jobs one replica runs at once (their CPU and GPU work overlap) and the most images "
-                             "it encodes in one batch (default %(default)s: no batching)")
+                        help="the most images a replica encodes in one batch (default %(default)s: no batching, "
+                             "results equal the in-process job's bit for bit)")
     parser.add_argument("--max-jobs", type=int, default=64, help="unfinished jobs the server holds before answering busy")
     parser.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_UPLOAD_MB, help="largest request body")
     parser.add_argument("--result-ttl", type=float, default=600.0, help="seconds a finished job's result is kept")
@@ -71,6 +74,8 @@ def check_arguments(args) -> str | None:
             return f"{path} does not exist"
     if args.max_batch < 1 or args.max_jobs < 1 or args.max_upload_mb < 1:
         return "--max-batch, --max-jobs and --max-upload-mb must be at least 1"
+    if args.concurrency is not None and args.concurrency < args.max_batch:
+        return "--concurrency must be at least --max-batch (a batch is made of jobs running at once)"
     if not 0 <= args.port <= 65535:
         return f"--port must be between 0 and 65535, got {args.port}"
     return None
@@ -146,7 +151,9 @@ def run_server(args, token: str, token_path: Path, sock: socket.socket, local: b
             logging.getLogger("ray.serve").setLevel(logging.WARNING)
         plan = ray_setup.plan_replicas(args.replicas, args.device, resources, args.cpus_per_replica)
         print(f"loading the model on {plan.count} {plan.device} replica(s)", flush=True)
-        handle = ray_setup.deploy(plan, model, args.precision, args.max_batch, args.verbose)
+        # on a GPU two jobs at once overlap one's CPU work with the other's GPU work
+        args.concurrency = args.concurrency or max(args.max_batch, 2 if plan.device == "cuda" else 1)
+        handle = ray_setup.deploy(plan, model, args.precision, args.concurrency, args.max_batch, args.verbose)
         return serve_http(args, token, token_path, sock, handle, plan)
     except Exception as exc:  # re-raised unless it is a start-up failure with a sentence
         if isinstance(exc, (ray_setup.SetupError, BackendError)):
@@ -192,7 +199,7 @@ def serve_http(args, token, token_path, sock, handle, plan) -> int:
     version_info = {"server": SERVER_VERSION, "api": API_VERSION, "protocol": wire.VERSION,
                     "ray": ray.__version__,
                     "model": {k: model_info[k] for k in ("model", "models", "device", "precision", "torch", "torch_threads")},
-                    "replicas": plan.count, "max_batch": args.max_batch}
+                    "replicas": plan.count, "max_batch": args.max_batch, "concurrency": args.concurrency}
     table = JobTable(args.max_jobs, args.result_ttl, args.max_result_mb << 20)
     app = create_app(table=table, pool=pool, token=token, version_info=version_info,
                      replica_status=replica_counter(plan), max_upload_bytes=args.max_upload_mb << 20)

@@ -94,9 +94,11 @@ def plan_replicas(requested: str, device: str, resources: dict, cpus_per_replica
         raise SetupError("--device cuda, but the Ray cluster has no GPU: add a GPU node or use --device cpu")
     if device in ("auto", "cuda") and gpus > 0:
         count = gpus if requested == "auto" else int(requested)
-        if count > gpus:
-            raise SetupError(f"{count} GPU replicas asked for, but the Ray cluster has {gpus} GPU(s)")
-        return ReplicaPlan(count, "cuda", 1.0, min(1.0, cpus / count), None)
+        if count > gpus and count % gpus:
+            raise SetupError(f"{count} GPU replicas on {gpus} GPU(s): ask for one per GPU, or a multiple of {gpus} "
+                             "(replicas then share each GPU)")
+        # more replicas than GPUs share them (each holds its own copy of the model)
+        return ReplicaPlan(count, "cuda", min(1.0, gpus / count), min(1.0, cpus / count), None)
     count = 1 if requested == "auto" else int(requested)
     if cpus_per_replica is not None:
         if cpus_per_replica < 1 or count * cpus_per_replica > cpus:
@@ -107,7 +109,8 @@ def plan_replicas(requested: str, device: str, resources: dict, cpus_per_replica
     return ReplicaPlan(count, "cpu", 0.0, share, max(1, math.floor(share)))
 
 
-def deploy(plan: ReplicaPlan, model: str | list, precision: str, max_batch: int, verbose: bool = False):
+def deploy(plan: ReplicaPlan, model: str | list, precision: str, concurrency: int, max_batch: int,
+           verbose: bool = False):
     """Start Serve without its HTTP proxy and run the model deployment; returns its handle."""
     from ray import serve
 
@@ -119,13 +122,13 @@ def deploy(plan: ReplicaPlan, model: str | list, precision: str, max_batch: int,
     deployment = serve.deployment(
         name=DEPLOYMENT_NAME,
         num_replicas=plan.count,
-        max_ongoing_requests=max_batch,
+        max_ongoing_requests=concurrency,
         ray_actor_options={"num_cpus": plan.num_cpus, "num_gpus": plan.num_gpus},
         health_check_period_s=10,
         graceful_shutdown_timeout_s=10,
     )(MeshModel)
     try:
-        return serve.run(deployment.bind(model, plan.device, precision, max_batch, plan.torch_threads),
+        return serve.run(deployment.bind(model, plan.device, precision, concurrency, max_batch, plan.torch_threads),
                          name=APP_NAME, route_prefix=None, logging_config=logging_config)
     except RuntimeError as exc:  # a replica's constructor failed (after Serve's retries)
         raise SetupError(f"the model replicas did not start: {first_line_of_cause(exc)}") from None

@@ -10,6 +10,10 @@ stays free to stream progress and to notice cancellation. `generate` is an async
 generator: the front consumes it over one streaming handle call and so learns the job's
 progress and result without any shared store.
 
+Concurrency: `--concurrency` C jobs run at once on a replica's threads, so one job's CPU
+work (preparing the image, the mesh arrays, the transfer) overlaps another's GPU work;
+each job is still computed alone, with results equal to the in-process job's.
+
 Encoder batching: with `--max-batch` B > 1, each job's encode step goes through an
 EncodeBatcher (encode_batcher.py), which gathers the prepared images of up to B jobs
 that reach it within BATCH_WAIT_S and encodes them in one forward pass
@@ -42,7 +46,8 @@ BATCH_WAIT_S = 0.02  # how long the first image of an encoder batch waits for ot
 class MeshModel:
     """The deployment class (wrapped by serve.deployment in ray_setup.deploy)."""
 
-    def __init__(self, model: str | list, device: str, precision: str, concurrency: int, torch_threads: int | None):
+    def __init__(self, model: str | list, device: str, precision: str, concurrency: int, max_batch: int,
+                 torch_threads: int | None):
         """model: one model folder or hub id, or a list of them (one per family and input)."""
         bind_internal_grpc_to_node_ip()  # before Serve starts that server, right after us
         import torch
@@ -65,8 +70,8 @@ class MeshModel:
         self._pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="mesh-job")
         self.batcher = None
         triposr = self._models.get((TRIPOSR, "image"))
-        if concurrency > 1 and triposr is not None:  # TripoSR's encoder batches; Shap-E's jobs run alone
-            self.batcher = EncodeBatcher(functools.partial(pipeline.encode_images, triposr), concurrency, BATCH_WAIT_S)
+        if max_batch > 1 and triposr is not None:  # TripoSR's encoder batches; Shap-E's jobs run alone
+            self.batcher = EncodeBatcher(functools.partial(pipeline.encode_images, triposr), max_batch, BATCH_WAIT_S)
         self._replica = _replica_id()
 
     def describe(self) -> dict:
