@@ -2,7 +2,8 @@
 batching, and what the server adds to one request's latency over an in-process job.
 
     python bench/serve_bench.py --model DIR [--device cuda] [--resolution 256]
-        [--clients 1 4 16] [--max-batch 1 4] [--replicas auto] [--jobs 64] [--sequential 20]
+        [--clients 1 4 16] [--max-batch 1 4] [--concurrency 1 2 4] [--replicas auto]
+        [--jobs 64] [--sequential 20]
         [--images IMG...]
 
 Needs the server's packages (requirements/server.txt). Images: --images, else the example
@@ -15,7 +16,9 @@ result is compared with), frees the GPU, then for each --max-batch value starts
 median), then for each --clients value N threads, each with its own ServerClient,
 running jobs back to back until --jobs are done (images/s, p50/p95 latency). "exact"
 counts results equal to the in-process mesh bit for bit. --replicas N [M ...] repeats
-everything for each replica count (the scaling table; "auto" is one per GPU), and where
+everything for each replica count (the scaling table; "auto" is one per GPU), and
+--concurrency C [D ...] for each number of jobs a replica runs at once (the server's
+default when not given; values below --max-batch are skipped), and where
 nvidia-smi exists the mean GPU utilisation of each phase is sampled. Prints a table,
 then one JSON line.
 """
@@ -78,13 +81,16 @@ def baseline(args, images) -> tuple[list, dict]:
     return times, meshes
 
 
-def start_server(args, max_batch: int, replicas: str, folder: Path) -> tuple[subprocess.Popen, str, str]:
-    token_file = folder / f"token-{max_batch}-{replicas}"
+def start_server(args, max_batch: int, replicas: str, concurrency: int | None,
+                 folder: Path) -> tuple[subprocess.Popen, str, str]:
+    token_file = folder / f"token-{max_batch}-{replicas}-{concurrency}"
     command = [sys.executable, "-m", "backend", "serve", "--model", args.model, "--port", "0",
                "--token-file", str(token_file), "--device", args.device, "--max-batch", str(max_batch),
                "--replicas", replicas, "--max-jobs", str(max(64, 2 * max(args.clients)))]
     if args.cpus_per_replica:
         command += ["--cpus-per-replica", str(args.cpus_per_replica)]
+    if concurrency:
+        command += ["--concurrency", str(concurrency)]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
@@ -192,6 +198,8 @@ def main(argv=None) -> int:
                         help="images without transparency are then used as they are")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--max-batch", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[None],
+                        help="jobs each replica runs at once, to compare (default: the server's)")
     parser.add_argument("--replicas", nargs="+", default=["auto"], help="replica counts to compare (auto: one per GPU)")
     parser.add_argument("--cpus-per-replica", type=int, default=None,
                         help="CPU replicas: cores each (a fixed share, so more replicas means more cores)")
@@ -206,15 +214,18 @@ def main(argv=None) -> int:
     report = {"device": args.device, "resolution": args.resolution, "in_process_ms": round(in_process * 1000, 1),
               "runs": []}
     with tempfile.TemporaryDirectory(prefix="serve_bench_") as folder:
-        for replicas, max_batch in itertools.product(args.replicas, args.max_batch):
-            process, url, token = start_server(args, max_batch, replicas, Path(folder))
+        for replicas, max_batch, concurrency in itertools.product(args.replicas, args.max_batch, args.concurrency):
+            if concurrency is not None and concurrency < max_batch:
+                continue  # the server refuses it: a batch is made of jobs running at once
+            process, url, token = start_server(args, max_batch, replicas, concurrency, Path(folder))
             try:
                 client = ServerClient(url, token)
                 one_job(client, images[0], args, reference)  # warm-up
                 pairs = [one_job(client, image, args, reference)
                          for image in itertools.islice(itertools.cycle(images), args.sequential)]
                 sequential_ms = statistics.median(latency for latency, _ in pairs) * 1000
-                run = {"replicas": replicas, "max_batch": max_batch, "sequential_ms": round(sequential_ms, 1),
+                run = {"replicas": replicas, "max_batch": max_batch, "concurrency": concurrency or "default",
+                       "sequential_ms": round(sequential_ms, 1),
                        "adds_ms": round(sequential_ms - in_process * 1000, 1),
                        "sequential_exact": sum(exact for _, exact in pairs), "sequential_jobs": len(pairs),
                        "concurrent": [concurrent(url, token, images, args, n, reference) for n in args.clients]}
@@ -223,14 +234,14 @@ def main(argv=None) -> int:
                 stop_server(process)
 
     print(f"in-process generate_mesh, {args.device}, resolution {args.resolution}: median {in_process * 1000:.1f} ms")
-    print("| replicas | max-batch | clients | images/s | p50 ms | p95 ms | exact | failed | GPU util % |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| replicas | max-batch | concurrency | clients | images/s | p50 ms | p95 ms | exact | failed | GPU util % |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for run in report["runs"]:
         for row in run["concurrent"]:
-            print(f"| {run['replicas']} | {run['max_batch']} | {row['clients']} | {row['images_per_s']} | {row['p50_ms']} "
+            print(f"| {run['replicas']} | {run['max_batch']} | {run['concurrency']} | {row['clients']} | {row['images_per_s']} | {row['p50_ms']} "
                   f"| {row['p95_ms']} | {row['exact']}/{row['jobs']} | {row['failed']} | {row['gpu_util'] or '-'} |")
     for run in report["runs"]:
-        print(f"replicas {run['replicas']}, max-batch {run['max_batch']}: one client {run['sequential_ms']} ms per job, the server adds "
+        print(f"replicas {run['replicas']}, max-batch {run['max_batch']}, concurrency {run['concurrency']}: one client {run['sequential_ms']} ms per job, the server adds "
               f"{run['adds_ms']} ms over in-process ({run['sequential_exact']}/{run['sequential_jobs']} exact)")
     print(json.dumps(report))
     return 0

@@ -2,14 +2,18 @@
 
     python bench/shap_e_bench.py [--task text|image|both] [--device auto|cpu|cuda]
         [--models DIR | --text-model DIR --image-model DIR] [--size full|tiny]
-        [--steps 64] [--resolution 128] [--repeats 3] [--estimate-from-steps K] [--json FILE]
+        [--steps 64] [--resolution 128] [--repeats 3] [--reference-repeats 1]
+        [--estimate-from-steps K] [--json FILE]
 
 Without real weights it makes the full-size random folders in --models when they are
 not there yet (configs of openai/shap-e and openai/shap-e-img2img; 2.7 and 3.4 GB, a
 minute each): the networks cost what the real ones do, the shapes are blobs. Each task:
 the model is loaded (backend.pipeline.load_model), one small warm-up job runs, then
 --repeats timed jobs (backend.pipeline.generate_mesh, float32, TF32 off, the mesh stage
-off as in the CLI's defaults). One JSON line per event; the last line of each task is its
+off as in the CLI's defaults). Then --reference-repeats runs of diffusers' own pipeline on
+the same loaded model, seed and steps (output_type="mesh", its decode at its own 128 grid;
+run last, since that decode copies the latent's weights into the renderer), for the
+same-run ratio. One JSON line per event; the last line of each task is its
 summary, and a table row for bench/RESULTS.md is printed at the end.
 
 --estimate-from-steps K (for slow CPUs: an object at 64 steps takes tens of minutes on 2
@@ -36,6 +40,7 @@ from backend.bridge.options import SHAP_E  # noqa: E402
 from backend.bridge.settings import GenerateSettings  # noqa: E402
 
 PROMPT = "a red wooden chair with four legs"
+REFERENCE_GRID = 128  # diffusers' ShapERenderer.decode_to_mesh grid, which its pipelines use
 
 
 def parse_args(argv=None):
@@ -50,6 +55,8 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reference-repeats", type=int, default=1,
+                        help="timed runs of diffusers' ShapEPipeline / ShapEImg2ImgPipeline (0: none)")
     parser.add_argument("--estimate-from-steps", type=int, metavar="K")
     parser.add_argument("--json", type=Path, help="also append the JSON lines to this file")
     return parser.parse_args(argv)
@@ -116,6 +123,25 @@ def run_job(loaded, settings, source):
     return record
 
 
+def reference_job(loaded, settings, source) -> float:
+    """Seconds of one diffusers pipeline call, prompt or image to its mesh (MeshDecoderOutput)."""
+    import torch
+
+    from backend.shap_e.inputs import prepare_image
+
+    condition = source if isinstance(source, str) else prepare_image(source)
+    guidance = settings.text_guidance if isinstance(source, str) else settings.image_guidance
+    cuda = loaded.device == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    loaded.pipeline(condition, num_inference_steps=settings.steps, guidance_scale=guidance,
+                    generator=torch.Generator(device="cpu").manual_seed(settings.seed), output_type="mesh")
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
 def bench_task(task: str, args, device: str, emit) -> dict:
     from backend.pipeline import load_model
 
@@ -125,7 +151,7 @@ def bench_task(task: str, args, device: str, emit) -> dict:
     steps = args.estimate_from_steps or args.steps
     settings = GenerateSettings(family=SHAP_E, steps=steps, shap_e_resolution=args.resolution, seed=0)
     run_job(loaded, GenerateSettings(family=SHAP_E, steps=2, shap_e_resolution=32), source)  # first-call costs out
-    per_object = []
+    per_object, record_seconds = [], []
     for repeat in range(args.repeats):
         record = run_job(loaded, settings, source)
         record.update(event="job", task=task, steps_run=steps, resolution=args.resolution, repeat=repeat)
@@ -136,12 +162,32 @@ def bench_task(task: str, args, device: str, emit) -> dict:
             record.update(seconds_per_prior_call=round(per_call, 3), estimated_steps=args.steps,
                           estimated_seconds=round(seconds, 1))
         per_object.append(seconds)
+        record_seconds.append(record["seconds"])
         emit(record)
+    reference = []
+    for repeat in range(args.reference_repeats):
+        try:
+            reference.append(reference_job(loaded, settings, source))
+        except (RuntimeError, IndexError, ValueError) as error:  # diffusers fails on an empty surface
+            emit({"event": "reference_failed", "task": task, "error": f"{type(error).__name__}: {error}"})
+            break
+        emit({"event": "reference", "task": task, "steps_run": steps, "seconds": round(reference[-1], 3),
+              "repeat": repeat})
+    measured = statistics.median(record_seconds)
     summary = {"event": "summary", "task": task, "device": device, "steps": args.steps, "resolution": args.resolution,
                "estimated": bool(args.estimate_from_steps), "seconds_per_object_median": round(statistics.median(per_object), 2),
                "seconds_per_object_min": round(min(per_object), 2), "seconds_per_object_max": round(max(per_object), 2)}
+    if reference and args.resolution == REFERENCE_GRID:  # like for like: the same steps and grid
+        summary.update(reference_seconds_median=round(statistics.median(reference), 2),
+                       reference_over_ours=round(statistics.median(reference) / measured, 2), reference_steps=steps)
     emit(summary)
     return summary
+
+
+def ratio(row) -> str:
+    if "reference_over_ours" not in row:
+        return f"- (a like-for-like ratio needs --resolution {REFERENCE_GRID})"
+    return f"{row['reference_over_ours']}x ({row['reference_seconds_median']} s at {row['reference_steps']} steps)"
 
 
 def main(argv=None) -> int:
@@ -161,12 +207,14 @@ def main(argv=None) -> int:
 
     emit({"event": "machine", **machine(device)})
     summaries = [bench_task(task, args, device, emit) for task in (["text", "image"] if args.task == "both" else [args.task])]
-    print("\n| task | device | steps | grid | seconds per object (median, min-max) |", flush=True)
-    print("| --- | --- | --- | --- | --- |")
+    print("\n| task | device | steps | grid | seconds per object (median, min-max) | diffusers' pipeline / ours |",
+          flush=True)
+    print("| --- | --- | --- | --- | --- | --- |")
     for row in summaries:
         estimated = " (estimated)" if row["estimated"] else ""
         print(f"| {row['task']} | {row['device']} | {row['steps']} | {row['resolution']} | "
-              f"{row['seconds_per_object_median']}{estimated} ({row['seconds_per_object_min']}-{row['seconds_per_object_max']}) |")
+              f"{row['seconds_per_object_median']}{estimated} ({row['seconds_per_object_min']}-{row['seconds_per_object_max']}) | "
+              f"{ratio(row)} |")
     return 0
 
 
