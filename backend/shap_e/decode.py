@@ -59,7 +59,8 @@ def signed_distance_grid(
     progress: Callable[[float], None] | None = None,
 ) -> torch.Tensor:
     """(resolution,)*3 field over the renderer's [-1, 1]^3 box, > 0 inside; axes x, y, z."""
-    points = volume_query_points(renderer.volume, resolution).to(renderer.dtype)
+    # The volume's corners are plain tensors that stay on the CPU when the renderer moves.
+    points = volume_query_points(renderer.volume, resolution).to(device=renderer.device, dtype=renderer.dtype)
     values = torch.empty(len(points), dtype=torch.float32, device=points.device)
     for part in _chunks(len(points), chunk, should_cancel, progress):
         values[part] = query_mlp(renderer, params, points[part]).signed_distance[0, :, 0].float()
