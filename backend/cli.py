@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(gen, JOB_OPTIONS)
     gen.add_argument("--device", choices=DEVICES, help="auto (the default) picks CUDA, then MPS, then CPU")
     gen.add_argument("--precision", choices=PRECISIONS,
-                     help="encoder precision: float32 (the default) matches the reference; bfloat16 is faster, "
-                          "less exact (see README)")
+                     help="float32 (the default) matches the reference; bfloat16 runs TripoSR's encoder and "
+                          "Shap-E's diffusion faster, less exact (see README)")
     gen.add_argument("--server", help="run on this model server (http(s)://host:port of `python -m backend serve`)")
     gen.add_argument("--token-file", type=Path, help="the server's access token (with --server)")
     gen.add_argument("--ca-file", help="CA certificate that signed an https server's own certificate")

@@ -58,12 +58,6 @@ class MeshResult:
     normal_map: np.ndarray | None = None  # (T, T, 3) uint8 tangent space, top row first; None when off
 
 
-def effective_precision(family: str, precision: str) -> str:
-    """The precision a family's model runs in: Shap-E always in float32 (bfloat16 is
-    TripoSR's encoder option)."""
-    return "float32" if family == SHAP_E else precision
-
-
 def load_model(model: str | Path, device: str = "auto", precision: str = "float32", family: str = TRIPOSR,
                task: str = "image"):
     """The model for jobs of `family` starting from `task`'s input: a LoadedModel for
@@ -82,7 +76,7 @@ def load_model(model: str | Path, device: str = "auto", precision: str = "float3
     if family == SHAP_E:
         from .shap_e.loader import load_shap_e
 
-        return load_shap_e(model, task, torch_device)
+        return load_shap_e(model, task, torch_device, precision)
     model_dir = resolve_model_dir(model)
     tripo = load_tripo(model_dir).set_encoder_precision(PRECISIONS[precision]).to(torch_device)
     _synchronize(torch_device)

@@ -28,8 +28,8 @@ RUN_ON_ITEMS = [
 ]
 
 PRECISION_ITEMS = [
-    ("FLOAT32", "Float32", "Reproduces the reference TripoSR results"),
-    ("BFLOAT16", "BFloat16", "Faster encoder, half the memory, less exact (good for previews)"),
+    ("FLOAT32", "Float32", "Reproduces the reference results (TripoSR's code, diffusers' Shap-E pipeline)"),
+    ("BFLOAT16", "BFloat16", "Faster networks (TripoSR's encoder, Shap-E's diffusion), less exact: for previews"),
 ]
 
 

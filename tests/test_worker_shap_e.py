@@ -55,7 +55,9 @@ def test_one_worker_switches_families(client, shap_e_dirs, tiny_model_dir, flami
     events = []
     client.run(TEXT, prompt="a teapot", model=shap_e_dirs["text"], precision="bfloat16", on_event=events.append,
                timeout=120)
-    assert any("reusing the loaded model" in (e.message or "") for e in events if e.kind == "log")  # Shap-E is float32
+    logs = " ".join(e.message for e in events if e.kind == "log")
+    assert "bfloat16)" in logs and "reusing" not in logs  # another precision: loaded again
+    assert client.model_state["precision"] == "bfloat16"
 
 
 def test_cancel_mid_diffusion(client, shap_e_dirs):

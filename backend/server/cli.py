@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser):
                         help="where replicas run the model: auto = one replica per GPU, else the CPU")
     parser.add_argument("--cpus-per-replica", type=int, default=None,
                         help="CPU replicas: cores each one uses (default: the replicas share all cores)")
-    parser.add_argument("--precision", default="float32", choices=PRECISIONS, help="encoder precision (see README)")
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS, help="the networks' precision (see README)")
     parser.add_argument("--concurrency", type=int, default=None,
                         help="jobs one replica runs at once, so that their CPU and GPU work overlap (default: 2 on "
                              "a GPU, 1 on the CPU; at least --max-batch)")

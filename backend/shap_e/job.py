@@ -19,7 +19,7 @@ import torch
 from ..bridge.errors import Cancelled, InputImageError, WrongModelError
 from ..bridge.settings import GenerateSettings, asset_stage_runs
 from ..mesh.asset.stage import make_asset
-from .decode import DEFAULT_CHUNK, color_field, decode_surface, vertex_colors
+from .decode import color_field, decode_surface, default_chunk, vertex_colors
 from .folders import HUB_REPOS, TASK_WORDS
 from .frames import shap_e_to_blender, srgb_to_bytes
 from .inputs import check_prompt, prepare_image
@@ -128,7 +128,7 @@ def generate_mesh(
         else:
             report(name, fraction)
 
-    renderer, chunk = pipe.shap_e_renderer, chunk_size or DEFAULT_CHUNK
+    renderer, chunk = pipe.shap_e_renderer, chunk_size or default_chunk(device)
     params, vertices, faces = decode_surface(renderer, latents[0], settings.shap_e_resolution, chunk, should_cancel,
                                              on_decode)
     vertices, faces = shap_e_to_blender(vertices.cpu().numpy()), faces.cpu().numpy().astype(np.int32)

@@ -25,12 +25,12 @@ from .folders import HUB_REPOS
 @dataclass
 class LoadedShapE:
     family: ClassVar[str] = SHAP_E
-    precision: ClassVar[str] = "float32"  # Shap-E always runs in float32 (bfloat16 is TripoSR's)
     pipeline: object  # diffusers ShapEPipeline or ShapEImg2ImgPipeline
     task: str  # "text" or "image"
     device: str
     model_dir: Path
     load_seconds: float
+    precision: str = "float32"  # "bfloat16": the prior and the condition's encoder (set_precision)
 
     @property
     def weights_bytes(self) -> int:
@@ -109,7 +109,18 @@ def quiet_libraries():
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def load_shap_e(model, task: str, device: torch.device) -> LoadedShapE:
+def set_precision(pipeline, precision: str) -> None:
+    """bfloat16: the prior (nearly all of a job's time: it runs twice per step) and the
+    text or image encoder feeding it; the renderer, whose field makes the surface, stays
+    float32 (decode.latent_params casts the latent back), as TripoSR keeps its decoder."""
+    if precision == "bfloat16":
+        for name in ("prior", "text_encoder", "image_encoder"):
+            part = getattr(pipeline, name, None)
+            if part is not None:
+                part.to(torch.bfloat16)
+
+
+def load_shap_e(model, task: str, device: torch.device, precision: str = "float32") -> LoadedShapE:
     """The task's pipeline from a folder or hub id, on `device` (a resolved torch device)."""
     started = time.perf_counter()
     folder = resolve_model_dir(model, SHAP_E, task)
@@ -121,5 +132,6 @@ def load_shap_e(model, task: str, device: torch.device) -> LoadedShapE:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{folder} could not be loaded as Shap-E ({HUB_REPOS[task]}): {reason}") from None
     pipeline = pipeline.to(device)
+    set_precision(pipeline, precision)
     pipeline.set_progress_bar_config(disable=True)
-    return LoadedShapE(pipeline, task, device.type, folder, time.perf_counter() - started)
+    return LoadedShapE(pipeline, task, device.type, folder, time.perf_counter() - started, precision)

@@ -202,10 +202,9 @@ class WorkerServer:
 
             same_dir = pipeline.resolve_model_dir(wanted[0], family, task) == self._loaded.model_dir
             same_device = resolve_device(wanted[1]).type == self._loaded.device
-            reused = same_dir and same_device and pipeline.effective_precision(family, wanted[2]) == self._loaded.precision
+            reused = same_dir and same_device and wanted[2] == self._loaded.precision
         if not reused:
-            precision = pipeline.effective_precision(family, wanted[2])
-            self.send_log(request.job_id, f"loading model {wanted[0]} (device {wanted[1]}, {precision})")
+            self.send_log(request.job_id, f"loading model {wanted[0]} (device {wanted[1]}, {wanted[2]})")
             self._loaded = None  # free the old model before loading another
             pipeline.free_gpu_memory()
             self._loaded = pipeline.load_model(*wanted)

@@ -134,3 +134,23 @@ def test_local_paths_are_never_downloaded(monkeypatch, tmp_path):
         load_text(tmp_path / "a" / "b")
     with pytest.raises(ModelNotFoundError):
         load_text("./shap-e")
+
+
+@pytest.mark.parametrize("task", ["text", "image"])
+def test_bfloat16_runs_the_prior_and_encoder_in_bfloat16_and_decodes_in_float32(shap_e_dirs, task):
+    import numpy as np
+
+    from backend.bridge.settings import GenerateSettings
+    from backend.pipeline import generate_mesh
+
+    loaded = load_model(shap_e_dirs[task], "cpu", precision="bfloat16", family=SHAP_E, task=task)
+    encoder = loaded.pipeline.text_encoder if task == "text" else loaded.pipeline.image_encoder
+    assert loaded.precision == "bfloat16"
+    assert loaded.pipeline.prior.dtype == encoder.dtype == torch.bfloat16
+    assert loaded.pipeline.shap_e_renderer.dtype == torch.float32
+    settings = GenerateSettings(family=SHAP_E, steps=3, shap_e_resolution=32, seed=5)
+    source = dict(image=None, prompt="a chair") if task == "text" else dict(image=np.full((64, 64, 3), 90, np.uint8))
+    first, again = (generate_mesh(loaded, settings=settings, **source) for _ in range(2))
+    assert len(first.faces) > 0 and first.vertices.dtype == np.float32
+    np.testing.assert_array_equal(first.vertices, again.vertices)  # a seed still names one shape
+    np.testing.assert_array_equal(first.faces, again.faces)
