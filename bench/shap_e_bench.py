@@ -2,7 +2,7 @@
 
     python bench/shap_e_bench.py [--task text|image|both] [--device auto|cpu|cuda]
         [--models DIR | --text-model DIR --image-model DIR] [--size full|tiny]
-        [--steps 64] [--resolution 128] [--repeats 3] [--reference-repeats 1]
+        [--steps 64] [--resolution 128] [--precision float32|bfloat16] [--repeats 3] [--reference-repeats 1]
         [--estimate-from-steps K] [--json FILE]
 
 Without real weights it makes the full-size random folders in --models when they are
@@ -54,6 +54,9 @@ def parse_args(argv=None):
     parser.add_argument("--image-model", help="a real openai/shap-e-img2img folder")
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                        help="bfloat16: the prior and the condition's encoder (the reference then runs the same)")
+    parser.add_argument("--seed", type=int, default=0, help="a random model's blob may be empty at some seeds")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--reference-repeats", type=int, default=1,
                         help="timed runs of diffusers' ShapEPipeline / ShapEImg2ImgPipeline (0: none)")
@@ -145,12 +148,12 @@ def reference_job(loaded, settings, source) -> float:
 def bench_task(task: str, args, device: str, emit) -> dict:
     from backend.pipeline import load_model
 
-    loaded = load_model(model_folder(task, args, emit), device, family=SHAP_E, task=task)
+    loaded = load_model(model_folder(task, args, emit), device, args.precision, family=SHAP_E, task=task)
     emit({"event": "loaded", "task": task, "folder": str(loaded.model_dir), "seconds": round(loaded.load_seconds, 2)})
     source = PROMPT if task == "text" else sample_image()
     steps = args.estimate_from_steps or args.steps
-    settings = GenerateSettings(family=SHAP_E, steps=steps, shap_e_resolution=args.resolution, seed=0)
-    run_job(loaded, GenerateSettings(family=SHAP_E, steps=2, shap_e_resolution=32), source)  # first-call costs out
+    settings = GenerateSettings(family=SHAP_E, steps=steps, shap_e_resolution=args.resolution, seed=args.seed)
+    run_job(loaded, GenerateSettings(family=SHAP_E, steps=2, shap_e_resolution=32, seed=args.seed), source)  # warm-up
     per_object, record_seconds = [], []
     for repeat in range(args.repeats):
         record = run_job(loaded, settings, source)
@@ -174,9 +177,10 @@ def bench_task(task: str, args, device: str, emit) -> dict:
         emit({"event": "reference", "task": task, "steps_run": steps, "seconds": round(reference[-1], 3),
               "repeat": repeat})
     measured = statistics.median(record_seconds)
-    summary = {"event": "summary", "task": task, "device": device, "steps": args.steps, "resolution": args.resolution,
+    summary = {"event": "summary", "task": task, "device": device, "precision": args.precision, "steps": args.steps, "resolution": args.resolution,
                "estimated": bool(args.estimate_from_steps), "seconds_per_object_median": round(statistics.median(per_object), 2),
-               "seconds_per_object_min": round(min(per_object), 2), "seconds_per_object_max": round(max(per_object), 2)}
+               "seconds_per_object_min": round(min(per_object), 2), "seconds_per_object_max": round(max(per_object), 2),
+               "reference_ran": bool(reference)}
     if reference and args.resolution == REFERENCE_GRID:  # like for like: the same steps and grid
         summary.update(reference_seconds_median=round(statistics.median(reference), 2),
                        reference_over_ours=round(statistics.median(reference) / measured, 2), reference_steps=steps)
@@ -185,6 +189,8 @@ def bench_task(task: str, args, device: str, emit) -> dict:
 
 
 def ratio(row) -> str:
+    if not row["reference_ran"]:
+        return "-"
     if "reference_over_ours" not in row:
         return f"- (a like-for-like ratio needs --resolution {REFERENCE_GRID})"
     return f"{row['reference_over_ours']}x ({row['reference_seconds_median']} s at {row['reference_steps']} steps)"
@@ -207,12 +213,12 @@ def main(argv=None) -> int:
 
     emit({"event": "machine", **machine(device)})
     summaries = [bench_task(task, args, device, emit) for task in (["text", "image"] if args.task == "both" else [args.task])]
-    print("\n| task | device | steps | grid | seconds per object (median, min-max) | diffusers' pipeline / ours |",
+    print("\n| task | device | precision | steps | grid | seconds per object (median, min-max) | diffusers' pipeline / ours |",
           flush=True)
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in summaries:
         estimated = " (estimated)" if row["estimated"] else ""
-        print(f"| {row['task']} | {row['device']} | {row['steps']} | {row['resolution']} | "
+        print(f"| {row['task']} | {row['device']} | {row['precision']} | {row['steps']} | {row['resolution']} | "
               f"{row['seconds_per_object_median']}{estimated} ({row['seconds_per_object_min']}-{row['seconds_per_object_max']}) | "
               f"{ratio(row)} |")
     return 0

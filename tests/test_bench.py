@@ -86,7 +86,7 @@ def test_shap_e_benchmark_smallest_case_reports_seconds_per_object(tmp_path):
     assert all(j["seconds_per_prior_call"] > 0 and j["estimated_seconds"] > 0 for j in jobs)
     summaries = [r for r in records if r["event"] == "summary"]
     assert [s["seconds_per_object_median"] > 0 for s in summaries] == [True, True]
-    assert "| text | cpu | 8 | 32 |" in done.stdout and "(estimated)" in done.stdout
+    assert "| text | cpu | float32 | 8 | 32 |" in done.stdout and "(estimated)" in done.stdout
     # diffusers' own pipeline ran on the same models; no ratio, since its grid is 128, not 32
     assert [r["task"] for r in records if r["event"] == "reference"] == ["text", "image"]
     assert "reference_over_ours" not in summaries[0] and "needs --resolution 128" in done.stdout
