@@ -2,7 +2,7 @@
 batching, and what the server adds to one request's latency over an in-process job.
 
     python bench/serve_bench.py --model DIR [--device cuda] [--resolution 256]
-        [--clients 1 4 16] [--max-batch 1 4] [--concurrency 1 2 4] [--replicas auto]
+        [--faces 0 --texture 0] [--clients 1 4 16] [--max-batch 1 4] [--concurrency 1 2 4] [--replicas auto]
         [--jobs 64] [--sequential 20]
         [--images IMG...]
 
@@ -59,6 +59,12 @@ def percentile(values, q):
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def job_settings(args) -> dict:
+    """The jobs' options: the raw surface, or the mesh stage with --faces/--texture."""
+    return {"resolution": args.resolution, "remove_background": args.remove_background,
+            "max_faces": args.faces, "texture_size": args.texture}
+
+
 def baseline(args, images) -> tuple[list, dict]:
     """In-process job times, and each image's mesh (the reference for "exact")."""
     import torch
@@ -67,7 +73,7 @@ def baseline(args, images) -> tuple[list, dict]:
     from backend.pipeline import generate_mesh, load_model
 
     loaded = load_model(args.model, args.device, "float32")
-    settings = GenerateSettings(resolution=args.resolution, remove_background=args.remove_background)
+    settings = GenerateSettings(**job_settings(args))
     meshes = {image: generate_mesh(loaded, image, settings) for image in images}  # also the warm-up
     times = []
     for image in itertools.islice(itertools.cycle(images), args.sequential):
@@ -114,7 +120,7 @@ def stop_server(process: subprocess.Popen):
 
 def one_job(client, image: Path, args, reference) -> tuple[float, bool]:
     """(latency, equal to the in-process mesh) of one job; retried while the server is busy."""
-    settings = {"resolution": args.resolution, "remove_background": args.remove_background}
+    settings = job_settings(args)
     while True:
         started = time.perf_counter()
         try:
@@ -196,6 +202,8 @@ def main(argv=None) -> int:
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--no-remove-bg", dest="remove_background", action="store_false",
                         help="images without transparency are then used as they are")
+    parser.add_argument("--faces", type=int, default=0, help="the mesh stage's face budget (0: the raw surface)")
+    parser.add_argument("--texture", type=int, default=0, help="the mesh stage's texture size (0: vertex colours)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--max-batch", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[None],
@@ -211,7 +219,8 @@ def main(argv=None) -> int:
 
     times, reference = baseline(args, images)
     in_process = statistics.median(times)
-    report = {"device": args.device, "resolution": args.resolution, "in_process_ms": round(in_process * 1000, 1),
+    report = {"device": args.device, "resolution": args.resolution, "faces": args.faces, "texture": args.texture,
+              "in_process_ms": round(in_process * 1000, 1),
               "runs": []}
     with tempfile.TemporaryDirectory(prefix="serve_bench_") as folder:
         for replicas, max_batch, concurrency in itertools.product(args.replicas, args.max_batch, args.concurrency):
@@ -233,7 +242,8 @@ def main(argv=None) -> int:
             finally:
                 stop_server(process)
 
-    print(f"in-process generate_mesh, {args.device}, resolution {args.resolution}: median {in_process * 1000:.1f} ms")
+    stage = f", mesh stage {args.faces} faces, texture {args.texture}" if args.faces or args.texture else ""
+    print(f"in-process generate_mesh, {args.device}, resolution {args.resolution}{stage}: median {in_process * 1000:.1f} ms")
     print("| replicas | max-batch | concurrency | clients | images/s | p50 ms | p95 ms | exact | failed | GPU util % |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for run in report["runs"]:
