@@ -1,9 +1,12 @@
+import numpy as np
 import pytest
 import torch
 from shapes import bumpy_sphere_sdf, marching_cubes_mesh
 
+from backend.mesh.asset import packing
 from backend.mesh.asset.charts import face_adjacency
 from backend.mesh.asset.decimate import decimate
+from backend.mesh.asset.packing import pack_charts
 from backend.mesh.asset.raster import overlap_fraction, rasterize
 from backend.mesh.asset.unwrap import gutter_for, split_by_uv, unwrap
 
@@ -89,3 +92,34 @@ def test_packed_charts_keep_the_gutter_on_a_busy_mesh():
     right = (owner[:, 1:] >= 0) & (owner[:, :-1] >= 0) & (owner[:, 1:] != owner[:, :-1])
     up = (owner[1:] >= 0) & (owner[:-1] >= 0) & (owner[1:] != owner[:-1])
     assert int(right.sum()) == 0 and int(up.sum()) == 0  # even the rings of two charts never touch
+
+
+def test_a_chart_longer_than_the_atlas_is_scaled_down_not_refused():
+    # one long thin chart (400 x 0.25 world units) beside 300 small ones: the first
+    # scale makes the long one ~7 atlases long; the packer must keep shrinking
+    strip = torch.tensor([[[0, 0], [400, 0], [400, 0.25]], [[0, 0], [400, 0.25], [0, 0.25]]])
+    small = torch.tensor([[0, 0], [0.1, 0], [0, 0.1]]).expand(300, 3, 2)
+    chart = torch.cat((torch.zeros(2, dtype=torch.long), torch.arange(1, 301)))
+    uv = pack_charts(torch.cat((strip, small)), chart, 301, 1024, 2)
+    assert uv.shape == (302, 3, 2) and 0.0 <= float(uv.min()) and float(uv.max()) <= 1.0
+    extent = uv[:2].reshape(-1, 2).amax(0) - uv[:2].reshape(-1, 2).amin(0)
+    assert float(extent.max()) > 0.5  # the strip spans most of the atlas, not a sliver of it
+
+
+def test_a_failed_larger_try_keeps_the_fit_found_before(monkeypatch):
+    # the packed height is not monotonic in the scale: 195 and 238 blocks fit a 256-block
+    # atlas, then a slightly larger scale gives 298 (seen on a 345-chart mesh); the
+    # packer must keep a fit rather than call the atlas full
+    n, first = 4, []
+
+    def scripted(local, chart, n_charts, scale, blocks):
+        first.append(scale)
+        ratio = scale / first[0]
+        height = 195 if ratio <= 1.0 else 238 if ratio <= 1.13 else 298
+        return np.zeros(n_charts, np.int64), np.zeros((n_charts, 2)), height
+
+    monkeypatch.setattr(packing, "_pack_at", scripted)
+    coords = torch.tensor([[0, 0], [1, 0], [0, 1]], dtype=torch.float32).expand(n, 3, 2)
+    uv = pack_charts(coords, torch.arange(n), n, 1024, 2)
+    assert uv.shape == (n, 3, 2)
+    assert max(first) / first[0] > 1.13  # the larger try that failed did run

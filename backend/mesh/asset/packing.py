@@ -113,8 +113,10 @@ def _pack(coords, chart, n_charts, size, gutter):
             break
         placed, scale_tried = _pack_at(local, chart, n_charts, scale / block, blocks), scale
         height = placed[2]
-        if height > blocks and height > _MARGIN_BOUND * last_height:
-            return None  # shrinking no longer helps: the charts' margins alone fill the atlas
+        if best is None and failed and height > blocks and height > _MARGIN_BOUND * last_height:
+            # every try so far failed, each smaller than the last, and this one barely
+            # lowered the height: the charts' margins alone fill the atlas
+            return None
         last_height = height
         if height <= blocks:
             if best is None or scale > best[0]:
@@ -196,8 +198,10 @@ def _pack_at(local, chart, n_charts, scale, blocks):
     height tells how much smaller the next try must be.
     """
     w, h, col0, row0, prof = _footprints(local, chart, n_charts, scale)
-    if min(w.max(), h.max()) > blocks or max(w.max(), h.max()) > 4 * blocks:
-        return None, None, 4 * blocks  # a chart wider than the atlas every way it turns
+    if np.minimum(w, h).max() > blocks or max(w.max(), h.max()) > 4 * blocks:
+        # a chart wider than the atlas every way it turns: its longest side stands in
+        # for the height, so the next scale shrinks by what it needs
+        return None, None, max(int(np.maximum(w, h).max()), blocks + 1)
     sky = np.zeros(blocks + 2, np.int64)  # one spare column each side for the gap
     inner = sky[1:blocks + 1]
     stride = inner.strides[0]
@@ -219,8 +223,8 @@ def _pack_at(local, chart, n_charts, scale, blocks):
             x = int(peak.argmin())
             if best is None or peak[x] < best[0]:  # the lowest top wins
                 best = (peak[x], t, x, int(y[x]), top)
-        if best is None:
-            return None, None, 4 * blocks
+        if best is None:  # cannot happen after the check above; kept as the same answer
+            return None, None, max(int(np.maximum(w, h).max()), blocks + 1)
         _, t, x, y, top = best
         turn[i], offset[i] = t, (x, y)
         # the chart's top plus one empty block, spread one column to each side
