@@ -171,7 +171,7 @@ def bench_task(task: str, args, device: str, emit) -> dict:
     for repeat in range(args.reference_repeats):
         try:
             reference.append(reference_job(loaded, settings, source))
-        except (RuntimeError, IndexError, ValueError) as error:  # diffusers fails on an empty surface
+        except (RuntimeError, IndexError, ValueError) as error:  # an empty surface; bfloat16 latents
             emit({"event": "reference_failed", "task": task, "error": f"{type(error).__name__}: {error}"})
             break
         emit({"event": "reference", "task": task, "steps_run": steps, "seconds": round(reference[-1], 3),
