@@ -105,8 +105,9 @@ def _budget(options: RefineOptions, device, details: RefineDetails):
         details.estimate_minutes = minutes
         if minutes > options.cpu_limit_minutes:
             where = "this CPU" if device.type == "cpu" else f"this {device.type.upper()} device"
+            rounded = max(1, round(minutes))
             raise DeviceError(
-                f"Make-It-3D needs a GPU: about {max(1, round(minutes))} minutes on {where} "
+                f"Make-It-3D needs a GPU: about {rounded} minute{'' if rounded == 1 else 's'} on {where} "
                 f"({per_iteration:.1f} s per iteration, {iterations} iterations). Run it on a CUDA GPU "
                 "(the model server can lend one), or lower the iterations."
             )
@@ -114,7 +115,8 @@ def _budget(options: RefineOptions, device, details: RefineDetails):
     return on_timing
 
 
-def _reference(models, framed, options, device) -> Reference:
+def reference_for(models, framed, options, device) -> Reference:
+    """The picture (framed_picture) as the coarse stage uses it, with DPT's depth."""
     picture, mask = picture_tensors(framed, options.render_size, device)
     large, large_mask = picture_tensors(framed, options.sd_size, device)
     depth = picture_depth(models, on_background(large, large_mask, 1.0).permute(2, 0, 1), options.render_size)
@@ -143,7 +145,7 @@ def refine_with_details(models, picture, prompt, start: TripoStart | None = None
     clock.done("prepare")
 
     clock.start("depth")
-    reference = _reference(models, framed, options, device)
+    reference = reference_for(models, framed, options, device)
     clock.done("depth")
 
     clock.start("coarse")

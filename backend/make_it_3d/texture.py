@@ -53,8 +53,10 @@ def _bilinear(image: torch.Tensor, column: torch.Tensor, row: torch.Tensor) -> t
 def project_picture(vertices: torch.Tensor, faces: torch.Tensor, corner_uvs: torch.Tensor, texture_size: int,
                     camera, picture: torch.Tensor, mask: torch.Tensor, min_facing: float) -> Projection:
     """Which texels the camera sees (model-frame mesh, picture (S, S, 3) and mask (S, S)
-    at the camera's size), and the picture's colour at each."""
-    hits = rasterize(corner_uvs, texture_size)
+    at the camera's size), and the picture's colour at each. The texels just outside each
+    chart that bilinear filtering reads are included (as the bake includes them), so a
+    lookup at a chart's edge does not mix in another colour."""
+    hits = rasterize(corner_uvs, texture_size, ring=RING_TEXELS)
     points = texel_points(vertices, faces, hits)
     column, row, depth = camera.project(points)
     size = camera.size
@@ -131,9 +133,8 @@ def refine_texture(asset, models, guidance, reference: Reference, picture: torch
     with torch.no_grad():
         texture = current().clamp(0, 1)
         # pad outside the charts again, as the bake does, from the refined charts
-        covered = rasterize(corner_uvs, size, ring=RING_TEXELS).texel
         filled = torch.zeros(size * size, dtype=torch.bool, device=device)
-        filled[texel_rows(covered, size)] = True
+        filled[texel_rows(projection.texel, size)] = True
         texture = fill_empty(texture, filled.view(size, size))
         colors = vertex_colors(texture, faces, corner_uvs, vertices.shape[0])
         base_color = (texture * 255).round().to(torch.uint8).cpu().numpy()

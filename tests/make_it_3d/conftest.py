@@ -10,6 +10,18 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread; on a busy 2-core machine two threads fight
+    (30 coarse iterations: 1.6 s on one thread, 40 s on two measured under load)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def m3d_dirs(tmp_path_factory) -> dict:
     """{slot: folder} of tiny random models (backend/test_models/make_it_3d.py)."""
