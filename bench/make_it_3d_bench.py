@@ -102,10 +102,23 @@ def triposr_folder(args) -> Path:
     return make_smoke_checkpoint(args.models / "triposr-official", size="official")
 
 
-def per_iteration(history: list) -> float | None:
-    """Median seconds of an iteration, the first (warm-up) left out."""
-    seconds = [h["seconds"] for h in history[1:]] or [h["seconds"] for h in history]
-    return statistics.median(seconds) if seconds else None
+class StageClock:
+    """Seconds of each iteration from the job's progress events (so they are known even
+    when a later stage fails: random weights can leave no surface)."""
+
+    def __init__(self):
+        self.last, self.seconds = {}, {"coarse": [], "texture": []}
+
+    def __call__(self, stage, fraction, loss):
+        now = time.perf_counter()
+        if stage in self.seconds and loss is not None:
+            self.seconds[stage].append(now - self.last[stage])
+        self.last[stage] = now
+
+    def per_iteration(self, stage) -> float | None:
+        """Median seconds of an iteration, the first (warm-up) left out."""
+        seconds = self.seconds[stage][1:] or self.seconds[stage]
+        return statistics.median(seconds) if seconds else None
 
 
 def run_case(name, models, picture, start_of, options, device, extrapolate_to=None) -> dict:
@@ -117,26 +130,27 @@ def run_case(name, models, picture, start_of, options, device, extrapolate_to=No
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    clock = StageClock()
     started = time.perf_counter()
     record = {"case": name, "coarse_iterations": options.coarse_iterations,
               "refine_iterations": options.refine_iterations}
     try:
         start = start_of()
-        result, details = refine_with_details(models, picture, PROMPT, start, options)
-    except BackendError as exc:  # random weights can leave no surface: say so, keep the other case
-        record.update(error=f"{type(exc).__name__}: {exc.message}", seconds=round(time.perf_counter() - started, 2))
-        return record
+        result, _ = refine_with_details(models, picture, PROMPT, start, options, progress=clock)
+    except BackendError as exc:  # random weights can leave no surface: say so, keep the timings
+        result, record["error"] = None, f"{type(exc).__name__}: {exc.message}"
+    seconds = time.perf_counter() - started
+    coarse, texture = clock.per_iteration("coarse"), clock.per_iteration("texture")
+    record.update(seconds=round(seconds, 2), coarse_s_per_iteration=coarse, texture_s_per_iteration=texture)
     if device == "cuda":
         torch.cuda.synchronize()
         record["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-    seconds = time.perf_counter() - started
-    coarse, texture = per_iteration(details.coarse_history), per_iteration(details.texture_history)
-    record.update(seconds=round(seconds, 2), coarse_s_per_iteration=coarse, texture_s_per_iteration=texture,
-                  stage_seconds={k: round(v, 3) for k, v in result.timings.items()}, faces=int(len(result.faces)),
-                  texture_size=int(result.base_color.shape[0]) if result.base_color is not None else 0)
-    if extrapolate_to:
+    if result is not None:
+        record.update(stage_seconds={k: round(v, 3) for k, v in result.timings.items()}, faces=int(len(result.faces)),
+                      texture_size=int(result.base_color.shape[0]) if result.base_color is not None else 0)
+    if extrapolate_to and result is not None:
         coarse_total, refine_total = extrapolate_to
-        looped = sum(h["seconds"] for h in details.coarse_history + details.texture_history)
+        looped = sum(clock.seconds["coarse"]) + sum(clock.seconds["texture"])
         record["estimated_seconds"] = round(seconds - looped + coarse * coarse_total + (texture or 0) * refine_total, 1)
         record["estimated_for"] = list(extrapolate_to)
     return record
@@ -146,10 +160,7 @@ def table(records: list) -> str:
     lines = ["| case | iterations (coarse + refine) | coarse s/it | refine s/it | total s | peak GPU GiB | note |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in records:
-        if "error" in r:
-            lines.append(f"| {r['case']} | {r['coarse_iterations']} + {r['refine_iterations']} | | | | | {r['error']} |")
-            continue
-        total, note = f"{r['seconds']:.1f}", ""
+        total, note = f"{r['seconds']:.1f}", r.get("error", "")
         if "estimated_seconds" in r:
             total = f"{r['estimated_seconds']:.0f} (est.)"
             note = (f"measured {r['coarse_iterations']} + {r['refine_iterations']} iterations in {r['seconds']:.1f} s, "
