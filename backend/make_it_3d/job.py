@@ -11,8 +11,9 @@ preview(image uint8 (H, W, 3), stage, iteration) receives the current render eve
 options.preview_every iterations. One seed decides every random draw: the same inputs
 and seed repeat the result on the same device.
 
-Off a CUDA GPU the first options.measure_iterations coarse iterations are timed, and a
-run that would take longer than options.cpu_limit_minutes is refused with DeviceError
+Off a CUDA GPU options.measure_iterations coarse iterations after the first (which warms
+up) are timed, and a run that would take longer than options.cpu_limit_minutes is
+refused, three iterations in, with DeviceError
 ("Make-It-3D needs a GPU: about N minutes on this CPU").
 """
 

@@ -69,7 +69,7 @@ class RefineOptions:
     precision: str = "auto"  # guidance models: bfloat16 on CUDA, float32 elsewhere; or float32/bfloat16/float16
     checkpoint: bool | None = None  # recompute the field in the backward pass (None: on CUDA)
     cpu_limit_minutes: float = 20.0  # refuse a CPU run that would take longer than this
-    measure_iterations: int = 3  # coarse iterations timed for that estimate (after the first)
+    measure_iterations: int = 2  # coarse iterations timed for that estimate (after the first: warming up)
 
     def __post_init__(self):
         for name in ("coarse_iterations", "front_iterations", "widen_iterations", "diffusion_start",
