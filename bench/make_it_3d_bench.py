@@ -148,11 +148,16 @@ def run_case(name, models, picture, start_of, options, device, extrapolate_to=No
     if result is not None:
         record.update(stage_seconds={k: round(v, 3) for k, v in result.timings.items()}, faces=int(len(result.faces)),
                       texture_size=int(result.base_color.shape[0]) if result.base_color is not None else 0)
+    looped = sum(clock.seconds["coarse"]) + sum(clock.seconds["texture"])
     if extrapolate_to and result is not None:
         coarse_total, refine_total = extrapolate_to
-        looped = sum(clock.seconds["coarse"]) + sum(clock.seconds["texture"])
         record["estimated_seconds"] = round(seconds - looped + coarse * coarse_total + (texture or 0) * refine_total, 1)
         record["estimated_for"] = list(extrapolate_to)
+    elif result is not None and coarse and texture:
+        # the iterations (same coarse : refine ratio) that would fill the target's time
+        per_pass = coarse * options.coarse_iterations + texture * options.refine_iterations
+        scale = max(0.0, TARGET_SECONDS - (seconds - looped)) / per_pass
+        record["iterations_for_target"] = [int(options.coarse_iterations * scale), int(options.refine_iterations * scale)]
     return record
 
 
@@ -165,6 +170,8 @@ def table(records: list) -> str:
             total = f"{r['estimated_seconds']:.0f} (est.)"
             note = (f"measured {r['coarse_iterations']} + {r['refine_iterations']} iterations in {r['seconds']:.1f} s, "
                     f"extrapolated to {r['estimated_for'][0]} + {r['estimated_for'][1]}")
+        if "iterations_for_target" in r:
+            note = f"{TARGET_SECONDS} s would allow {r['iterations_for_target'][0]} + {r['iterations_for_target'][1]}"
         its = f"{r['estimated_for'][0]} + {r['estimated_for'][1]}" if "estimated_for" in r else \
             f"{r['coarse_iterations']} + {r['refine_iterations']}"
         fmt = lambda v: f"{v:.3f}" if v is not None else "-"  # noqa: E731
@@ -192,14 +199,14 @@ def main(argv=None) -> int:
     print(json.dumps({"event": "loaded", "seconds": round(models.load_seconds + tripo.load_seconds, 1),
                       "guidance_dtype": str(models.dtype), "weights_gib": round(models.weights_bytes / 2**30, 2)}))
     picture = ROOT / "assets" / "example.png"
-    base = RefineOptions(seed=args.seed, precision=args.precision, cpu_limit_minutes=1e9, preview_every=0)
+    base = RefineOptions(seed=args.seed, cpu_limit_minutes=1e9, preview_every=0)
     if args.size == "tiny":
         base = base.with_changes(**TINY)
     ours = base.with_changes(**{k: v for k, v in (("coarse_iterations", args.coarse),
                                                   ("refine_iterations", args.refine)) if v is not None})
     emit(run_case("triposr", models, picture, lambda: encode_start(tripo, picture, ours), ours, device))
     if not args.skip_paper:
-        paper = RefineOptions.paper(seed=args.seed, precision=args.precision, cpu_limit_minutes=1e9, preview_every=0)
+        paper = RefineOptions.paper(seed=args.seed, cpu_limit_minutes=1e9, preview_every=0)
         if args.size == "tiny":
             paper = paper.with_changes(**{k: v for k, v in TINY.items() if "iterations" not in k})
         extrapolate = None

@@ -66,7 +66,6 @@ class RefineOptions:
 
     # The job.
     preview_every: int = 25  # iterations between preview images (0: none)
-    precision: str = "auto"  # guidance models: bfloat16 on CUDA, float32 elsewhere; or float32/bfloat16/float16
     checkpoint: bool | None = None  # recompute the field in the backward pass (None: on CUDA)
     cpu_limit_minutes: float = 20.0  # refuse a CPU run that would take longer than this
     measure_iterations: int = 2  # coarse iterations timed for that estimate (after the first: warming up)
@@ -89,8 +88,6 @@ class RefineOptions:
             raise ValueError(f"texture_size must be in [64, 8192], got {self.texture_size}")
         if self.surface_resolution and self.surface_resolution < 16:
             raise ValueError(f"surface_resolution must be at least 16, got {self.surface_resolution}")
-        if self.precision not in ("auto", "float32", "bfloat16", "float16"):
-            raise ValueError(f"precision must be auto, float32, bfloat16 or float16, got {self.precision!r}")
 
     @classmethod
     def paper(cls, **changes) -> "RefineOptions":
