@@ -126,3 +126,20 @@ def test_cancel_during_the_texture_stage(m3d_models, disc_rgba, tripo_start, tin
                progress=lambda stage, fraction, loss: seen.append(stage), should_cancel=should_cancel)
     # cancelled at the first check in the stage: no texture iteration reported a loss
     assert "texture" in seen
+
+
+def test_result_exports_as_a_textured_glb(job, tmp_path):
+    """The same arrays every family returns: the project's exporter writes them with both
+    images embedded (Blender's import of these arrays is phase 2's test)."""
+    import trimesh
+
+    from backend.mesh.export import write_mesh
+
+    result = job[0]
+    path = write_mesh(tmp_path / "refined.glb", result.vertices, result.faces, result.colors, result.uvs,
+                      result.base_color, result.normal_map)
+    scene = trimesh.load(path)
+    mesh = next(iter(scene.geometry.values()))
+    material = mesh.visual.material
+    assert material.baseColorTexture is not None and material.normalTexture is not None
+    assert np.asarray(material.baseColorTexture).shape[:2] == result.base_color.shape[:2]
