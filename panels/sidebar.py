@@ -3,6 +3,7 @@
 import bpy
 
 from ..backend.bridge.options import ALL_OPTIONS, ASSET_OPTIONS, FAMILIES_BY_NAME, PRESET_OPTION
+from ..backend.families.registry import families_taking
 from ..blender import options, worker_session
 from ..blender.addon import ADDON_ID, preferences
 from ..blender.job_state import STATUS
@@ -49,9 +50,9 @@ def panel_task(settings) -> str:
 
 
 def draw_model(layout, settings, task: str) -> str:
-    """The model family beside the source (fixed for a prompt: only Shap-E reads text); returns it."""
+    """The model family beside the source (a label when one family alone reads the input); returns it."""
     family = options.family_for(settings.family, task)
-    if task == "text":
+    if len(families_taking(task)) == 1:
         layout.label(text=f"Model: {FAMILIES_BY_NAME[family].label}", icon="FILE_3D")
     else:
         layout.prop(settings, "family")

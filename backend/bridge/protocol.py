@@ -20,6 +20,12 @@ from .wire import Message, write_message
 
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 4096  # paths, model names, devices in requests
+MAX_MODEL_SLOTS = 8  # model folders one job may name
+
+
+def _check_text(name: str, value) -> None:
+    if value is not None and not (isinstance(value, str) and 0 < len(value) <= MAX_TEXT_LENGTH):
+        raise BadRequest(f"'{name}' must be a non-empty string of at most {MAX_TEXT_LENGTH} characters")
 
 
 # ---------------------------------------------------------------- requests (client -> worker)
@@ -33,7 +39,9 @@ class Generate:
     TYPE: typing.ClassVar[str] = "generate"
     job_id: str
     settings: dict  # GenerateSettings.to_dict()
-    model: str | None = None  # None: the model already loaded
+    # the model folder (or hub id); for a family whose jobs need several, a dict slot id ->
+    # folder (backend/families/contract.py ModelSlot); None: the model already loaded
+    model: str | dict | None = None
     device: str | None = None
     precision: str | None = None
     image_path: str | None = None
@@ -48,10 +56,15 @@ class Generate:
     def check(self):
         _check_id(self)
         settings = self.job_settings()
-        for name in ("model", "device", "precision", "image_path"):
-            value = getattr(self, name)
-            if value is not None and not 0 < len(value) <= MAX_TEXT_LENGTH:
-                raise BadRequest(f"'{name}' must be a non-empty string of at most {MAX_TEXT_LENGTH} characters")
+        for name in ("device", "precision", "image_path"):
+            _check_text(name, getattr(self, name))
+        if isinstance(self.model, dict):
+            if not 0 < len(self.model) <= MAX_MODEL_SLOTS or not all(isinstance(k, str) for k in self.model):
+                raise BadRequest(f"'model' must name 1 to {MAX_MODEL_SLOTS} model folders by their slots")
+            for slot, folder in self.model.items():
+                _check_text(f"model[{slot[:64]!r}]", folder if isinstance(folder, str) else "")
+        else:
+            _check_text("model", self.model)
         given = [self.image_path is not None, self.image_bytes is not None, self.image_pixels is not None,
                  self.prompt is not None]
         if sum(given) != 1:

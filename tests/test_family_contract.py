@@ -1,0 +1,106 @@
+"""The family contract holds for the whole code base: no import circle among the backend's
+modules, and no comparison with a family's identifier outside its own package and the
+registry (everything else iterates the registry)."""
+
+import ast
+from pathlib import Path
+
+from backend.families.registry import FAMILIES
+
+REPO = Path(__file__).resolve().parents[1]
+FAMILY_PACKAGES = ("backend/triposr/", "backend/shap_e/", "backend/families/registry.py", "backend/test_models/")
+CODE = ("backend", "blender", "operators", "panels", "scripts", "tools", "bench", "__init__.py")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def backend_modules() -> dict:
+    return {module_name(path): path for path in (REPO / "backend").rglob("*.py")}
+
+
+def imported_modules(name: str, path: Path, modules: dict) -> set:
+    """The backend modules `name` imports anywhere in its file (functions included)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            source = ".".join(base + ([node.module] if node.module else []))
+            for alias in node.names:  # `from pkg import module` imports the module, not only pkg
+                found.add(f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules else source)
+    return {module for module in found if module in modules and module != name}
+
+
+def cycles(graph: dict) -> list:
+    """Strongly connected groups of more than one module (Tarjan)."""
+    index, low, stack, on_stack, groups = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def test_no_import_circle_among_the_backend_modules():
+    modules = backend_modules()
+    graph = {name: imported_modules(name, path, modules) for name, path in modules.items()}
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def family_comparisons(path: Path, identifiers: set) -> list:
+    """Lines of `path` that compare something with a family identifier (a string or a name)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        for operand in operands:
+            for leaf in ast.walk(operand):
+                named = leaf.id if isinstance(leaf, ast.Name) else leaf.attr if isinstance(leaf, ast.Attribute) else None
+                if (isinstance(leaf, ast.Constant) and leaf.value in identifiers) or named in identifiers:
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    return found
+
+
+def test_no_family_comparison_outside_the_family_packages_and_the_registry():
+    identifiers = {family.identifier for family in FAMILIES}
+    files = [path for root in CODE for path in ((REPO / root).rglob("*.py") if (REPO / root).is_dir() else [REPO / root])]
+    outside = [path for path in files if not str(path.relative_to(REPO)).startswith(FAMILY_PACKAGES)]
+    assert len(outside) > 50
+    assert [line for path in outside for line in family_comparisons(path, identifiers)] == []
+
+
+def test_the_comparison_finder_finds_one(tmp_path):
+    sample = REPO / "tests" / "data" / "family_comparison_sample.py"
+    assert family_comparisons(sample, {"SHAP_E"}) == ["tests/data/family_comparison_sample.py:4",
+                                                      "tests/data/family_comparison_sample.py:6"]
