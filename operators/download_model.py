@@ -20,7 +20,7 @@ from ..backend.model_folder import check_slot_folder
 from ..backend.setup import installer
 from ..blender import worker_session
 from ..blender.addon import preferences, user_folder
-from .modal import BackgroundWorkOperator
+from .modal import BackgroundWorkOperator, step_runner_cancel_operator
 
 EXTENSION_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FAMILY = FAMILIES[0]
@@ -136,19 +136,9 @@ class IMAGE_TO_3D_OT_download_model(BackgroundWorkOperator, bpy.types.Operator):
         return {"CANCELLED"}
 
 
-class IMAGE_TO_3D_OT_cancel_model_download(bpy.types.Operator):
-    """Stop the running model download"""
-
-    bl_idname = "image_to_3d.cancel_model_download"
-    bl_label = "Cancel Download"
-
-    @classmethod
-    def poll(cls, context):
-        return STATE.runner is not None and not STATE.runner.finished
-
-    def execute(self, context):
-        STATE.runner.cancel()
-        return {"FINISHED"}
+IMAGE_TO_3D_OT_cancel_model_download = step_runner_cancel_operator(
+    "IMAGE_TO_3D_OT_cancel_model_download", "image_to_3d.cancel_model_download", "Cancel Download",
+    "Stop the running model download", STATE)
 
 
 class IMAGE_TO_3D_OT_use_local_model(bpy.types.Operator):
