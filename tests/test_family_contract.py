@@ -104,3 +104,28 @@ def test_the_comparison_finder_finds_one(tmp_path):
     sample = REPO / "tests" / "data" / "family_comparison_sample.py"
     assert family_comparisons(sample, {"SHAP_E"}) == ["tests/data/family_comparison_sample.py:4",
                                                       "tests/data/family_comparison_sample.py:6"]
+
+
+def test_an_image_job_carries_a_prompt_only_for_a_family_that_asks_for_one(monkeypatch):
+    import dataclasses
+
+    import numpy as np
+    import pytest
+
+    from backend.bridge import options, protocol
+    from backend.bridge.errors import BadRequest
+    from backend.bridge.job_client import generate_request
+    from backend.bridge.settings import GenerateSettings
+
+    settings = GenerateSettings(family="SHAP_E")
+    with pytest.raises(ValueError, match="exactly one of"):
+        generate_request(settings, image_bytes=b"png", prompt="a chair")
+    asks = dataclasses.replace(options.FAMILIES_BY_NAME["SHAP_E"], prompt_with_image=True)
+    monkeypatch.setitem(options.FAMILIES_BY_NAME, "SHAP_E", asks)
+    request = generate_request(settings, image_bytes=b"png", prompt=" a  red chair ")
+    assert request.task == "image" and request.prompt == "a red chair"
+    with pytest.raises(ValueError, match="Shap-E needs a prompt with the image"):
+        generate_request(settings, image_bytes=b"png")
+    alone = protocol.Generate(job_id="j1", settings=settings.to_dict(), image_bytes=np.zeros(4, np.uint8))
+    with pytest.raises(BadRequest, match="needs a prompt with the image"):
+        alone.check()

@@ -200,3 +200,15 @@ def check_family_takes(family: str, task: str) -> None:
             f"{chosen.label} makes objects from {' or '.join(t + 's' for t in chosen.tasks)}, not from "
             f"{'a text prompt' if task == 'text' else 'an image'}: choose {takers} as the model"
         )
+
+
+def prompt_with_image_problem(family: str, has_image: bool, has_prompt: bool) -> str | None:
+    """What is wrong when a prompt does not come with a picture exactly when the family's
+    image jobs take one (Make-It-3D, say: what to make of the picture); None when right.
+    A prompt alone is a text job."""
+    chosen = FAMILIES_BY_NAME[family]
+    if has_image and has_prompt and not chosen.prompt_with_image:
+        return f"{chosen.label} jobs take exactly one of image_path, image_bytes, image_pixels, prompt"
+    if has_image and chosen.prompt_with_image and not has_prompt:
+        return f"{chosen.label} needs a prompt with the image: describe the object it shows"
+    return None

@@ -13,7 +13,7 @@ from dataclasses import MISSING, dataclass, field, fields
 import numpy as np
 
 from .errors import BadRequest
-from .options import check_family_takes
+from .options import check_family_takes, prompt_with_image_problem
 from .prompts import clean_prompt
 from .settings import GenerateSettings
 from .wire import Message, write_message
@@ -33,8 +33,9 @@ def _check_text(name: str, value) -> None:
 
 @dataclass
 class Generate:
-    """Turn one image or prompt into a mesh; exactly one of image_path, image_bytes,
-    image_pixels, prompt (a text job: settings' family must take text)."""
+    """Turn one image or prompt into a mesh: exactly one of image_path, image_bytes,
+    image_pixels, or a prompt alone (a text job: settings' family must take text); an
+    image with a prompt for a family whose image jobs take one (Family.prompt_with_image)."""
 
     TYPE: typing.ClassVar[str] = "generate"
     job_id: str
@@ -51,7 +52,8 @@ class Generate:
 
     @property
     def task(self) -> str:
-        return "text" if self.prompt is not None else "image"
+        return "image" if self.image_path is not None or self.image_bytes is not None or self.image_pixels is not None \
+            else "text"
 
     def check(self):
         _check_id(self)
@@ -65,13 +67,15 @@ class Generate:
                 _check_text(f"model[{slot[:64]!r}]", folder if isinstance(folder, str) else "")
         else:
             _check_text("model", self.model)
-        given = [self.image_path is not None, self.image_bytes is not None, self.image_pixels is not None,
-                 self.prompt is not None]
-        if sum(given) != 1:
+        images = sum(source is not None for source in (self.image_path, self.image_bytes, self.image_pixels))
+        if images > 1 or (images == 0 and self.prompt is None):
             raise BadRequest("a generate request needs exactly one of image_path, image_bytes, image_pixels, prompt")
         if self.prompt is not None:
             self.prompt = clean_prompt(self.prompt)  # PromptError (bad_prompt) says what is wrong
         check_family_takes(settings.family, self.task)  # WrongModelError: TripoSR and a prompt
+        problem = prompt_with_image_problem(settings.family, images == 1, self.prompt is not None)
+        if problem:
+            raise BadRequest(problem)
         if self.image_bytes is not None and (self.image_bytes.dtype != np.uint8 or self.image_bytes.ndim != 1):
             raise BadRequest("image_bytes must be a 1-D uint8 buffer")
         pixels = self.image_pixels

@@ -67,6 +67,7 @@ class Family:
     resolution_option: str | None = None  # the option to lower when memory runs out
     seed_option: str | None = None  # the option naming the starting noise, when the job draws any
     test_model_name: str = ""  # `make-test-model NAME`; default: the label in lower case
+    prompt_with_image: bool = False  # its image jobs need a text prompt too (what to make of the picture)
     notes: dict = field(default_factory=dict)  # free words for the README/help (speed, memory)
 
     @property

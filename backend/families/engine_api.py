@@ -32,7 +32,9 @@ class JobInput:
 
     @property
     def task(self) -> str:
-        return "text" if self.prompt is not None else "image"
+        """"image" when there is a picture (with a prompt too for a family that asks for
+        one), "text" for a prompt alone."""
+        return "text" if self.image is None else "image"
 
 
 @dataclass

@@ -120,7 +120,7 @@ class MeshModel:
 
         job_settings = GenerateSettings.from_dict(settings)
         try:
-            loaded = self.model_for(job_settings, "text" if prompt is not None else "image")
+            loaded = self.model_for(job_settings, "image" if image is not None else "text")
         except WrongModelError as exc:
             yield {"event": "error", "code": exc.code, "message": exc.message}
             return

@@ -31,15 +31,14 @@ log = logging.getLogger("image_to_3d.worker")
 
 def job_inputs(request: protocol.Generate):
     """(GenerateSettings, image, prompt) of a generate request (image None for a text job,
-    prompt None for an image job); BackendError naming what is wrong."""
+    prompt None for an image job of a family that takes no prompt with it); BackendError
+    naming what is wrong."""
     settings = request.job_settings()
-    if request.prompt is not None:
-        return settings, None, request.prompt
     if request.image_path is not None:
-        return settings, checked_path(Path(request.image_path)), None
+        return settings, checked_path(Path(request.image_path)), request.prompt
     if request.image_bytes is not None:
-        return settings, request.image_bytes.tobytes(), None
-    return settings, request.image_pixels, None
+        return settings, request.image_bytes.tobytes(), request.prompt
+    return settings, request.image_pixels, request.prompt
 
 
 class WorkerServer:
