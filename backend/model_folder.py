@@ -16,7 +16,7 @@ from pathlib import Path
 from .bridge.errors import ModelNotFoundError, WrongModelError
 from .bridge.options import check_family_takes, looks_like_hub_id
 from .families import diffusers_layout
-from .families.registry import FAMILIES, FAMILIES_BY_NAME, default_family, slot_for_repo, slot_holding
+from .families.registry import FAMILIES, FAMILIES_BY_NAME, default_family, job_needing, slot_for_repo, slot_holding
 
 MAX_LISTED_SUBFOLDERS = 64  # a parent folder's entries looked at for model folders
 
@@ -38,6 +38,9 @@ def detect_family(folder) -> FolderKind:
         return FolderKind(family.identifier, task, slot=slot)
     if diffusers_layout.has_index(folder):
         return FolderKind("diffusers", None, diffusers_layout.pipeline_class(folder) or "no _class_name")
+    needing = job_needing({slot.identifier for _, slot in model_folders_inside(folder)}) if folder.is_dir() else None
+    if needing is not None:  # one model folder per slot of a family that needs several
+        return FolderKind(needing[0].identifier, needing[1])
     return FolderKind("unknown")
 
 
@@ -82,7 +85,8 @@ def foreign_folder_message(folder, family: str) -> str | None:
     if kind.family == "diffusers":
         return f"{folder} holds a diffusers {kind.detail}, not {wanted}"
     owner = FAMILIES_BY_NAME[kind.family].label
-    return f"{folder} is {kind.slot.described}, not {wanted}: choose the {owner} model family for it"
+    held = kind.slot.described if kind.slot is not None else f"a folder of {owner}'s model folders"
+    return f"{folder} is {held}, not {wanted}: choose the {owner} model family for it"
 
 
 def job_slots(family: str, task: str) -> tuple:

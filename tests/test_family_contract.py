@@ -129,3 +129,50 @@ def test_an_image_job_carries_a_prompt_only_for_a_family_that_asks_for_one(monke
     alone = protocol.Generate(job_id="j1", settings=settings.to_dict(), image_bytes=np.zeros(4, np.uint8))
     with pytest.raises(BadRequest, match="needs a prompt with the image"):
         alone.check()
+
+
+def two_slot_family(identifier="PAIR", slots=None):
+    """A family whose image jobs need two model folders (a views model and a reconstructor,
+    say), each recognised by a marker file."""
+    from backend.families.contract import Family, ModelSlot, Stage
+
+    def slot(name):
+        return ModelSlot(identifier=name, label=f"{name} model", preference=f"{name}_path", hub_repo=f"x/{name}",
+                         holds=lambda folder, name=name: (folder / f"{name}.txt").is_file(), check=lambda folder: folder,
+                         contents=f"{name}.txt", described=f"a {name} folder", hint="", hub_files=lambda: ([], []))
+
+    return Family(identifier=identifier, label=identifier.title(), description="", tasks=("image",), options=(),
+                  slots={"image": slots or (slot("first"), slot("second"))}, stages=(Stage("surface", 1.0),),
+                  engine=lambda: None, test_models=lambda *a: {})
+
+
+def test_a_model_slot_may_serve_several_families_but_not_be_redeclared():
+    import dataclasses
+
+    import pytest
+
+    from backend.families.registry import FamilyDeclarationError, _checked
+
+    pair = _checked(two_slot_family(), [])
+    sharing = _checked(two_slot_family("SHARING", pair.slots["image"]), [pair])  # the very same slots
+    assert sharing.slots["image"] == pair.slots["image"]
+    redeclared = dataclasses.replace(pair.slots["image"][0], label="another")
+    with pytest.raises(FamilyDeclarationError, match="'first' .* is another family's"):
+        _checked(two_slot_family("CLASH", (redeclared,)), [pair])
+
+
+def test_a_folder_holding_one_model_folder_per_slot_is_that_familys(tmp_path, monkeypatch):
+    from backend import model_folder
+    from backend.families import registry
+
+    pair = registry._checked(two_slot_family(), [])
+    monkeypatch.setattr(registry, "FAMILIES", (*registry.FAMILIES, pair))
+    monkeypatch.setitem(registry.FAMILIES_BY_NAME, "PAIR", pair)
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.txt").write_text("x")
+    assert (model_folder.detect_family(tmp_path).family, model_folder.detect_family(tmp_path).task) == ("PAIR", "image")
+    assert model_folder.resolve_model_folders(tmp_path, "PAIR", "image") == {"first": tmp_path / "first",
+                                                                            "second": tmp_path / "second"}
+    (tmp_path / "second" / "second.txt").unlink()
+    assert model_folder.detect_family(tmp_path).family == "unknown"

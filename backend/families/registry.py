@@ -61,16 +61,18 @@ def _checked(family: Family, known: list) -> Family:
     if set(family.stage_names()) & {stage.name for stage in MESH_STAGES}:
         refuse("its stages may not reuse the mesh stage's names")
     taken_options = {option.name for other in known for option in other.options}
-    taken_slots = {slot.identifier for other in known for slot in other.all_slots()}
-    taken_preferences = {slot.preference for other in known for slot in other.all_slots()}
+    # a model slot may serve several families (the very same ModelSlot: one folder, one preference)
+    taken_slots = {slot.identifier: slot for other in known for slot in other.all_slots()}
+    taken_preferences = {slot.preference: slot for other in known for slot in other.all_slots()}
     for option in family.options:
         if option.name in taken_options or option.name in ("family", "preset"):
             refuse(f"option {option.name!r} is another family's (give it a name of its own)")
     for slot in family.all_slots():
         if not isinstance(slot, ModelSlot):
             refuse(f"slot {slot!r} is not a ModelSlot")
-        if slot.identifier in taken_slots or slot.preference in taken_preferences:
-            refuse(f"model slot {slot.identifier!r} (preference {slot.preference!r}) is another family's")
+        for taken in (taken_slots.get(slot.identifier), taken_preferences.get(slot.preference)):
+            if taken is not None and taken != slot:
+                refuse(f"model slot {slot.identifier!r} (preference {slot.preference!r}) is another family's")
     for name in (family.resolution_option, family.seed_option):
         if name is not None and name not in {option.name for option in family.options}:
             refuse(f"{name!r} is not one of its options")
@@ -125,13 +127,26 @@ def slots() -> tuple:
 
 
 def unique_slots() -> tuple:
-    """(family, slot) for every model slot once (a slot may serve several inputs)."""
-    return tuple((family, slot) for family in FAMILIES for slot in family.all_slots())
+    """(family, slot) for every model slot once (a slot may serve several inputs and
+    families: the first family that declares it is named)."""
+    seen = {}
+    for family in FAMILIES:
+        for slot in family.all_slots():
+            seen.setdefault(slot.identifier, (family, slot))
+    return tuple(seen.values())
 
 
 def slot_for_repo(repo_id: str):
     """(family, task, slot) of an official hub repository, or None."""
     return next((entry for entry in slots() if entry[2].hub_repo == repo_id), None)
+
+
+def job_needing(slot_ids: set):
+    """(family, task) of the first job whose model slots are exactly these (a folder that
+    holds one model folder per slot, as make-test-model writes them), or None."""
+    return next(((family, task) for family in FAMILIES for task in family.tasks
+                 if len(family.slots_for(task)) > 1 and {s.identifier for s in family.slots_for(task)} == slot_ids),
+                None)
 
 
 def slot_holding(folder: Path):
