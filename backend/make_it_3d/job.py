@@ -1,7 +1,7 @@
 """The Make-It-3D job: picture + prompt (+ TripoSR's result) -> textured mesh.
 
     refine(models, picture, prompt, start, options, progress, should_cancel, preview)
-        -> pipeline.MeshResult (vertices, faces, colors, uvs, base_color, normal_map)
+        -> MeshResult (backend/mesh/result.py: vertices, faces, colors, uvs, base_color, normal_map)
 
 Stages, each reported through progress(stage, fraction, loss): prepare, depth,
 coarse (per iteration, with its loss), surface, the mesh stage's own (cleanup,
@@ -29,6 +29,7 @@ from ..bridge.prompts import clean_prompt
 from ..bridge.settings import GenerateSettings
 from ..mesh.asset.stage import make_asset
 from ..mesh.coordinates import blender_to_model, model_to_blender
+from ..mesh.result import MeshResult
 from ..mesh.surface import dense_density_grid, extract_mesh
 from .cameras import reference_camera
 from .coarse import Reference, optimise_field, shrink
@@ -61,13 +62,13 @@ def check_prompt(prompt) -> str:
 
 
 def encode_start(loaded_triposr, picture, options: RefineOptions | None = None, remover=None) -> TripoStart:
-    """TripoSR's scene codes for the picture, framed as the refine job frames it (a
-    backend.pipeline.LoadedModel in; its model is not changed)."""
-    from ..pipeline import encode_images
+    """TripoSR's scene codes for the picture, framed as the refine job frames it (TripoSR's
+    loaded model, backend.pipeline.load_model(..., family="TRIPOSR"), in; not changed)."""
+    from ..triposr.engine import encode_batch
 
     options = options or RefineOptions()
     framed = framed_picture(picture, options.foreground_ratio, options.remove_background, remover)
-    codes = encode_images(loaded_triposr, [triposr_input(framed)])[0]
+    codes = encode_batch(loaded_triposr, [triposr_input(framed)])[0]
     return TripoStart(loaded_triposr.model.field, codes)
 
 
@@ -129,8 +130,6 @@ def refine_with_details(models, picture, prompt, start: TripoStart | None = None
                         progress: ProgressFn | None = None, should_cancel: Callable[[], bool] | None = None,
                         preview: PreviewFn | None = None, remover=None):
     """refine(), and the RefineDetails beside its MeshResult."""
-    from ..pipeline import MeshResult
-
     options = options or RefineOptions()
     prompt = check_prompt(prompt)
     device = models.device
