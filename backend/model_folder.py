@@ -80,8 +80,8 @@ def foreign_folder_message(folder, family: str) -> str | None:
     pipeline; None when the folder is not recognisably someone else's."""
     kind = detect_family(folder)
     wanted = FAMILIES_BY_NAME[family].label
-    if kind.family in (family, "unknown"):
-        return None
+    if kind.family in (family, "unknown") or kind.slot in FAMILIES_BY_NAME[family].all_slots():
+        return None  # its own, or a slot it shares with the family that declared it first
     if kind.family == "diffusers":
         return f"{folder} holds a diffusers {kind.detail}, not {wanted}"
     owner = FAMILIES_BY_NAME[kind.family].label

@@ -8,7 +8,7 @@ from pathlib import Path
 from backend.families.registry import FAMILIES
 
 REPO = Path(__file__).resolve().parents[1]
-FAMILY_PACKAGES = ("backend/triposr/", "backend/shap_e/", "backend/families/registry.py", "backend/test_models/")
+FAMILY_PACKAGES = ("backend/triposr/", "backend/shap_e/", "backend/make_it_3d/", "backend/families/registry.py", "backend/test_models/")
 CODE = ("backend", "blender", "operators", "panels", "scripts", "tools", "bench", "__init__.py")
 
 

@@ -238,7 +238,7 @@ def test_openapi_lists_exactly_the_routes(front):
     routed = {(r.path, m) for r in app.routes if isinstance(r, Route) for m in r.methods if m != "HEAD"}
     assert documented == routed
     parameters = {p["name"] for p in document["paths"]["/v1/jobs"]["post"]["parameters"]}
-    assert parameters == {option.name for option in JOB_OPTIONS}  # every family's, Shap-E's too
+    assert parameters == {option.name for option in JOB_OPTIONS} | {"prompt"}  # every family's; an image's prompt
     assert {"resolution", "threshold", "foreground_ratio", "remove_background", "max_faces", "texture_size",
             "normal_map", "smooth_iterations", "keep_floaters", "family", "steps"} <= parameters
 

@@ -67,12 +67,21 @@ class ServerApi:
             raise BackendError(f"the server at {self.url} sent no result frame")
         return event
 
+    def preview(self, job_id: str) -> protocol.Preview:
+        """The job's latest preview (its status's "preview" says when there is one)."""
+        status, event = self._request("GET", f"/jobs/{job_id}/preview", read_body=self._result_event)
+        if status != 200:
+            self._raise_for(status, event)
+        if not isinstance(event, protocol.Preview):
+            raise BackendError(f"the server at {self.url} sent no preview frame")
+        return event
+
     def _result_event(self, response):
         try:
             message = wire.FrameReader(response).read()
             return protocol.parse(message, protocol.EVENTS) if message is not None else None
         except (wire.ProtocolError, wire.StreamClosed, BackendError) as exc:
-            raise BackendError(f"the server at {self.url} sent a malformed result: {getattr(exc, 'message', exc)}") from None
+            raise BackendError(f"the server at {self.url} sent a malformed frame: {getattr(exc, 'message', exc)}") from None
 
     def result_glb(self, job_id: str) -> bytes:
         return self._body("GET", f"/jobs/{job_id}/result?format=glb")

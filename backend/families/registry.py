@@ -23,11 +23,12 @@ import sys
 import types
 from pathlib import Path
 
+from ..make_it_3d.declaration import FAMILY as MAKE_IT_3D_FAMILY
 from ..shap_e.declaration import FAMILY as SHAP_E_FAMILY
 from ..triposr.declaration import FAMILY as TRIPOSR_FAMILY
 from .contract import API, TASKS, Family, ModelSlot, Stage
 
-BUILT_IN = (TRIPOSR_FAMILY, SHAP_E_FAMILY)
+BUILT_IN = (TRIPOSR_FAMILY, SHAP_E_FAMILY, MAKE_IT_3D_FAMILY)
 PLUGINS_ENV = "IMAGE_TO_3D_FAMILIES"
 PLUGIN_PATH_ENV = "IMAGE_TO_3D_FAMILY_PATH"
 
@@ -60,6 +61,11 @@ def _checked(family: Family, known: list) -> Family:
         refuse("its stages must end with 'surface' (the mesh stage's follow)")
     if set(family.stage_names()) & {stage.name for stage in MESH_STAGES}:
         refuse("its stages may not reuse the mesh stage's names")
+    if family.finishing_stages is not None:
+        finishing = [stage.name for stage in family.finishing_stages]
+        if not all(isinstance(stage, Stage) for stage in family.finishing_stages) or \
+                len(set(finishing)) != len(finishing) or set(finishing) & set(family.stage_names()):
+            refuse("its finishing stages must be Stages named once, none of them one of its own stages")
     taken_options = {option.name for other in known for option in other.options}
     # a model slot may serve several families (the very same ModelSlot: one folder, one preference)
     taken_slots = {slot.identifier: slot for other in known for slot in other.all_slots()}
@@ -109,7 +115,8 @@ FAMILIES = _register_all()
 FAMILIES_BY_NAME = {family.identifier: family for family in FAMILIES}
 # name -> weight of every stage any job reports, families' first, in the order jobs go
 STAGE_WEIGHTS = {stage.name: stage.weight for family in FAMILIES for stage in family.stages}
-STAGE_WEIGHTS.update({stage.name: stage.weight for stage in MESH_STAGES})
+STAGE_WEIGHTS.update({stage.name: stage.weight for family in FAMILIES for stage in family.finishing_stages or ()})
+STAGE_WEIGHTS.update({stage.name: stage.weight for stage in MESH_STAGES})  # the mesh stage's names keep theirs
 
 
 def families_taking(task: str) -> tuple:

@@ -14,7 +14,13 @@ and seed repeat the result on the same device.
 Off a CUDA GPU options.measure_iterations coarse iterations after the first (which warms
 up) are timed, and a run that would take longer than options.cpu_limit_minutes is
 refused, three iterations in, with DeviceError
-("Make-It-3D needs a GPU: about N minutes on this CPU").
+("Make-It-3D needs a GPU: about N minutes on this CPU ..., or run it here anyway with
+--cpu-minutes 0").
+
+`start` may also be a function of the framed picture that returns the TripoStart (the
+family's engine passes TripoSR's encoder so): it runs as the stage "encode", after
+"prepare". `mesh_settings` (a GenerateSettings) are the mesh stage's options when the
+caller has its own (the family's engine: the user's); else the options' own.
 """
 
 import statistics
@@ -33,6 +39,7 @@ from ..mesh.result import MeshResult
 from ..mesh.surface import dense_density_grid, extract_mesh
 from .cameras import reference_camera
 from .coarse import Reference, optimise_field, shrink
+from .declaration import CPU_LIMIT
 from .field import TripoStart, empty_field, from_triposr
 from .guidance import StableDiffusionGuidance
 from .monitor import IterationMonitor, PreviewFn, ProgressFn
@@ -64,12 +71,9 @@ def check_prompt(prompt) -> str:
 def encode_start(loaded_triposr, picture, options: RefineOptions | None = None, remover=None) -> TripoStart:
     """TripoSR's scene codes for the picture, framed as the refine job frames it (TripoSR's
     loaded model, backend.pipeline.load_model(..., family="TRIPOSR"), in; not changed)."""
-    from ..triposr.engine import encode_batch
-
     options = options or RefineOptions()
-    framed = framed_picture(picture, options.foreground_ratio, options.remove_background, remover)
-    codes = encode_batch(loaded_triposr, [triposr_input(framed)])[0]
-    return TripoStart(loaded_triposr.model.field, codes)
+    return encode_framed(loaded_triposr, framed_picture(picture, options.foreground_ratio, options.remove_background,
+                                                        remover))
 
 
 class _Clock:
@@ -105,13 +109,14 @@ def _budget(options: RefineOptions, device, details: RefineDetails):
         iterations = options.coarse_iterations + options.refine_iterations
         minutes = per_iteration * iterations / 60.0
         details.estimate_minutes = minutes
-        if minutes > options.cpu_limit_minutes:
+        if options.cpu_limit_minutes and minutes > options.cpu_limit_minutes:
             where = "this CPU" if device.type == "cpu" else f"this {device.type.upper()} device"
             rounded = max(1, round(minutes))
             raise DeviceError(
                 f"Make-It-3D needs a GPU: about {rounded} minute{'' if rounded == 1 else 's'} on {where} "
                 f"({per_iteration:.1f} s per iteration, {iterations} iterations). Run it on a CUDA GPU "
-                "(the model server can lend one), or lower the iterations."
+                "(the model server can lend one), or lower the iterations; to run it here anyway, set "
+                f"{CPU_LIMIT.label} to 0 or above {rounded} ({CPU_LIMIT.cli_flag} 0)."
             )
 
     return on_timing
@@ -126,9 +131,17 @@ def reference_for(models, framed, options, device) -> Reference:
                      large.permute(2, 0, 1).contiguous(), large_mask[None])
 
 
-def refine_with_details(models, picture, prompt, start: TripoStart | None = None, options: RefineOptions | None = None,
+def encode_framed(loaded_triposr, framed) -> TripoStart:
+    """TripoSR's scene codes of a picture framed already (framed_picture)."""
+    from ..triposr.engine import encode_batch
+
+    codes = encode_batch(loaded_triposr, [triposr_input(framed)])[0]
+    return TripoStart(loaded_triposr.model.field, codes)
+
+
+def refine_with_details(models, picture, prompt, start=None, options: RefineOptions | None = None,
                         progress: ProgressFn | None = None, should_cancel: Callable[[], bool] | None = None,
-                        preview: PreviewFn | None = None, remover=None):
+                        preview: PreviewFn | None = None, remover=None, mesh_settings=None):
     """refine(), and the RefineDetails beside its MeshResult."""
     options = options or RefineOptions()
     prompt = check_prompt(prompt)
@@ -143,6 +156,11 @@ def refine_with_details(models, picture, prompt, start: TripoStart | None = None
     framed = framed_picture(picture, options.foreground_ratio, options.remove_background, remover)
     guidance = StableDiffusionGuidance(models, prompt, options.negative_prompt)
     clock.done("prepare")
+
+    if callable(start):
+        clock.start("encode")
+        start = start(framed)
+        clock.done("encode")
 
     clock.start("depth")
     reference = reference_for(models, framed, options, device)
@@ -172,13 +190,13 @@ def refine_with_details(models, picture, prompt, start: TripoStart | None = None
     def color_at(points):
         return coarse_field.density_and_color(blender_to_model(points.to(device, torch.float32)))[1]
 
-    settings = GenerateSettings(max_faces=options.max_faces, texture_size=options.texture_size,
-                                normal_map=options.normal_map)
+    settings = mesh_settings or GenerateSettings(max_faces=options.max_faces, texture_size=options.texture_size,
+                                                 normal_map=options.normal_map)
     asset = make_asset(model_to_blender(vertices), faces, settings, color_at, device,
                        progress=lambda stage, fraction: report(stage, fraction, None), should_cancel=should_cancel)
     clock.timings.update(asset.timings)
     colors, base_color = asset.colors, asset.base_color
-    if options.texture_size and options.refine_iterations:
+    if settings.texture_size:  # with 0 iterations too: the texels the picture shows take its colours
         clock.start("texture")
         picture_large, mask_large = picture_tensors(framed, options.refine_render_size, device)
         texture_monitor = IterationMonitor("texture", options.refine_iterations, report, should_cancel, preview,
@@ -196,7 +214,7 @@ def refine_with_details(models, picture, prompt, start: TripoStart | None = None
     return result, details
 
 
-def refine(models, picture, prompt, start: TripoStart | None = None, options: RefineOptions | None = None,
+def refine(models, picture, prompt, start=None, options: RefineOptions | None = None,
            progress: ProgressFn | None = None, should_cancel: Callable[[], bool] | None = None,
            preview: PreviewFn | None = None, remover=None):
     """The job (module docstring). models: loader.load_models(...); picture: a path, bytes,

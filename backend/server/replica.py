@@ -118,6 +118,17 @@ class MeshModel:
                 event = {"event": "progress", "stage": stage, "fraction": float(fraction)}
                 loop.call_soon_threadsafe(events.put_nowait, event)
 
+        def detail(stage, fraction, text):  # progress with words, throttled as progress is
+            now = time.monotonic()
+            if fraction in (0.0, 1.0) or now - last_sent.get(stage, 0.0) >= PROGRESS_INTERVAL:
+                last_sent[stage] = now
+                event = {"event": "progress", "stage": stage, "fraction": float(fraction), "detail": text}
+                loop.call_soon_threadsafe(events.put_nowait, event)
+
+        def preview(image, stage, iteration):  # a long job's picture of its object, every few iterations
+            event = {"event": "preview", "stage": stage, "iteration": int(iteration), "image": image}
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
         job_settings = GenerateSettings.from_dict(settings)
         try:
             loaded = self.model_for(job_settings, "image" if image is not None else "text")
@@ -129,6 +140,7 @@ class MeshModel:
             progress, stop.is_set, warn=lambda message: log.warning("job %s: %s", job_id, message),
             remedy="",  # the client cannot switch the server to the CPU
             encode=self.batcher.encode if self.batcher and loaded is self._batched else None, prompt=prompt,
+            detail=detail, preview=preview,
         )
         future = loop.run_in_executor(self._pool, job)
         future.add_done_callback(lambda _: events.put_nowait(None))

@@ -233,12 +233,22 @@ class WorkerServer:
             if self._noisy:
                 _print_test_noise()
 
+        def detail(stage, fraction, text):  # progress with words (a long job's iteration and loss)
+            now = time.monotonic()
+            if fraction in (0.0, 1.0) or now - last_sent.get(stage, 0.0) >= PROGRESS_INTERVAL:
+                last_sent[stage] = now
+                self.send(protocol.Progress(job_id=job_id, stage=stage, fraction=float(fraction), detail=text))
+
+        def preview(image, stage, iteration):  # every few iterations of a long job: each goes
+            self.send(protocol.Preview(job_id=job_id, stage=stage, iteration=int(iteration), image=image))
+
         def should_cancel():
             return job_id in self._cancelled or self._stopping
 
         return pipeline.generate_mesh_within_memory(
             loaded, image, settings, progress, should_cancel,
             warn=lambda message: self.send_log(job_id, message, "warning"), prompt=prompt,
+            detail=detail, preview=preview,
         )
 
 
