@@ -5,6 +5,8 @@
         [--faces N] [--texture T] [--no-normal-map] [--smooth N] [--keep-floaters] [options]
     blender -b --python scripts/image_to_3d.py -- --prompt TEXT [--prompt TEXT ...] --model TEXT_MODEL_DIR [...]
     blender -b --python scripts/image_to_3d.py -- --prompts FILE --model TEXT_MODEL_DIR [...]
+    blender -b --python scripts/image_to_3d.py -- --input IMAGE_OR_FOLDER --prompt TEXT --model DIR [...]
+        (a family whose image jobs take a prompt, e.g. --family MAKE_IT_3D: one prompt for every image)
     blender -b --python scripts/image_to_3d.py -- --input ... --server URL --token-file F [...]
     python scripts/image_to_3d.py -- ...          (where the bpy wheel is installed)
 
@@ -35,6 +37,7 @@ from backend.bridge.options import (  # noqa: E402
     add_arguments,
     check_family_takes,
     flags_not_used,
+    prompt_with_image_problem,
     value_problem,
     values_given,
 )
@@ -50,7 +53,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     argv = argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
     parser = argparse.ArgumentParser(prog="image_to_3d.py", description="Turn images or text prompts into meshes.")
     parser.add_argument("--input", help="an image file or a folder of images")
-    parser.add_argument("--prompt", action="append", default=[], help="a text prompt; repeat for more objects")
+    parser.add_argument("--prompt", action="append", default=[],
+                        help="a text prompt; repeat for more objects; with --input, what every image shows "
+                             "(a family whose image jobs take one, e.g. Make-It-3D)")
     parser.add_argument("--prompts", help="a text file of prompts, one object per line")
     parser.add_argument("--model", help="model folder or hub id (" + ", ".join(slot.hub_repo for _, slot in unique_slots())
                                         + "), or a folder holding a family's model folders; not with --server")
@@ -111,7 +116,7 @@ def enable_extension() -> object:
 
 def job_kind(args) -> tuple[str, str]:
     """(family, task): --family, else the --model folder's, else the first family that takes the input."""
-    task = "text" if args.prompt or args.prompts else "image"
+    task = "image" if args.input else "text"
     return family_for_job(task, args.family, args.model), task
 
 
@@ -141,8 +146,9 @@ def clear_default_cube() -> None:
 
 
 def convert_one(extension, args, options) -> int:
+    prompt = {"prompt": args.prompt[0]} if args.prompt else {}  # what the image shows (a family that takes one)
     try:
-        bpy.ops.image_to_3d.generate(filepath=os.path.abspath(args.input), **options)
+        bpy.ops.image_to_3d.generate(filepath=os.path.abspath(args.input), **prompt, **options)
     except RuntimeError as error:  # the operator reported an error
         print(f"image_to_3d: FAILED {args.input}: {str(error).strip()}", file=sys.stderr, flush=True)
         return 1
@@ -182,7 +188,8 @@ def export(extension, args, obj) -> int:
 def convert_folder(extension, args, options) -> int:
     """A folder of images, or a prompts file, through the batch operator."""
     source = {"prompts_file": os.path.abspath(args.prompts)} if args.prompts else {
-        "directory": os.path.abspath(args.input), "recursive": args.recursive}
+        "directory": os.path.abspath(args.input), "recursive": args.recursive,
+        **({"prompt": args.prompt[0]} if args.prompt else {})}
     try:
         bpy.ops.image_to_3d.batch(export_dir=os.path.abspath(args.export) if args.export else "",
                                   export_format=args.format.upper(), **source, **options)
@@ -197,8 +204,10 @@ def convert_folder(extension, args, options) -> int:
 
 def argument_problem(args) -> str | None:
     """What is wrong with the command line, found before any work is done; None if nothing."""
-    if sum(map(bool, (args.input, args.prompt, args.prompts))) != 1:
-        return "give one of --input (an image or a folder), --prompt TEXT or --prompts FILE"
+    if sum(map(bool, (args.input, args.prompt, args.prompts))) != 1 and not (args.input and len(args.prompt) == 1
+                                                                           and not args.prompts):
+        return ("give one of --input (an image or a folder), --prompt TEXT or --prompts FILE "
+                "(or --input with one --prompt, for a family whose image jobs take one)")
     if args.input and not os.path.exists(args.input):
         return f"{args.input} does not exist"
     if args.prompts and not os.path.isfile(args.prompts):
@@ -214,6 +223,10 @@ def argument_problem(args) -> str | None:
         check_family_takes(family, task)
     except BackendError as error:
         return error.message
+    if task == "image":
+        problem = prompt_with_image_problem(family, True, bool(args.prompt))
+        if problem:
+            return problem + ("" if args.prompt else " (--prompt TEXT)")
     unused = flags_not_used(args, ALL_OPTIONS, family, task)
     if unused:
         return f"{', '.join(unused)}: not used by {FAMILIES_BY_NAME[family].label} jobs"
@@ -280,7 +293,7 @@ def main(argv: list[str]) -> int:
                 return 2
         clear_default_cube()
         options = {**values_given(args, (PRESET_OPTION, *ALL_OPTIONS), family, task), "family": family}
-        if args.prompt:
+        if args.prompt and not args.input:
             status = convert_prompts(extension, args, options)
         elif args.prompts or os.path.isdir(args.input):
             status = convert_folder(extension, args, options)

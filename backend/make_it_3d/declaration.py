@@ -61,7 +61,7 @@ START = Option("m3d_start", "Start From", str, "TRIPOSR", "What the coarse stage
                choices=(("TRIPOSR", "TripoSR's Object", "TripoSR's result for the picture: a few minutes (ours)"),
                         ("EMPTY", "Empty Field", "An empty field, as the paper does: slow (thousands of iterations)")),
                flag="--start")
-CPU_LIMIT = Option("m3d_cpu_minutes", "CPU Limit (min)", float, 20.0,
+CPU_LIMIT = Option("m3d_cpu_minutes", "CPU Time Limit", float, 20.0,
                    "Off a GPU, refuse a job that would take longer than this many minutes (0: run it whatever it takes)",
                    minimum=0.0, soft_maximum=600.0, flag="--cpu-minutes")
 OPTIONS = (

@@ -115,8 +115,8 @@ def _budget(options: RefineOptions, device, details: RefineDetails):
             raise DeviceError(
                 f"Make-It-3D needs a GPU: about {rounded} minute{'' if rounded == 1 else 's'} on {where} "
                 f"({per_iteration:.1f} s per iteration, {iterations} iterations). Run it on a CUDA GPU "
-                "(the model server can lend one), or lower the iterations; to run it here anyway, set "
-                f"{CPU_LIMIT.label} to 0 or above {rounded} ({CPU_LIMIT.cli_flag} 0)."
+                "(the model server can lend one), or lower the iterations; to run it here anyway, set the "
+                f"{CPU_LIMIT.label} to 0, no limit ({CPU_LIMIT.cli_flag} 0)."
             )
 
     return on_timing

@@ -171,7 +171,7 @@ def run_server(args, token: str, token_path: Path, sock: socket.socket, local: b
 def local_models(models: list) -> list:
     """Each --model as a checked local folder (a hub id is fetched now); one per family and input."""
     from ..bridge.options import FAMILIES_BY_NAME
-    from ..model_folder import model_kind, resolve_model_dir
+    from ..model_folder import job_slots, model_kind, resolve_model_dir, resolve_model_folders
 
     folders, seen = [], {}
     for model in models:
@@ -180,7 +180,11 @@ def local_models(models: list) -> list:
             raise BackendError(f"--model {seen[family, task]} and --model {model} are both {FAMILIES_BY_NAME[family].label} "
                                f"for {task}s: give one model per family and input")
         seen[family, task] = model
-        folders.append(str(resolve_model_dir(model, family, task)))
+        if len(job_slots(family, task)) > 1:  # a folder holding the family's model folders (Make-It-3D's four)
+            resolve_model_folders(model, family, task)
+            folders.append(str(Path(model).expanduser().resolve()))
+        else:
+            folders.append(str(resolve_model_dir(model, family, task)))
     return folders
 
 
