@@ -79,3 +79,22 @@ def sphere_mesh():
     vertices, faces = mcubes.marching_cubes(inside, 0.0)
     scale = 2 * extent / (resolution - 1)
     return (vertices * scale - extent).astype(np.float32), faces.astype(np.int32)
+
+
+@pytest.fixture(scope="session")
+def m3d_family_dir(m3d_dirs, tmp_path_factory) -> Path:
+    """A folder holding Make-It-3D's four model folders, as `make-test-model make-it-3d`
+    writes them: links to the repository's tiny TripoSR checkpoint and the tiny random
+    guidance models (no second TripoSR made)."""
+    folder = tmp_path_factory.mktemp("make_it_3d_family")
+    (folder / "triposr").symlink_to(REPO_ROOT / "tests" / "data" / "tiny", target_is_directory=True)
+    for path in m3d_dirs.values():
+        (folder / path.name).symlink_to(path, target_is_directory=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def m3d_fast() -> dict:
+    """The family's options cut down for a job in seconds on a CPU (and a small mesh stage)."""
+    return {"family": "MAKE_IT_3D", "m3d_coarse_iterations": 6, "m3d_refine_iterations": 3, "m3d_render_size": 24,
+            "m3d_resolution": 32, "m3d_preview_every": 2, "max_faces": 300, "texture_size": 128}
