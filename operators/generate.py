@@ -133,6 +133,15 @@ class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.O
             self._run.cancel()
             self._run = None
         STATUS.running = False
+        self.drop_preview()
+
+    @staticmethod
+    def drop_preview() -> None:
+        """A failed or cancelled job leaves the scene as it was: its preview image goes too."""
+        image = bpy.data.images.get(STATUS.preview_image) if STATUS.preview_image else None
+        if image is not None:
+            bpy.data.images.remove(image)
+        STATUS.preview_image = ""
 
     def status_text(self) -> str:
         return f"Image to 3D: {STATUS.label}  (Esc to cancel)"
@@ -144,6 +153,8 @@ class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.O
         """Turn the finished job into the object, or report why not."""
         done, self._run = self._run, None
         STATUS.running, STATUS.label = False, ""
+        if done.error is not None:
+            self.drop_preview()
         if isinstance(done.error, Cancelled):
             self.report({"WARNING"}, "Cancelled")
             return {"CANCELLED"}

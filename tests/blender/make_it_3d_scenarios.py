@@ -64,7 +64,7 @@ def scenario_make_it_3d(work: str, env: dict) -> dict:
     facts["triposr_prompt_error"] = error_of(lambda: bpy.ops.image_to_3d.generate(filepath=picture, prompt=PROMPT,
                                                                                    family="TRIPOSR"))
     facts["cpu_error"] = error_of(lambda: bpy.ops.image_to_3d.generate(filepath=picture, prompt=PROMPT,
-                                                                        **{**FAST, "m3d_cpu_minutes": 1e-6}))
+                                                                        **{**FAST, "m3d_cpu_minutes": 0.0001}))  # Blender keeps 5 decimals
     facts["unchanged_after_errors"] = snapshot() == unchanged
 
     # The operator with a file and a prompt: one undo step, the textured object, its preview image.
@@ -82,6 +82,7 @@ def scenario_make_it_3d(work: str, env: dict) -> dict:
     facts["before_generate"], facts["after_undo"] = before, snapshot()
 
     # The panel's own prompt goes with the panel's file.
+    panel = bpy.context.scene.image_to_3d  # undo replaced the scene's data
     panel.source, panel.filepath, panel.prompt, panel.family, panel.use_defaults = "FILE", picture, "a disc", \
         "MAKE_IT_3D", False
     for name, value in FAST.items():

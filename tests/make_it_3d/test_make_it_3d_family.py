@@ -205,3 +205,25 @@ def test_a_cpu_run_that_takes_too_long_is_refused_saying_how_to_run_it_anyway(lo
     message = refused.value.message
     assert message.startswith("Make-It-3D needs a GPU: about 1 minute on this CPU")
     assert "--cpu-minutes 0" in message and "CPU Time Limit" in message
+
+
+def test_the_cli_takes_a_prompt_with_images_only_for_the_family_that_asks(m3d_family_dir, disc_rgba, tmp_path, capsys):
+    from PIL import Image
+
+    from backend.cli import main
+
+    picture = tmp_path / "disc.png"
+    Image.fromarray(disc_rgba, "RGBA").save(picture)
+    out = ["--out", str(tmp_path / "out")]
+    tiny_triposr = str(m3d_family_dir / "triposr")
+    assert main(["generate", str(picture), "--prompt", "a disc", "--model", tiny_triposr, *out]) == 2
+    assert "TripoSR jobs take exactly one of an image or a prompt, not both" in capsys.readouterr().err
+    # the family comes from the folder of its four model folders
+    assert main(["generate", str(picture), "--model", str(m3d_family_dir), *out]) == 2
+    assert "Make-It-3D needs a prompt with the image: describe the object it shows (--prompt TEXT)" in \
+        capsys.readouterr().err
+    assert main(["generate", str(picture), "--prompt", "a", "--prompt", "b", "--model", str(m3d_family_dir), *out]) == 2
+    assert "images take at most one --prompt" in capsys.readouterr().err
+    assert main(["generate", str(picture), "--prompt", "a disc", "--model", str(m3d_family_dir), "--threshold", "3",
+                 *out]) == 2
+    assert "--threshold: not used by Make-It-3D image jobs" in capsys.readouterr().err
