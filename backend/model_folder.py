@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .bridge.errors import ModelNotFoundError, WrongModelError
 from .bridge.options import FAMILIES, FAMILIES_BY_NAME, SHAP_E, TRIPOSR, looks_like_hub_id
+from .model_files import model_file
 from .shap_e import folders as shap_e_folders
 
 CONFIG_NAME = "config.yaml"
@@ -96,12 +97,14 @@ def check_model_dir(model_dir, family: str = TRIPOSR, task: str = "image") -> Pa
     foreign = foreign_folder_message(model_dir, TRIPOSR)
     if foreign:
         raise WrongModelError(foreign)
-    missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not (model_dir / n).is_file()]
+    missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not (model_dir / n).exists()]
     if missing:
         raise ModelNotFoundError(
             f"model folder {model_dir} lacks {' and '.join(missing)}: it needs TripoSR's "
             f"{CONFIG_NAME} and {WEIGHTS_NAME} (from huggingface.co/{TRIPOSR_HUB_ID})"
         )
+    for name in (CONFIG_NAME, WEIGHTS_NAME):  # regular files inside the folder: no named pipe, no link out
+        model_file(model_dir, name)
     return model_dir
 
 

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 from ..bridge.errors import CheckpointError, WrongModelError
+from ..bridge.regular_files import read_regular
+from ..model_files import check_component, checked_path
 
 INDEX_NAME = "model_index.json"
 HUB_REPOS = {"text": "openai/shap-e", "image": "openai/shap-e-img2img"}
@@ -45,11 +47,13 @@ OPTIONAL_FILES = {"tokenizer": ["tokenizer_config.json", "special_tokens_map.jso
 WEIGHTED = {"prior": "diffusion_pytorch_model", "shap_e_renderer": "diffusion_pytorch_model",
             "text_encoder": "model", "image_encoder": "model"}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+MAX_INDEX_BYTES = 1 << 20
 
 
 def _read_index(folder: Path) -> dict:
-    try:
-        index = json.loads((folder / INDEX_NAME).read_text(encoding="utf-8"))
+    try:  # a regular file inside the folder (model_files.py), of a sane size
+        data, _ = read_regular(checked_path(folder, INDEX_NAME), MAX_INDEX_BYTES)
+        index = json.loads(data.decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{folder / INDEX_NAME} is not readable JSON: {exc}") from None
     if not isinstance(index, dict):
@@ -59,7 +63,11 @@ def _read_index(folder: Path) -> dict:
 
 def pipeline_class(folder: Path) -> str:
     """The diffusers pipeline class a folder's model_index.json names ("" if none)."""
-    return str(_read_index(folder).get("_class_name", ""))
+    name = _read_index(folder).get("_class_name", "")
+    if not isinstance(name, str):
+        raise CheckpointError(f"{folder / INDEX_NAME}: _class_name must name the pipeline's class as text, "
+                              f"got {type(name).__name__} {json.dumps(name)[:80]}: is the file damaged?")
+    return name
 
 
 def task_of_pipeline(class_name: str) -> str | None:
@@ -106,7 +114,7 @@ def check_folder(folder: Path, task: str) -> Path:
     if task not in PIPELINE_CLASSES:
         raise ValueError(f"task must be one of {', '.join(PIPELINE_CLASSES)}, got {task!r}")
     index = _read_index(folder)
-    held = task_of_pipeline(str(index.get("_class_name", "")))
+    held = task_of_pipeline(pipeline_class(folder))
     if held != task:
         raise WrongModelError(
             f"{folder} is Shap-E's {TASK_WORDS[held]} model ({HUB_REPOS[held]}), "
@@ -118,6 +126,7 @@ def check_folder(folder: Path, task: str) -> Path:
             raise CheckpointError(
                 f"{folder / INDEX_NAME}: component {component!r} is {entry!r}, expected [{library!r}, {class_name!r}]"
             )
+        check_component(folder, component)  # links out, named pipes, shard maps pointing elsewhere
         missing = [alts for alts in REQUIRED_FILES[component]
                    if not any((folder / component / name).is_file() for name in alts.split("|"))]
         if missing:
