@@ -52,3 +52,19 @@ def free_stem(folder: str, stem: str, suffixes, taken=()) -> str:
         number += 1
         candidate = f"{stem}_{number}"
     return candidate
+
+
+def unwritable_folder(folder: str) -> str | None:
+    """Why files cannot be written into `folder` (made when missing), or None when they can:
+    found before any work, so that no run ends with nothing saved."""
+    import tempfile
+
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        return f"{folder} is a file, not a folder"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
