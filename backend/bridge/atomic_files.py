@@ -63,10 +63,10 @@ class Staging:
         return self
 
     def __exit__(self, *exc_info):
-        shutil.rmtree(self.path, ignore_errors=True)  # while still locked: no one else takes it meanwhile
-        if self._owner is not None:
+        if self._owner is not None:  # closed first: Windows removes no open file
             os.close(self._owner)
             self._owner = None
+        shutil.rmtree(self.path, ignore_errors=True)
 
     def entries(self) -> list:
         return [entry for entry in os.listdir(self.path) if entry != OWNER_NAME]
