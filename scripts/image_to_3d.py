@@ -39,7 +39,6 @@ from backend.bridge.options import (  # noqa: E402
     value_problem,
     values_given,
 )
-from backend.bridge.prompts import clean_prompt  # noqa: E402
 from backend.bridge.tokens import TokenFileError, read_token_file  # noqa: E402
 from backend.model_folder import family_for_job  # noqa: E402
 
@@ -213,8 +212,6 @@ def argument_problem(args) -> str | None:
     try:
         family, task = job_kind(args)  # reads the model folder's model_index.json: may be damaged
         check_family_takes(family, task)
-        for prompt in args.prompt:
-            clean_prompt(prompt)  # empty, invisible, too long: refused before anything runs
     except BackendError as error:
         return error.message
     unused = flags_not_used(args, ALL_OPTIONS, family, task)

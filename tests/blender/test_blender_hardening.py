@@ -160,11 +160,17 @@ def test_headless_faces_4_gives_at_most_4_triangles(tmp_path, tiny_model_dir):
     assert 1 <= len(trimesh.load(path, process=False).faces) <= 4
 
 
-def test_headless_invisible_prompt_is_refused_before_any_work(tmp_path, shap_e_dirs):
-    done = headless("--prompt", "\u200b\ufeff", "--model", shap_e_dirs["text"], "--export", tmp_path / "out",
-                    home=tmp_path / "home", cwd=tmp_path)
-    assert done.returncode == 2 and "the prompt has no visible characters" in done.stderr
-    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+INVISIBLE = "\u200b\ufeff"  # a zero-width space and a byte-order mark
+
+
+def test_headless_invisible_prompt_fails_alone(tmp_path, shap_e_dirs):
+    """As an empty --prompt does: that prompt fails, the others are made (exit 1)."""
+    done = headless("--prompt", INVISIBLE, "--prompt", "a chair", "--model", shap_e_dirs["text"],
+                    "--steps", "2", "--resolution", "16", "--preset", "raw", "--export", tmp_path / "out",
+                    "--format", "ply", home=tmp_path / "home", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert f"FAILED {INVISIBLE!r}: " in done.stderr and "the prompt has no visible characters" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_chair.ply"]
 
 
 def test_headless_fifo_token_file_and_config_are_named_without_waiting(tmp_path, tiny_model_dir):
