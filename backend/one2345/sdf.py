@@ -10,7 +10,6 @@ the latent separate by axis (the encoding is per coordinate, the sampler a produ
 per-axis weights), so both are built from per-axis tables instead of per point.
 """
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -125,26 +124,27 @@ def _interpolate_axis(t: torch.Tensor, dim: int, table) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sdf_grid(weights: SDFWeights, volume: torch.Tensor, resolution: int, on_plane=None) -> np.ndarray:
-    """SDF on linspace(-1, 1, R)^3 (x slowest) -> float32 (R, R, R) numpy array.
-    on_plane(done, total) is called after each x plane (progress and cancel)."""
+def sdf_grid(weights: SDFWeights, volume: torch.Tensor, resolution: int, on_plane=None, planes_per_step: int = 1):
+    """SDF on linspace(-1, 1, R)^3 (x slowest) -> float32 (R, R, R) numpy array, a few x
+    planes at a time. on_plane(done, total) is called after each step (progress, cancel)."""
     device = volume.device
     coords = torch.linspace(-1, 1, resolution, device=device)
-    n = volume.shape[-1]
+    n, channels = volume.shape[-1], volume.shape[1]
     table = _axis_interpolation(coords, n)
     first = [_axis_encoding_table(coords, weights.w0, axis) for axis in range(3)]
     yz = first[1][:, None, :] + first[2][None, :, :]  # (R, R, 128)
     sdf = torch.empty(resolution, resolution, resolution, device=device)
-    for i in range(resolution):
-        low, high, w_low, w_high = (part[i] for part in table)
-        plane = volume[0][:, low] * w_low + volume[0][:, high] * w_high  # (C, n, n) at this x
-        plane = _interpolate_axis(_interpolate_axis(plane, 1, table), 2, table)  # (C, R, R)
-        latent = plane.reshape(volume.shape[1], -1).T  # (R*R, C)
-        h = softplus((yz + (first[0][i] + weights.b0)).reshape(-1, HIDDEN))
+    for start in range(0, resolution, planes_per_step):
+        rows = slice(start, min(start + planes_per_step, resolution))
+        low, high, w_low, w_high = (part[rows] for part in table)
+        planes = volume[0][:, low] * w_low[:, None, None] + volume[0][:, high] * w_high[:, None, None]  # (C, S, n, n)
+        planes = _interpolate_axis(_interpolate_axis(planes, 2, table), 3, table)  # (C, S, R, R)
+        latent = planes.reshape(channels, -1).T  # (S*R*R, C)
+        h = softplus((yz[None] + (first[0][rows] + weights.b0)[:, None, None, :]).reshape(-1, HIDDEN))
         pre = torch.addmm(weights.b1, latent, weights.w1_latent.T)
         h = softplus(pre.addmm_(h, weights.w1_hidden.T))
         values = h @ weights.w2_sdf_hidden + latent @ weights.w2_sdf_latent + weights.b2[0]
-        sdf[i] = values.reshape(resolution, resolution)
+        sdf[rows] = values.reshape(-1, resolution, resolution)
         if on_plane is not None:
-            on_plane(i + 1, resolution)
+            on_plane(rows.stop, resolution)
     return sdf.cpu().numpy()

@@ -27,6 +27,7 @@ from ..one2345.sdf import FREQUENCIES, HIDDEN, LATENT
 CHECKPOINT_NAME = "ckpt_215000.pth"
 _TYPICAL_LATENT = 0.6  # regularised volume features are ReLU outputs of about this size
 _RADIUS = 0.4
+_OPTIMIZED_TENSORS = 100  # the parameters the reference's optimizer holds
 
 
 def _softplus(x):
@@ -113,7 +114,11 @@ def make_test_checkpoint(out: Path, seed: int = 0) -> Path:
     """Write a checkpoint file as the reference's Runner saves it (plain data only)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint = {"optimizer": {"state": {}, "param_groups": []}, "iter_step": 215000, "val_step": 0}
+    # a fresh Adam's state, as the reference's Runner saves it (loaded in a try/except, never used)
+    group = {"lr": 2e-4, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0, "amsgrad": False, "maximize": False,
+             "foreach": None, "capturable": False, "differentiable": False, "fused": None,
+             "decoupled_weight_decay": False, "params": list(range(_OPTIMIZED_TENSORS))}
+    checkpoint = {"optimizer": {"state": {}, "param_groups": [group]}, "iter_step": 215000, "val_step": 0}
     checkpoint.update(make_state_dicts(seed))
     torch.save(checkpoint, out)
     return out

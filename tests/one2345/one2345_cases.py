@@ -54,3 +54,17 @@ def write_input_folder(arrays: dict, folder: Path) -> Path:
     for index, image in enumerate(arrays["images_src"]):
         Image.fromarray(image).save(folder / "stage2_8" / ids[8 + index])
     return folder
+
+
+def nearest(reference: np.ndarray, points: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Distance to, and index of, the nearest reference point for each point (float64)."""
+    import torch
+
+    ref = torch.from_numpy(np.asarray(reference, np.float64))
+    distances, indices = [], []
+    for start in range(0, len(points), chunk):
+        part = torch.from_numpy(np.asarray(points[start : start + chunk], np.float64))
+        d, i = torch.cdist(part, ref).min(dim=1)
+        distances.append(d.numpy())
+        indices.append(i.numpy())
+    return np.concatenate(distances), np.concatenate(indices)

@@ -17,7 +17,7 @@ import importlib
 import numpy as np
 import pytest
 import torch
-from one2345_cases import load_case, write_input_folder
+from one2345_cases import load_case, nearest, write_input_folder
 
 reconstruction = importlib.import_module("backend.one2345.reconstruct")
 
@@ -160,8 +160,6 @@ def test_colours_at_query_points(run):
 
 
 def test_meshes(run):
-    from scipy.spatial import cKDTree
-
     case, tol, model, cond, _ = run
     z = case.arrays
     weights = model.sdf_weights()
@@ -177,15 +175,15 @@ def test_meshes(run):
         share = tol["count_share"]
         assert abs(len(vertices) - len(ref_vertices)) <= share * len(ref_vertices), f"R={resolution}: vertex count"
         assert abs(len(faces) - len(ref_faces)) <= share * len(ref_faces), f"R={resolution}: face count"
-        distance, nearest = cKDTree(ref_vertices).query(vertices)
+        distance, index = nearest(ref_vertices, vertices)
         if tol["nearest_max"] is not None:
             assert distance.max() <= tol["nearest_max"], f"R={resolution}: nearest-neighbour max {distance.max():.3g}"
         assert np.percentile(distance, 99) <= tol["nearest_p99"], f"R={resolution}: nearest-neighbour p99"
         colours = reconstruction.colour_vertices(model, cond, vertices)
-        colour_error = np.abs(colours - z[f"vcolor{resolution}_float"][nearest])
+        colour_error = np.abs(colours - z[f"vcolor{resolution}_float"][index])
         assert np.percentile(colour_error, 99) <= tol["vertex_colour_p99"], f"R={resolution}: vertex colours"
-        levels = np.abs((colours * 255).astype(np.uint8).astype(int) - z[f"c{resolution}"][nearest, :3].astype(int))
+        levels = np.abs((colours * 255).astype(np.uint8).astype(int) - z[f"c{resolution}"][index, :3].astype(int))
         assert (levels.max(axis=1) <= 1).mean() >= tol["uint8_within_one"], f"R={resolution}: uint8 colours"
         if f"v{resolution}" in z:  # the mesh.ply as written: frame W
             world = cond.cameras.to_world(vertices)
-            assert np.abs(world - z[f"v{resolution}"][nearest]).max() <= 2 * (tol["nearest_max"] or 1e-2)
+            assert np.abs(world - z[f"v{resolution}"][index]).max() <= 2 * (tol["nearest_max"] or 1e-2)
