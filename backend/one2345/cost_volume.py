@@ -36,9 +36,10 @@ def project(affine_mats: torch.Tensor, points_h: torch.Tensor, size: int) -> tup
     return grid, visible
 
 
-def build_cost_volume(feats: torch.Tensor, affine_mats: torch.Tensor, n: int, chunk: int = 1 << 16):
+def build_cost_volume(feats: torch.Tensor, affine_mats: torch.Tensor, n: int, chunk: int = 1 << 16, on_chunk=None):
     """feats (V, C, H, W), affine_mats (V, 4, 4) -> cost (1, 2C, n, n, n) = [variance, mean]
-    (zero at inactive voxels), active mask (n, n, n) bool, visible-view counts (n, n, n)."""
+    (zero at inactive voxels), active mask (n, n, n) bool, visible-view counts (n, n, n).
+    on_chunk(done, total) is called after each chunk of voxels (progress, cancel)."""
     views, channels, height, width = feats.shape
     assert height == width, "square views"
     points = voxel_points(n, feats.device)
@@ -57,6 +58,8 @@ def build_cost_volume(feats: torch.Tensor, affine_mats: torch.Tensor, n: int, ch
         cost[:channels, start:stop] = ((sampled**2).sum(dim=1) * inverse - mean**2).T
         cost[channels:, start:stop] = mean.T
         del sampled
+        if on_chunk is not None:
+            on_chunk(stop, total)
     active = counts > min(_MIN_VIEWS_EXCLUSIVE, views - 1)
     cost *= active
     shape = (n, n, n)

@@ -78,11 +78,16 @@ class FeatureNet(nn.Module):
         self.smooth1 = nn.Conv2d(32, 16, 3, padding=1)
         self.smooth0 = nn.Conv2d(32, 8, 3, padding=1)
 
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """images (V, 3, H, W) in [0, 1], all views in one batch -> [feat2, feat1, feat0]."""
+    def forward(self, images: torch.Tensor, between=None) -> list[torch.Tensor]:
+        """images (V, 3, H, W) in [0, 1], all views in one batch -> [feat2, feat1, feat0].
+        between(), when given, is called after each convolution block (cancel checks)."""
+        between = between or (lambda: None)
         conv0 = self.conv0(images)
+        between()
         conv1 = self.conv1(conv0)
+        between()
         conv2 = self.conv2(conv1)
+        between()
         feat2 = self.toplayer(conv2)
         feat1 = _upsample(feat2, 2) + self.lat1(conv1)
         del conv1, conv2

@@ -70,10 +70,11 @@ def images_tensor(views: ViewSet, device) -> torch.Tensor:
     return torch.from_numpy(views.images).to(device).permute(0, 3, 1, 2).float().div(255)
 
 
-def encode_views(model: SparseNeuS, images: torch.Tensor, record: dict | None = None):
+def encode_views(model: SparseNeuS, images: torch.Tensor, record: dict | None = None, steps: "_Steps | None" = None):
     """Fused pyramid maps (V, 56, H, W) and compressed features (V, 16, H, W); batch
     statistics over all views together."""
-    pyramid = model.pyramid_feature_network(images)
+    between = (lambda: steps.report("features", 0.5)) if steps is not None else None
+    pyramid = model.pyramid_feature_network(images, between)
     if record is not None:
         record["pyramid"] = pyramid
     fused = fuse_pyramid(pyramid)
@@ -82,18 +83,20 @@ def encode_views(model: SparseNeuS, images: torch.Tensor, record: dict | None = 
 
 
 def regularised_volume(model: SparseNeuS, compressed: torch.Tensor, cameras: VolumeCameras,
-                       record: dict | None = None):
+                       record: dict | None = None, steps: "_Steps | None" = None):
     """-> volume (1, 16, n, n, n) and its valid mask (1, 1, n, n, n)."""
     n = model.volume_size
     affine = cameras.affine_mats.to(compressed.device)
-    cost, active, counts = build_cost_volume(compressed, affine, n)
+    on_chunk = (lambda done, total: steps.report("volume", 0.5 * done / total)) if steps is not None else None
+    cost, active, counts = build_cost_volume(compressed, affine, n, on_chunk=on_chunk)
     if not bool(active.any()):
         raise EmptySurfaceError("no voxel of the volume is seen by two views: the cameras do not look at "
                                 "a common object")
     net = model.sdf_network_lod0.sparse_costreg_net
     masks = net.level_masks(active)
     blocks = {} if record is not None else None
-    volume = net(cost, masks, blocks)
+    between = (lambda: steps.report("volume", 0.5)) if steps is not None else None
+    volume = net(cost, masks, blocks, between)
     if record is not None:
         record.update(cost=cost, active=active, counts=counts, masks=masks, blocks=blocks)
     return volume, active[None, None].float()
@@ -105,11 +108,11 @@ def condition(model: SparseNeuS, views: ViewSet, steps: _Steps | None = None, re
     cameras = volume_cameras(views)
     images = images_tensor(views, device)
     steps.report("features", 0.0)
-    fused, compressed = encode_views(model, images, record)
+    fused, compressed = encode_views(model, images, record, steps)
     if record is not None:
         record["compressed"] = compressed
     steps.report("volume", 0.0)
-    volume, valid = regularised_volume(model, compressed, cameras, record)
+    volume, valid = regularised_volume(model, compressed, cameras, record, steps)
     del compressed
     return Conditioning(cameras, images, fused, volume, valid)
 
@@ -145,7 +148,8 @@ def reconstruct(model: SparseNeuS, views: ViewSet, resolution: int = DEFAULT_RES
                 should_cancel=None) -> ReconstructedMesh:
     """The coloured mesh of the object the views show, in pose.json's frame W.
     progress(stage, fraction) with the stages of STAGES; should_cancel() -> True raises
-    Cancelled at the next step (at most a few x planes of the grid or one colour chunk away)."""
+    Cancelled at the next step: a convolution block, a chunk of voxels, a few x planes of
+    the grid or a chunk of vertices away."""
     steps = _Steps(progress, should_cancel)
     # full float32 convolutions on GPUs too (cuDNN would use TF32 on Ampere and newer)
     with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=False):

@@ -110,13 +110,17 @@ class SparseCostRegNet(nn.Module):
             masks.append(coarser_mask(masks[-1], 2**level))
         return masks
 
-    def forward(self, cost: torch.Tensor, masks: list[torch.Tensor], record: dict | None = None) -> torch.Tensor:
+    def forward(self, cost: torch.Tensor, masks: list[torch.Tensor], record: dict | None = None,
+                between=None) -> torch.Tensor:
         """cost: (1, 32, n, n, n) zero off masks[0] -> (1, 16, n, n, n) zero off it too.
-        record, when given, receives each block's output (after its ReLU)."""
+        record, when given, receives each block's output (after its ReLU); between(), when
+        given, is called after each block (cancel checks)."""
         def block(name, x, level):
             y = getattr(self, name)(x, masks[level])
             if record is not None:
                 record[name] = y
+            if between is not None:
+                between()
             return y
 
         c0 = block("conv0", cost, 0)
