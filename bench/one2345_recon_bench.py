@@ -81,8 +81,8 @@ def run_ours(args) -> dict:
 
 def run_child(command: list[str], out: Path) -> dict:
     done = subprocess.run(command, cwd=REPO)
-    if done.returncode != 0:
-        raise SystemExit(f"{command[0]} ... failed with exit code {done.returncode}")
+    if done.returncode != 0:  # -9: killed, most often for memory
+        return {"error": f"{Path(command[1]).name} exited with {done.returncode}"}
     return json.loads(out.read_text())
 
 
@@ -151,10 +151,13 @@ def main() -> None:
                        "--mesh-out", str(scratch / "ours.npz"), "--device", "cpu", "--checkpoint", args.checkpoint,
                        "--inputs", args.inputs, "--resolution", str(args.resolution), "--volume", str(args.volume)]
             ours = run_child(command, scratch / "ours.json")
+            if "error" in ours:
+                raise SystemExit(ours["error"])
         memory = ours.get("cuda_peak_allocated_bytes", ours["peak_rss_bytes"])
         rows = [("ours (dense 3-D convolutions)", args.device, f"{args.volume}^3", args.resolution,
                  f"{ours['reconstruct_s']:.1f}", f"{memory / GIB:.2f} GiB", ours["vertices"])]
         report = {"setting": setting, "ours": ours}
+        print(table(rows), flush=True)  # now, in case the reference's run fails
         if args.reference_env:
             if args.volume != 96:
                 raise SystemExit("--reference-env runs the demo conf (96^3): leave --volume at 96")
@@ -163,6 +166,11 @@ def main() -> None:
                        "--src", str(env / "src"), "--inputs", args.inputs, "--checkpoint", args.checkpoint,
                        "--resolution", str(args.resolution), "--out", str(scratch / "reference.json")]
             reference = run_child(command, scratch / "reference.json")
+            report["reference"] = reference
+            if "error" in reference:
+                print(f"the reference's run failed: {reference['error']}")
+                args.json.write_text(json.dumps(report, indent=1))
+                return
             if reference.get("mesh"):
                 reference.update(compare_meshes(scratch / "ours.npz", reference["mesh"]))
             report["reference"] = reference
@@ -172,7 +180,8 @@ def main() -> None:
             rows.append(("One-2-3-45 (torchsparse 1.4, inplace-abn)", "cpu", "96^3", args.resolution,
                          f"{reference['export_mesh_s']:.1f}", f"{reference['peak_rss_bytes'] / GIB:.2f} GiB",
                          reference.get("reference_vertices", "?")))
-        print(table(rows))
+        if len(rows) > 1:
+            print(table(rows))
         print("\nours by stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in ours["stages_s"].items()))
         if "speedup" in report:
             print(f"speed-up over the reference in the same run: {report['speedup']:.1f}x (wall), "

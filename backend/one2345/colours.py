@@ -40,19 +40,29 @@ class GeneralRenderingNetwork(nn.Module):
         self.vis_fc2 = _mlp(32, 32, 1, last=nn.Sigmoid())
         self.rgb_fc = _mlp(32 + 1 + 4, 16, 8, 1)
 
+    def _base(self, geometry, mean, var, rgb_feat) -> torch.Tensor:
+        """base_fc on [geometry, mean, var, per-view features]: the first three are the same
+        for every view, so their share of the first layer is computed once per point."""
+        first, second = self.base_fc[0], self.base_fc[2]
+        g, f = geometry.shape[-1], rgb_feat.shape[-1]
+        w = first.weight
+        shared = torch.addmm(first.bias, geometry, w[:, :g].T)
+        shared = shared.addmm_(mean, w[:, g : g + f].T).addmm_(var, w[:, g + f : g + 2 * f].T)
+        points, views = rgb_feat.shape[:2]
+        per_view = (rgb_feat.reshape(points * views, f) @ w[:, g + 2 * f :].T).reshape(points, views, -1)
+        x = F.elu(per_view + shared[:, None])
+        return F.elu(second(x))
+
     def forward(self, geometry: torch.Tensor, rgb_feat: torch.Tensor, ray_diff: torch.Tensor, mask: torch.Tensor):
         """geometry (P, 16), rgb_feat (P, V, 59), ray_diff (P, V, 4), mask (P, V, 1) float -> (P, 3)."""
-        views = rgb_feat.shape[1]
         colours = rgb_feat[..., :3]
         rgb_feat = rgb_feat + self.ray_dir_fc(ray_diff)
         closeness = torch.exp(self.s.abs() * (ray_diff[..., 3:] - 1))
         weight = (closeness - closeness.min(dim=1, keepdim=True).values) * mask
         weight = weight / (weight.sum(dim=1, keepdim=True) + 1e-8)
-        mean = (rgb_feat * weight).sum(dim=1, keepdim=True)
-        var = (weight * (rgb_feat - mean) ** 2).sum(dim=1, keepdim=True)
-        x = torch.cat([geometry[:, None].expand(-1, views, -1), mean.expand(-1, views, -1),
-                       var.expand(-1, views, -1), rgb_feat], dim=-1)
-        x = self.base_fc(x)
+        mean = (rgb_feat * weight).sum(dim=1)
+        var = (weight * (rgb_feat - mean[:, None]) ** 2).sum(dim=1)
+        x = self._base(geometry, mean, var, rgb_feat)
         x_vis = self.vis_fc(x * weight)
         x_res, vis = x_vis[..., :-1], x_vis[..., -1:]
         vis = torch.sigmoid(vis) * mask
@@ -77,20 +87,19 @@ def _pixel_grid(points: torch.Tensor, projections: torch.Tensor, size: int):
     return grid, (grid.abs() < 1.0).all(dim=-1)
 
 
-def view_inputs(points, volume, valid_volume, weights: SDFWeights, images, feature_maps, w2cs, intrinsics):
+def view_inputs(points, volume, valid_volume, weights: SDFWeights, view_maps, w2cs, intrinsics):
     """The rendering network's inputs for points (P, 3) in N: geometry (P, 16),
-    rgb_feat (P, V, 59), ray_diff (P, V, 4), mask (P, V) bool."""
+    rgb_feat (P, V, 59), ray_diff (P, V, 4), mask (P, V) bool. view_maps (V, 3 + 56, H, W):
+    the views' colours and fused feature maps, sampled together."""
     grid3d = points.flip(-1).reshape(1, 1, 1, -1, 3)
     geometry = F.grid_sample(volume, grid3d, padding_mode="zeros", align_corners=True).reshape(volume.shape[1], -1).T
     in_volume = F.grid_sample(valid_volume, grid3d, padding_mode="zeros", align_corners=True).reshape(-1) > 0
     in_volume &= (points.abs() < 1.0).all(dim=1)
 
     projections = intrinsics @ w2cs[:, :3, :]
-    grid, in_view = _pixel_grid(points, projections, images.shape[-1])
-    grid = grid[:, None]  # (V, 1, P, 2)
-    features = F.grid_sample(feature_maps, grid, padding_mode="zeros", align_corners=True)[:, :, 0]
-    colours = F.grid_sample(images, grid, padding_mode="zeros", align_corners=True)[:, :, 0]
-    rgb_feat = torch.cat([colours, features], dim=1).permute(2, 0, 1)  # (P, V, 59)
+    grid, in_view = _pixel_grid(points, projections, view_maps.shape[-1])
+    sampled = F.grid_sample(view_maps, grid[:, None], padding_mode="zeros", align_corners=True)[:, :, 0]
+    rgb_feat = sampled.permute(2, 0, 1).contiguous()  # (P, V, 59)
 
     normals = F.normalize(sdf_gradient(weights, volume, points), dim=-1, eps=1e-6)
     centres = torch.inverse(w2cs)[:, :3, 3]
@@ -105,9 +114,8 @@ def view_inputs(points, volume, valid_volume, weights: SDFWeights, images, featu
 
 
 @torch.no_grad()
-def vertex_colours(network: GeneralRenderingNetwork, points, volume, valid_volume, weights, images, feature_maps,
+def vertex_colours(network: GeneralRenderingNetwork, points, volume, valid_volume, weights, view_maps,
                    w2cs, intrinsics) -> torch.Tensor:
     """Float colours (P, 3) in [0, 1] for points (P, 3) in N."""
-    geometry, rgb_feat, ray_diff, mask = view_inputs(points, volume, valid_volume, weights, images, feature_maps,
-                                                     w2cs, intrinsics)
+    geometry, rgb_feat, ray_diff, mask = view_inputs(points, volume, valid_volume, weights, view_maps, w2cs, intrinsics)
     return network(geometry, rgb_feat, ray_diff, mask[..., None].to(rgb_feat.dtype))

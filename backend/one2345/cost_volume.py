@@ -36,7 +36,7 @@ def project(affine_mats: torch.Tensor, points_h: torch.Tensor, size: int) -> tup
     return grid, visible
 
 
-def build_cost_volume(feats: torch.Tensor, affine_mats: torch.Tensor, n: int, chunk: int = 1 << 16, on_chunk=None):
+def build_cost_volume(feats: torch.Tensor, affine_mats: torch.Tensor, n: int, chunk: int = 1 << 17, on_chunk=None):
     """feats (V, C, H, W), affine_mats (V, 4, 4) -> cost (1, 2C, n, n, n) = [variance, mean]
     (zero at inactive voxels), active mask (n, n, n) bool, visible-view counts (n, n, n).
     on_chunk(done, total) is called after each chunk of voxels (progress, cancel)."""

@@ -11,6 +11,8 @@ frames.py turns it into Blender's.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
 
 import mcubes
 import numpy as np
@@ -23,18 +25,19 @@ from .cost_volume import build_cost_volume
 from .features import fuse_pyramid
 from .model import SparseNeuS
 from .sdf import sdf_grid
-from .views import ViewSet
+from .views import ViewSet, read_input_folder
 
 STAGES = ("features", "volume", "sdf", "mesh", "colours")
 DEFAULT_RESOLUTION = 256
-COLOUR_CHUNK = 4096
-# on a GPU: bigger steps (fewer, larger kernels); the CPU is no faster with them
-_CUDA_COLOUR_CHUNK = 16384
-_CUDA_PLANES_PER_STEP = 16
+# steps big enough that each operation has work for all threads (a busy CPU punishes many
+# small operations: each waits for its threads), small enough for a second-long cancel
+COLOUR_CHUNK = 16384
+PLANES_PER_STEP = {"cpu": 4, "cuda": 16}
 
 
-@dataclass(frozen=True)
-class ReconstructedMesh:
+class ReconstructedMesh(NamedTuple):
+    """vertices, faces, colors = reconstruct(...)"""
+
     vertices: np.ndarray  # (V, 3) float32, frame W
     faces: np.ndarray  # (F, 3) int64, wound outwards
     colors: np.ndarray  # (V, 3) uint8
@@ -45,10 +48,17 @@ class Conditioning:
     """What the views give the SDF and the colours."""
 
     cameras: VolumeCameras
-    images: torch.Tensor  # (32, 3, 256, 256) in [0, 1]
-    fused: torch.Tensor  # (32, 56, 256, 256)
+    view_maps: torch.Tensor  # (32, 3 + 56, 256, 256): the views in [0, 1] and their fused features
     volume: torch.Tensor  # (1, 16, n, n, n), zero off the active voxels
     valid: torch.Tensor  # (1, 1, n, n, n) float 0/1
+
+    @property
+    def images(self) -> torch.Tensor:
+        return self.view_maps[:, :3]
+
+    @property
+    def fused(self) -> torch.Tensor:
+        return self.view_maps[:, 3:]
 
 
 class _Steps:
@@ -109,12 +119,14 @@ def condition(model: SparseNeuS, views: ViewSet, steps: _Steps | None = None, re
     images = images_tensor(views, device)
     steps.report("features", 0.0)
     fused, compressed = encode_views(model, images, record, steps)
+    view_maps = torch.cat([images, fused], dim=1)
+    del fused
     if record is not None:
         record["compressed"] = compressed
     steps.report("volume", 0.0)
     volume, valid = regularised_volume(model, compressed, cameras, record, steps)
     del compressed
-    return Conditioning(cameras, images, fused, volume, valid)
+    return Conditioning(cameras, view_maps, volume, valid)
 
 
 def marching_cubes(sdf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +140,7 @@ def colour_vertices(model: SparseNeuS, cond: Conditioning, vertices_n: np.ndarra
                     chunk: int | None = None) -> np.ndarray:
     """Float colours (V, 3) in [0, 1] for vertices in N."""
     device = model.device
-    chunk = chunk or (_CUDA_COLOUR_CHUNK if device.type == "cuda" else COLOUR_CHUNK)
+    chunk = chunk or COLOUR_CHUNK
     points = torch.from_numpy(vertices_n).to(device=device, dtype=torch.float32)
     weights = model.sdf_weights()
     w2cs = cond.cameras.w2cs.to(device)
@@ -139,24 +151,27 @@ def colour_vertices(model: SparseNeuS, cond: Conditioning, vertices_n: np.ndarra
             steps.report("colours", start / max(len(points), 1))
         part = points[start : start + chunk]
         out[start : start + chunk] = vertex_colours(model.rendering_network_lod0, part, cond.volume, cond.valid,
-                                                    weights, cond.images, cond.fused, w2cs, intrinsics)
+                                                    weights, cond.view_maps, w2cs, intrinsics)
     return out.cpu().numpy()
 
 
 @torch.no_grad()
-def reconstruct(model: SparseNeuS, views: ViewSet, resolution: int = DEFAULT_RESOLUTION, progress=None,
+def reconstruct(model: SparseNeuS, views: ViewSet | str | Path, resolution: int = DEFAULT_RESOLUTION, progress=None,
                 should_cancel=None) -> ReconstructedMesh:
-    """The coloured mesh of the object the views show, in pose.json's frame W.
+    """The coloured mesh of the object the views show, in pose.json's frame W. views: a
+    ViewSet, or an input folder in One-2-3-45's layout (pose.json, stage2_8/).
     progress(stage, fraction) with the stages of STAGES; should_cancel() -> True raises
     Cancelled at the next step: a convolution block, a chunk of voxels, a few x planes of
     the grid or a chunk of vertices away."""
+    if not isinstance(views, ViewSet):
+        views = read_input_folder(views)
     steps = _Steps(progress, should_cancel)
     # full float32 convolutions on GPUs too (cuDNN would use TF32 on Ampere and newer)
     with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=False):
         cond = condition(model, views, steps)
     weights = model.sdf_weights()
     steps.report("sdf", 0.0)
-    planes = _CUDA_PLANES_PER_STEP if model.device.type == "cuda" else 1
+    planes = PLANES_PER_STEP.get(model.device.type, 4)
     sdf = sdf_grid(weights, cond.volume, resolution, on_plane=lambda done, total: steps.report("sdf", done / total),
                    planes_per_step=planes)
     steps.report("mesh", 0.0)

@@ -149,7 +149,7 @@ def test_colours_at_query_points(run):
     z = case.arrays
     points = torch.from_numpy(z["query_pts"])
     weights = model.sdf_weights()
-    args = (cond.volume, cond.valid, weights, cond.images, cond.fused, cond.cameras.w2cs, cond.cameras.intrinsics)
+    args = (cond.volume, cond.valid, weights, cond.view_maps, cond.cameras.w2cs, cond.cameras.intrinsics)
     _, rgb_feat, ray_diff, mask = view_inputs(points, *args)
     assert np.array_equal(np.packbits(mask.numpy(), axis=1), z["query_view_mask"])
     close("ray_diff view 0", ray_diff[:, 0], z["query_ray_diff_view0"], abs_=tol["ray"])
