@@ -38,6 +38,8 @@ def run_ours(args) -> dict:
     from backend.one2345 import load_reconstruction, read_input_folder, reconstruct
 
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     started = time.perf_counter()
     model = load_reconstruction(args.checkpoint, device, volume_size=args.volume)
     views = read_input_folder(args.inputs)
@@ -118,6 +120,9 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--volume", type=int, default=96, help="voxels per axis (the demo conf: 96)")
     parser.add_argument("--reference-env", type=Path, help="DIR of bench/one2345_reference_env.sh (venv/, src/)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads for both implementations (0: torch's default); 1 makes CPU seconds "
+                             "a fair measure of the work on a busy machine")
     parser.add_argument("--tiny", action="store_true", help="volume 32, mesh 32: a seconds-long check of this script")
     parser.add_argument("--json", type=Path, default=Path("one2345_recon_bench.json"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -142,14 +147,15 @@ def main() -> None:
         else:
             make_input_folder(inputs, polar=60)
         args.inputs = str(inputs)
-        setting = {"device": args.device, "volume": args.volume, "resolution": args.resolution,
+        setting = {"device": args.device, "volume": args.volume, "resolution": args.resolution, "threads": args.threads,
                    "checkpoint": args.checkpoint, "machine": platform.processor() or platform.machine()}
         if args.device == "cuda":
             ours = run_ours(args)
         else:
             command = [sys.executable, __file__, "--worker", "--worker-out", str(scratch / "ours.json"),
                        "--mesh-out", str(scratch / "ours.npz"), "--device", "cpu", "--checkpoint", args.checkpoint,
-                       "--inputs", args.inputs, "--resolution", str(args.resolution), "--volume", str(args.volume)]
+                       "--inputs", args.inputs, "--resolution", str(args.resolution), "--volume", str(args.volume),
+                       "--threads", str(args.threads)]
             ours = run_child(command, scratch / "ours.json")
             if "error" in ours:
                 raise SystemExit(ours["error"])
@@ -164,7 +170,8 @@ def main() -> None:
             env = args.reference_env.resolve()
             command = [str(env / "venv" / "bin" / "python"), str(REPO / "bench" / "one2345_reference_driver.py"),
                        "--src", str(env / "src"), "--inputs", args.inputs, "--checkpoint", args.checkpoint,
-                       "--resolution", str(args.resolution), "--out", str(scratch / "reference.json")]
+                       "--resolution", str(args.resolution), "--threads", str(args.threads),
+                       "--out", str(scratch / "reference.json")]
             reference = run_child(command, scratch / "reference.json")
             report["reference"] = reference
             if "error" in reference:

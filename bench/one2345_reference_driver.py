@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--inputs", required=True, help="input folder: pose.json, stage1_8/, stage2_8/")
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
@@ -47,6 +48,8 @@ def main() -> None:
     import torch
 
     torch.set_default_dtype(torch.float32)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     reference.args = argparse.Namespace(specific_dataset_name=inputs, resolution=args.resolution)
     runner = reference.Runner(conf_path, "export_mesh", False, False, False, 0)
     loaded = time.perf_counter()

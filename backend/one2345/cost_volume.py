@@ -52,11 +52,11 @@ def build_cost_volume(feats: torch.Tensor, affine_mats: torch.Tensor, n: int, ch
         grid, visible = project(affine_mats, points_h, width)
         counts[start:stop] = visible.sum(dim=0)
         sampled = F.grid_sample(feats, grid[:, None], mode="bilinear", padding_mode="zeros", align_corners=True)
-        sampled = sampled[:, :, 0].permute(2, 0, 1).contiguous()  # (N, V, C): summed over V as the reference
-        inverse = (1.0 / (counts[start:stop] + 1e-5))[:, None]
-        mean = sampled.sum(dim=1) * inverse
-        cost[:channels, start:stop] = ((sampled**2).sum(dim=1) * inverse - mean**2).T
-        cost[channels:, start:stop] = mean.T
+        sampled = sampled[:, :, 0]  # (V, C, N)
+        inverse = 1.0 / (counts[start:stop] + 1e-5)
+        mean = sampled.sum(dim=0) * inverse
+        cost[:channels, start:stop] = sampled.square_().sum(dim=0) * inverse - mean**2
+        cost[channels:, start:stop] = mean
         del sampled
         if on_chunk is not None:
             on_chunk(stop, total)

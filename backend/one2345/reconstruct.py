@@ -31,8 +31,8 @@ STAGES = ("features", "volume", "sdf", "mesh", "colours")
 DEFAULT_RESOLUTION = 256
 # steps big enough that each operation has work for all threads (a busy CPU punishes many
 # small operations: each waits for its threads), small enough for a second-long cancel
-COLOUR_CHUNK = 16384
-PLANES_PER_STEP = {"cpu": 4, "cuda": 16}
+COLOUR_CHUNK = 32768
+PLANES_PER_STEP = {"cpu": 8, "cuda": 16}
 
 
 class ReconstructedMesh(NamedTuple):

@@ -46,12 +46,12 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
 
 
 def positional_encoding(p: torch.Tensor) -> torch.Tensor:
-    """[p, sin(p), cos(p), sin(2p), cos(2p), ..., sin(32p), cos(32p)] along the last axis."""
-    parts = [p]
-    for k in range(FREQUENCIES):
-        scaled = p * (2.0**k)
-        parts += [torch.sin(scaled), torch.cos(scaled)]
-    return torch.cat(parts, dim=-1)
+    """[p, sin(p), cos(p), sin(2p), cos(2p), ..., sin(32p), cos(32p)] along the last axis
+    (all frequencies in one sin and one cos: the same values, fewer operations)."""
+    frequencies = 2.0 ** torch.arange(FREQUENCIES, dtype=p.dtype, device=p.device)
+    scaled = p[..., None, :] * frequencies[:, None]  # (..., 6, 3), exact: powers of two
+    waves = torch.stack([torch.sin(scaled), torch.cos(scaled)], dim=-2)  # (..., 6, 2, 3)
+    return torch.cat([p, waves.flatten(-3)], dim=-1)
 
 
 def sample_latent(volume: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
