@@ -30,9 +30,10 @@ from .views import ViewSet, read_input_folder
 STAGES = ("features", "volume", "sdf", "mesh", "colours")
 DEFAULT_RESOLUTION = 256
 # steps big enough that each operation has work for all threads (a busy CPU punishes many
-# small operations: each waits for its threads), small enough for a second-long cancel
-COLOUR_CHUNK = 32768
-PLANES_PER_STEP = {"cpu": 8, "cuda": 16}
+# small operations: each waits for its threads), small enough to cancel within about a
+# second on 2 cores (4 planes: 262,144 points of the 256 grid)
+COLOUR_CHUNK = 16384
+PLANES_PER_STEP = {"cpu": 4, "cuda": 16}
 
 
 class ReconstructedMesh(NamedTuple):
