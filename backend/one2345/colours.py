@@ -99,7 +99,8 @@ def view_inputs(points, volume, valid_volume, weights: SDFWeights, view_maps, w2
     projections = intrinsics @ w2cs[:, :3, :]
     grid, in_view = _pixel_grid(points, projections, view_maps.shape[-1])
     sampled = F.grid_sample(view_maps, grid[:, None], padding_mode="zeros", align_corners=True)[:, :, 0]
-    rgb_feat = sampled.permute(2, 0, 1).contiguous()  # (P, V, 59)
+    # (V, 59, P) -> (P, V, 59) in two transposes: faster than one strided permute
+    rgb_feat = sampled.transpose(1, 2).contiguous().transpose(0, 1).contiguous()
 
     normals = F.normalize(sdf_gradient(weights, volume, points), dim=-1, eps=1e-6)
     centres = torch.inverse(w2cs)[:, :3, 3]
