@@ -111,15 +111,18 @@ def output_problem(out: Path) -> str | None:
 
 def output_paths(sources: list, out: Path, fmt: str) -> list[Path]:
     """<out>/<stem>.<format> per image (a prompt: its first words); sources that share a
-    stem get _2, _3, ... so that no output overwrites another of the same run."""
+    stem (in any letter case) get _2, _3, ... so that no output overwrites another of the
+    same run. write_mesh then moves off names that exist already."""
+    from .bridge.file_names import name_key
+
     taken, paths = set(), []
     for source in sources:
         stem = source.stem if isinstance(source, Path) else prompt_name(source).replace(" ", "_")
         name, number = f"{stem}.{fmt}", 1
-        while name in taken:
+        while name_key(name) in taken:
             number += 1
             name = f"{stem}_{number}.{fmt}"
-        taken.add(name)
+        taken.add(name_key(name))
         paths.append(out / name)
     return paths
 

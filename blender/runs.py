@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import bpy
 
+from ..backend.bridge import atomic_files
 from ..backend.bridge.errors import BackendError, Cancelled, error_from
 from ..backend.bridge.options import FAMILIES_BY_NAME, OPTIONS_BY_NAME
 from ..backend.bridge.prompts import read_prompts
@@ -314,8 +315,9 @@ class BatchRun:
         """A plain-text log beside the exports (or in the add-on's log folder)."""
         folder = self.export_dir or worker_session.log_dir() or bpy.app.tempdir
         os.makedirs(folder, exist_ok=True)
-        self.log_path = os.path.join(folder, time.strftime("image_to_3d_batch_%Y%m%d_%H%M%S.log"))
-        with open(self.log_path, "w", encoding="utf-8") as log:
+        # a new file: never over another batch's log of the same second, or a file of the user's
+        with atomic_files.create_exclusive(folder, time.strftime("image_to_3d_batch_%Y%m%d_%H%M%S"), ".log") as log:
+            self.log_path = log.name
             kind = "prompts" if self.task == "text" else "folder"
             model = worker_session.model_label(None, self.options.settings.family, self.task)
             log.write(f"{kind}: {self.directory}\nsettings: {self.options.properties(model)}\n")

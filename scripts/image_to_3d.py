@@ -29,6 +29,7 @@ FORMATS = ("glb", "obj", "ply", "fbx")
 
 sys.path.insert(0, SOURCE_ROOT)  # the option declarations (standard library only)
 from backend.bridge.errors import BackendError  # noqa: E402
+from backend.bridge.file_names import unwritable_folder  # noqa: E402
 from backend.bridge.options import (  # noqa: E402
     ALL_OPTIONS,
     DEVICES,
@@ -218,8 +219,8 @@ def argument_problem(args) -> str | None:
         return "--server needs --token-file: the file with the server's access token"
     if not args.server and not args.model:
         return "give --model (a model folder or hub id), or --server URL --token-file F"
-    family, task = job_kind(args)
     try:
+        family, task = job_kind(args)  # reads the model folder's model_index.json: may be damaged
         check_family_takes(family, task)
     except BackendError as error:
         return error.message
@@ -239,8 +240,16 @@ def argument_problem(args) -> str | None:
             return f"--save {args.save} is a folder: give the path of the .blend file to write"
         if not args.save.lower().endswith(".blend"):
             return f"--save {args.save}: the file name must end in .blend"
-    if args.export and os.path.isfile(args.export):
-        return f"--export {args.export} is a file: give the folder to write into"
+        folder = os.path.dirname(os.path.abspath(args.save))
+        why = unwritable_folder(folder)  # found now, not after every image was converted
+        if why:
+            return f"--save {args.save} cannot be written: {why} (in {folder})"
+    if args.export:
+        if os.path.isfile(args.export):
+            return f"--export {args.export} is a file: give the folder to write into"
+        why = unwritable_folder(os.path.abspath(args.export))
+        if why:
+            return f"--export {args.export} cannot be written: {why}"
     return None
 
 

@@ -38,9 +38,9 @@ class JobInput:
 
     @property
     def task(self) -> str:
-        """"image" when there is a picture (with a prompt too for a family that asks for
-        one), "text" for a prompt alone."""
-        return "text" if self.image is None else "image"
+        """"text" for a prompt alone; else "image" (a picture, with a prompt too for a
+        family that asks for one; an image job without its picture fails at its prepare)."""
+        return "text" if self.image is None and self.prompt is not None else "image"
 
 
 @dataclass

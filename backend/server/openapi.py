@@ -49,7 +49,8 @@ def _setting_parameters() -> list:
 
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
-COMMON_ERRORS = {"401": _error("missing or wrong bearer token (every path, known or not)")}
+COMMON_ERRORS = {"401": _error("missing or wrong bearer token (every path, known or not)"),
+                 "503": _error("server_busy: as many requests as the server answers at once (Retry-After)")}
 
 
 def build_openapi(max_upload_bytes: int) -> dict:
@@ -83,9 +84,11 @@ def build_openapi(max_upload_bytes: int) -> dict:
                     "202": {**_job_status("accepted; Location names the job"),
                             "headers": {"Location": {"schema": {"type": "string"}}}},
                     "400": _error("bad settings or a malformed frame (bad_request), an unusable prompt (bad_prompt), "
-                                  "or a prompt for a family that takes images (wrong_model)"), **COMMON_ERRORS,
+                                  "a prompt for a family that takes images (wrong_model), or pixels that are not "
+                                  "numbers (bad_image)"), **COMMON_ERRORS,
+                    "408": _error("request_timeout: the body stopped arriving"),
                     "413": _error("body over the size limit"), "415": _error("unsupported content type"),
-                    "503": _error("server_busy: too many unfinished jobs (Retry-After)"),
+                    "503": _error("server_busy: too many unfinished jobs, uploads or requests (Retry-After)"),
                 },
             }},
             "/v1/jobs/{job_id}": {
