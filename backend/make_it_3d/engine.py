@@ -60,7 +60,8 @@ def load(folders: dict, task: str, device: torch.device, precision: str = "float
     started = time.perf_counter()
     tripo = triposr_engine.load({TRIPOSR_MODEL.identifier: folders[TRIPOSR_MODEL.identifier]}, task, device, precision)
     models = load_models({slot: folders[slot] for slot in SLOTS}, device.type, precision)
-    shared = Path(os.path.commonpath([str(Path(folder).resolve()) for folder in folders.values()]))
+    # what the user named (e.g. the folder holding the four), for the logs and ModelLoaded
+    shared = Path(os.path.commonpath([str(Path(folder).absolute()) for folder in folders.values()]))
     return LoadedMakeIt3D(models, tripo, device.type, shared, time.perf_counter() - started, precision)
 
 
