@@ -117,12 +117,14 @@ class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.O
         return True
 
     def step(self, context) -> bool:
-        if self._run.poll():  # non-blocking: only reads what the worker sent
-            return True
-        STATUS.label, STATUS.fraction = self._run.describe(), self._run.fraction
-        if self._run.previews != self._previews_shown:  # a long job's newest picture of its object
+        done = self._run.poll()  # non-blocking: only reads what the worker sent
+        if self._run.previews != self._previews_shown and self._run.error is None:
+            # a long job's newest picture of its object (also one that came with the result)
             self._previews_shown = self._run.previews
             STATUS.preview_image = mesh_builder.show_preview(self._run.image.name, self._run.preview.image).name
+        if done:
+            return True
+        STATUS.label, STATUS.fraction = self._run.describe(), self._run.fraction
         return False
 
     def stop(self, context) -> None:
