@@ -28,20 +28,9 @@ SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ("glb", "obj", "ply", "fbx")
 
 sys.path.insert(0, SOURCE_ROOT)  # the option declarations (standard library only)
+from backend.bridge import options as job_options  # noqa: E402 - declarations and flag checks
 from backend.bridge.errors import BackendError  # noqa: E402
 from backend.bridge.file_names import unwritable_folder  # noqa: E402
-from backend.bridge.options import (  # noqa: E402
-    ALL_OPTIONS,
-    DEVICES,
-    FAMILIES_BY_NAME,
-    PRESET_OPTION,
-    add_arguments,
-    check_family_takes,
-    flags_not_used,
-    prompt_with_image_problem,
-    value_problem,
-    values_given,
-)
 from backend.bridge.tokens import TokenFileError, read_token_file  # noqa: E402
 from backend.families.registry import unique_slots  # noqa: E402
 from backend.model_folder import family_for_job  # noqa: E402
@@ -67,10 +56,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--export", help="also write each object to this folder")
     parser.add_argument("--format", default="glb", choices=FORMATS, help="export format (default glb)")
     parser.add_argument("--python", help="backend Python (default: the preferences', else this interpreter)")
-    parser.add_argument("--device", choices=DEVICES, help="default: the preferences'")
+    parser.add_argument("--device", choices=job_options.DEVICES, help="default: the preferences'")
     # the job options; one left out takes the add-on preferences' default, and the
     # preset (default: the panel's, Game Asset in a new scene) sets the mesh options not given
-    add_arguments(parser, (PRESET_OPTION, *ALL_OPTIONS), show_defaults=False)
+    job_options.add_arguments(parser, (job_options.PRESET_OPTION, *job_options.ALL_OPTIONS), show_defaults=False)
     parser.add_argument("--recursive", action="store_true", help="include subfolders of a folder input")
     return parser.parse_args(argv)
 
@@ -221,18 +210,19 @@ def argument_problem(args) -> str | None:
         return "give --model (a model folder or hub id), or --server URL --token-file F"
     try:
         family, task = job_kind(args)  # reads the model folder's model_index.json: may be damaged
-        check_family_takes(family, task)
+        job_options.check_family_takes(family, task)
     except BackendError as error:
         return error.message
     if task == "image":
-        problem = prompt_with_image_problem(family, True, bool(args.prompt))
+        problem = job_options.prompt_with_image_problem(family, True, bool(args.prompt))
         if problem:
             return problem + ("" if args.prompt else " (--prompt TEXT)")
-    unused = flags_not_used(args, ALL_OPTIONS, family, task)
+    unused = job_options.flags_not_used(args, job_options.ALL_OPTIONS, family, task)
     if unused:
-        return f"{', '.join(unused)}: not used by {FAMILIES_BY_NAME[family].label} jobs"
+        return f"{', '.join(unused)}: not used by {job_options.FAMILIES_BY_NAME[family].label} jobs"
     # Blender would clamp silently; say it instead
-    problem = value_problem(values_given(args, ALL_OPTIONS, family, task), ALL_OPTIONS)
+    every = job_options.ALL_OPTIONS
+    problem = job_options.value_problem(job_options.values_given(args, every, family, task), every)
     if problem:
         return problem
     if args.save:
@@ -301,7 +291,8 @@ def main(argv: list[str]) -> int:
                 print(f"image_to_3d: {problem}", file=sys.stderr, flush=True)
                 return 2
         clear_default_cube()
-        options = {**values_given(args, (PRESET_OPTION, *ALL_OPTIONS), family, task), "family": family}
+        declared = (job_options.PRESET_OPTION, *job_options.ALL_OPTIONS)
+        options = {**job_options.values_given(args, declared, family, task), "family": family}
         if args.prompt and not args.input:
             status = convert_prompts(extension, args, options)
         elif args.prompts or os.path.isdir(args.input):

@@ -59,21 +59,19 @@ class ServerApi:
         return self._json("GET", f"/jobs/{job_id}{query}", timeout=self.timeout + wait)
 
     def result(self, job_id: str) -> protocol.Result:
-        # the frame is read straight from the socket into the arrays' own buffers
-        status, event = self._request("GET", f"/jobs/{job_id}/result", read_body=self._result_event)
-        if status != 200:
-            self._raise_for(status, event)
-        if not isinstance(event, protocol.Result):
-            raise BackendError(f"the server at {self.url} sent no result frame")
-        return event
+        return self._event_frame(f"/jobs/{job_id}/result", protocol.Result, "result")
 
     def preview(self, job_id: str) -> protocol.Preview:
         """The job's latest preview (its status's "preview" says when there is one)."""
-        status, event = self._request("GET", f"/jobs/{job_id}/preview", read_body=self._result_event)
+        return self._event_frame(f"/jobs/{job_id}/preview", protocol.Preview, "preview")
+
+    def _event_frame(self, path: str, kind: type, words: str):
+        # the frame is read straight from the socket into the arrays' own buffers
+        status, event = self._request("GET", path, read_body=self._result_event)
         if status != 200:
             self._raise_for(status, event)
-        if not isinstance(event, protocol.Preview):
-            raise BackendError(f"the server at {self.url} sent no preview frame")
+        if not isinstance(event, kind):
+            raise BackendError(f"the server at {self.url} sent no {words} frame")
         return event
 
     def _result_event(self, response):

@@ -64,14 +64,18 @@ START = Option("m3d_start", "Start From", str, "TRIPOSR", "What the coarse stage
 CPU_LIMIT = Option("m3d_cpu_minutes", "CPU Time Limit", float, 20.0,
                    "Off a GPU, refuse a job that would take longer than this many minutes (0: run it whatever it takes)",
                    minimum=0.0, soft_maximum=600.0, flag="--cpu-minutes")
+
+
+def _iterations(stage: str, label: str, default: int, description: str) -> Option:
+    return Option(f"m3d_{stage}_iterations", label, int, default, description, minimum=0, maximum=20000,
+                  soft_maximum=2000, flag=f"--{stage}-iterations")
+
+
 OPTIONS = (
     START,
-    Option("m3d_coarse_iterations", "Coarse Iterations", int, 400,
-           "Iterations of the coarse stage (shape and colours by volume rendering; the paper: 7000 from empty)",
-           minimum=0, maximum=20000, soft_maximum=2000, flag="--coarse-iterations"),
-    Option("m3d_refine_iterations", "Texture Iterations", int, 300,
-           "Iterations refining the texture of the unseen sides (the paper: 3000)",
-           minimum=0, maximum=20000, soft_maximum=2000, flag="--refine-iterations"),
+    _iterations("coarse", "Coarse Iterations", 400,
+                "Iterations of the coarse stage (shape and colours by volume rendering; the paper: 7000 from empty)"),
+    _iterations("refine", "Texture Iterations", 300, "Iterations refining the texture of the unseen sides (the paper: 3000)"),
     Option("m3d_seed", "Seed", int, 0, "Cameras, noise and timesteps: the same seed and options give the same object",
            minimum=0, maximum=2**31 - 1, flag="--seed"),
     Option("m3d_guidance", "Guidance", float, 11.0,

@@ -13,10 +13,11 @@ pytorch_model.bin: that one file is read by the loader with torch.load(weights_o
 (tensors only, no code). Any other pickled weights are refused.
 """
 
-import json
 from pathlib import Path
 
 from ..bridge.errors import CheckpointError, ModelNotFoundError, WrongModelError
+from ..families.diffusers_layout import read_json_object
+from ..model_files import check_component
 
 SLOTS = ("stable_diffusion", "clip", "depth")
 LABELS = {"stable_diffusion": "Stable Diffusion 2 (base)", "clip": "CLIP ViT-L/14", "depth": "DPT-Hybrid (MiDaS)"}
@@ -77,27 +78,17 @@ def _check_slot(slot: str) -> None:
         raise ValueError(f"slot must be one of {', '.join(SLOTS)}, got {slot!r}")
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not readable JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise CheckpointError(f"{path} does not hold a JSON object")
-    return document
-
-
 def describe(folder: Path) -> str:
     """What a folder seems to hold, in a few words (for the message about a wrong folder)."""
     folder = Path(folder)
     if (folder / INDEX_NAME).is_file():
         try:
-            return f"a diffusers pipeline ({_read_json(folder / INDEX_NAME).get('_class_name', 'unnamed')})"
+            return f"a diffusers pipeline ({read_json_object(folder, INDEX_NAME).get('_class_name', 'unnamed')})"
         except CheckpointError:
             return "a diffusers pipeline"
     if (folder / CONFIG_NAME).is_file():
         try:
-            return f"a transformers model of type {_read_json(folder / CONFIG_NAME).get('model_type', 'unknown')!r}"
+            return f"a transformers model of type {read_json_object(folder, CONFIG_NAME).get('model_type', 'unknown')!r}"
         except CheckpointError:
             return "a model with an unreadable config.json"
     if (folder / "config.yaml").is_file():
@@ -124,10 +115,11 @@ def _refuse_pickles(part: Path, expected: list[str]) -> None:
 def _check_stable_diffusion(folder: Path) -> None:
     if not (folder / INDEX_NAME).is_file():
         raise _wrong(folder, "stable_diffusion")
-    index = _read_json(folder / INDEX_NAME)
+    index = read_json_object(folder, INDEX_NAME)
     if index.get("_class_name") != SD_PIPELINE_CLASS:
         raise _wrong(folder, "stable_diffusion")
     for component, (library, class_name) in SD_COMPONENTS.items():
+        check_component(folder, component)  # links out, named pipes, shard maps pointing elsewhere
         entry = index.get(component)
         ok = isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str)
         if ok and class_name is not None:
@@ -146,7 +138,8 @@ def _check_stable_diffusion(folder: Path) -> None:
 def _check_transformers(folder: Path, slot: str) -> None:
     if not (folder / CONFIG_NAME).is_file():
         raise _wrong(folder, slot)
-    config = _read_json(folder / CONFIG_NAME)
+    config = read_json_object(folder, CONFIG_NAME)
+    check_component(folder)  # links out, named pipes, shard maps pointing elsewhere
     if config.get("model_type") != MODEL_TYPES[slot]:
         raise _wrong(folder, slot)
     if slot == "depth" and not config.get("is_hybrid", False):

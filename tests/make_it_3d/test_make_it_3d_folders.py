@@ -132,3 +132,19 @@ def test_hub_files_are_safetensors_and_configs():
     assert hub_files("depth")[0] == ["config.json", "model.safetensors"]
     with pytest.raises(ValueError, match="slot must be one of"):
         hub_files("vae")
+
+
+def test_a_file_linked_from_outside_or_a_named_pipe_is_refused(m3d_dirs, copy_of, tmp_path):
+    import os
+
+    folder = copy_of(m3d_dirs["stable_diffusion"])
+    outside = tmp_path / "elsewhere.safetensors"
+    (folder / "unet" / "diffusion_pytorch_model.safetensors").rename(outside)
+    (folder / "unet" / "diffusion_pytorch_model.safetensors").symlink_to(outside)
+    with pytest.raises(CheckpointError, match="outside the model folder"):
+        check_folder(folder, "stable_diffusion")
+    clip = copy_of(m3d_dirs["clip"])
+    (clip / "model.safetensors").unlink()
+    os.mkfifo(clip / "model.safetensors")  # reading it would wait forever
+    with pytest.raises(ModelNotFoundError, match="named pipe"):
+        check_folder(clip, "clip")
