@@ -21,6 +21,7 @@ from .model_folder import resolve_model_dir
 from .prepare.background import BackgroundRemover
 from .prepare.framing import prepare_image
 from .triposr.checkpoint import load_tripo
+from .triposr.fast_encoder import EncoderKernels, apply_encoder_kernels
 from .triposr.model import TripoSR
 
 # float32 reproduces the reference; bfloat16 runs the encoder in half the memory and
@@ -59,10 +60,14 @@ class MeshResult:
 
 
 def load_model(model: str | Path, device: str = "auto", precision: str = "float32", family: str = TRIPOSR,
-               task: str = "image"):
+               task: str = "image", encoder_kernels: str | None = None):
     """The model for jobs of `family` starting from `task`'s input: a LoadedModel for
     TripoSR, a shap_e.loader.LoadedShapE for Shap-E (the text or the image model).
-    A folder of another family or task raises WrongModelError before anything loads."""
+    A folder of another family or task raises WrongModelError before anything loads.
+
+    encoder_kernels (TripoSR on CUDA, float32): faster kernels for the same float32
+    results, e.g. "linear=bf16x6,attention=bf16x6,graph" (triposr/fast_encoder.py);
+    None keeps torch's own."""
     started = time.perf_counter()
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
@@ -79,6 +84,8 @@ def load_model(model: str | Path, device: str = "auto", precision: str = "float3
         return load_shap_e(model, task, torch_device, precision)
     model_dir = resolve_model_dir(model)
     tripo = load_tripo(model_dir).set_encoder_precision(PRECISIONS[precision]).to(torch_device)
+    if encoder_kernels:
+        apply_encoder_kernels(tripo, EncoderKernels.parse(encoder_kernels), torch_device)
     _synchronize(torch_device)
     return LoadedModel(tripo, torch_device.type, model_dir, time.perf_counter() - started, precision)
 
