@@ -85,7 +85,10 @@ def load_model(model: str | Path, device: str = "auto", precision: str = "float3
     model_dir = resolve_model_dir(model)
     tripo = load_tripo(model_dir).set_encoder_precision(PRECISIONS[precision]).to(torch_device)
     if encoder_kernels:
-        apply_encoder_kernels(tripo, EncoderKernels.parse(encoder_kernels), torch_device)
+        try:
+            apply_encoder_kernels(tripo, EncoderKernels.parse(encoder_kernels), torch_device)
+        except ValueError as exc:
+            raise DeviceError(f"encoder_kernels {encoder_kernels!r}: {exc}") from None
     _synchronize(torch_device)
     return LoadedModel(tripo, torch_device.type, model_dir, time.perf_counter() - started, precision)
 

@@ -153,3 +153,13 @@ def test_a_runner_replaces_the_modules_in_encode(tiny):
     finally:
         tiny.encoder_runner = None
     assert len(calls) == 1 and torch.equal(codes, tiny.encode_resized(pixels))
+
+
+def test_load_model_refuses_encoder_kernels_on_the_cpu_in_words(tiny_model_dir):
+    from backend.bridge.errors import DeviceError
+    from backend.pipeline import load_model
+
+    with pytest.raises(DeviceError, match="CUDA only"):
+        load_model(tiny_model_dir, "cpu", encoder_kernels="linear=bf16x6")
+    with pytest.raises(DeviceError, match="unknown encoder kernel option"):
+        load_model(tiny_model_dir, "cpu", encoder_kernels="linear=fp8")
