@@ -2,13 +2,14 @@
 
 Charts come as per-corner 2-D coordinates in world units. Each chart is turned to its
 smallest bounding box (orient_charts), rasterised conservatively onto a coarse grid of
-blocks (about 256 across), and reduced to two profiles per column: its lowest and highest block. The
-atlas keeps a skyline (the highest used block per column). Largest chart first, each
-chart tries the four quarter turns (rotations, never mirrors) and every column
-position, and drops onto the skyline where its top ends lowest; its bottom profile
-lets it reach down beside lower neighbours, and the next charts fill the notches in
-its top. Box-projected charts are silhouettes (a figure's front view fills a third of
-its box), so this packs them about twice as densely as packing their boxes.
+blocks (about 256 across) and reduced to two profiles per column: its lowest and
+highest block; only the faces on a chart's border are rasterised (chart_outline), since
+the profiles lie along it. skyline.py drops the charts onto a skyline: the largest one
+by one, each where its top ends lowest over four quarter turns and every column, the
+rest a whole row at a time; bottom profiles reach down beside lower neighbours and
+later charts fill the notches in earlier tops. Box-projected charts are silhouettes (a
+figure's front view fills a third of its box), so this packs them about twice as
+densely as packing their boxes, and no loop runs over all the charts.
 
 One empty block is left around every chart: a block is at least 2 x gutter texels,
 so bilinear filtering never mixes two charts. All charts share one scale (the same
@@ -22,7 +23,7 @@ import torch
 from ...bridge.errors import AtlasFullError
 from .skyline import footprints, pack_rows
 
-_BLOCKS_ACROSS = 256  # skyline resolution: finer packs tighter, costs more per chart
+_BLOCKS_ACROSS = 256  # skyline resolution: finer packs tighter, costs more per try
 _FIRST_FILL = 0.5  # expected share of the atlas the charts cover, for the first try
 _TRIES = 5
 _MAX_TRIES = 12  # while nothing fits yet
@@ -31,7 +32,6 @@ _MARGIN_BOUND = 0.97  # a 10 % smaller scale that lowers the height less than th
 _STALLS = 2  # such tries in a row (one can be the heuristic's jitter)
 _GOOD_ENOUGH = 0.95  # share of the atlas height at which a packing is kept
 _GOOD_AFTER_FAILURE = 0.85
-_FEW_TURNS_BELOW = 12  # blocks of footprint
 
 
 def orient_charts(coords: torch.Tensor, chart: torch.Tensor, n_charts: int) -> torch.Tensor:
