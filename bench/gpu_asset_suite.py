@@ -367,6 +367,8 @@ def main(argv=None) -> int:
     report.data["machine"] = {"platform": platform.platform(), "torch": torch.__version__, "python": platform.python_version(),
                               "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None,
                               "cpu_threads": torch.get_num_threads(), "model": args.model, "image": args.image}
+    if args.device == "cuda":
+        report.data["machine"]["bf16_products_with_float32_output"] = _probe_out_dtype()
     print(f"# {report.data['machine']}", flush=True)
     best = _guarded(report, "encoder", lambda: encoder_section(report, loaded, loaded_bf16, args, pixels, reference))
     asset_results = _guarded(report, "jobs", lambda: jobs_section(report, loaded, loaded_bf16, best, args)) or {}
@@ -380,6 +382,17 @@ def main(argv=None) -> int:
     print(f"\nsuite done in {report.data['seconds']:.0f} s", flush=True)
     report.save()
     return 0
+
+
+def _probe_out_dtype():
+    """Whether this torch has mm/bmm with out_dtype on CUDA (what bf16x6 needs)."""
+    a = torch.randn(2, 8, 16, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(2, 16, 4, device="cuda", dtype=torch.bfloat16)
+    try:
+        ok = torch.bmm(a, b, out_dtype=torch.float32).dtype == torch.mm(a[0], b[0], out_dtype=torch.float32).dtype
+        return "yes" if ok else "no"
+    except (TypeError, RuntimeError, NotImplementedError) as exc:
+        return f"no: {exc}"[:200]
 
 
 def _guarded(report, name, run):
