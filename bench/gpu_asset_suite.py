@@ -45,9 +45,10 @@ from backend.mesh.asset.stage import STEP_STAGES  # noqa: E402
 from backend.pipeline import color_field, generate_mesh, load_model  # noqa: E402
 from backend.triposr.fast_encoder import EncoderKernels, apply_encoder_kernels, remove_encoder_kernels  # noqa: E402
 
-VARIANTS = ["standard", "linear=tf32x3", "linear=bf16x6", "attention=tf32x3", "attention=bf16x6", "graph",
-            "linear=tf32x3,graph", "linear=bf16x6,graph", "linear=tf32x3,attention=tf32x3,graph",
-            "linear=bf16x6,attention=bf16x6,graph", "linear=bf16x6,attention=tf32x3,graph"]
+VARIANTS = ["standard", "linear=tf32x3", "linear=bf16x6", "attention=tf32x3", "attention=bf16x6", "attention=flash",
+            "graph", "linear=tf32x3,graph", "linear=bf16x6,graph", "linear=tf32x3,attention=flash,graph",
+            "linear=bf16x6,attention=flash,graph", "linear=bf16x6,attention=bf16x6,graph",
+            "linear=tf32x3,attention=tf32x3,graph"]
 TOL = 1e-4  # tests/test_fullsize.py and test_equivalence.py: rtol = atol = 1e-4
 ASSET_STEPS = tuple(STEP_STAGES)
 

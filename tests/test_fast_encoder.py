@@ -4,6 +4,11 @@ checked on the CPU: the tensor cores' TF32 and bfloat16 arithmetic is emulated e
 On the GPU, bench/gpu_asset_suite.py measures the same options against the float32
 scene codes and the equivalence tolerance."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -98,7 +103,8 @@ def tiny(tiny_model_dir):
     return load_tripo(tiny_model_dir)
 
 
-@pytest.mark.parametrize("spec", ["linear=tf32x3,attention=tf32x3", "linear=bf16x6,attention=bf16x6"])
+@pytest.mark.parametrize("spec", ["linear=tf32x3,attention=tf32x3", "linear=bf16x6,attention=bf16x6",
+                                  "linear=bf16x6,attention=flash"])
 def test_tiny_model_with_split_kernels_meets_the_equivalence_tolerance(tiny, tiny_model_dir, spec):
     reference = np.load(tiny_model_dir / "reference.npz")
     pixels = torch.from_numpy(reference["pre"]).float().div(255).unsqueeze(0)
@@ -139,7 +145,8 @@ def test_kernel_options_parse_and_print():
     assert kernels == EncoderKernels(linear="bf16x6", attention="tf32x3", graph=True)
     assert EncoderKernels.parse(str(kernels)) == kernels
     assert EncoderKernels.parse(None) == EncoderKernels() and str(EncoderKernels()) == "standard"
-    for bad in ("linear=fp8", "attention", "graph=yes", "fast"):
+    assert EncoderKernels.parse("attention=flash").attention == "flash"
+    for bad in ("linear=fp8", "linear=flash", "attention", "graph=yes", "fast"):
         with pytest.raises(ValueError, match="unknown encoder kernel option"):
             EncoderKernels.parse(bad)
 
@@ -163,3 +170,34 @@ def test_load_model_refuses_encoder_kernels_on_the_cpu_in_words(tiny_model_dir):
         load_model(tiny_model_dir, "cpu", encoder_kernels="linear=bf16x6")
     with pytest.raises(DeviceError, match="unknown encoder kernel option"):
         load_model(tiny_model_dir, "cpu", encoder_kernels="linear=fp8")
+
+
+def test_blockwise_attention_is_the_kernels_algorithm_and_as_exact_as_float32():
+    from backend.triposr.flash_attention import blockwise_attention
+
+    g = torch.Generator().manual_seed(2)
+    q = torch.randn(2, 70, 3, 64, generator=g).transpose(1, 2)  # the layout the model passes
+    k, v = (torch.randn(2, 130, 3, 64, generator=g).transpose(1, 2) for _ in range(2))
+    exact = F.scaled_dot_product_attention(q.double(), k.double(), v.double())
+    float32 = float((F.scaled_dot_product_attention(q, k, v) - exact).abs().max())
+    got = blockwise_attention(q, k, v, block=64)  # 130 keys: a last block of 2
+    assert float((got - exact).abs().max()) < 4 * float32 + 1e-6
+
+
+def test_the_triton_kernel_in_the_interpreter():
+    """Triton's CPU interpreter runs the kernel where Triton is installed (CUDA builds
+    of torch bring it; CI's CPU build does not: then skipped)."""
+    pytest.importorskip("triton")
+    script = (
+        "import torch, torch.nn.functional as F\n"
+        "from backend.triposr.flash_attention import flash_attention\n"
+        "g = torch.Generator().manual_seed(3)\n"
+        "q = torch.randn(2, 70, 3, 64, generator=g).transpose(1, 2)\n"
+        "k, v = (torch.randn(2, 130, 3, 64, generator=g).transpose(1, 2) for _ in range(2))\n"
+        "out = flash_attention(q, k, v)\n"
+        "err = float((out - F.scaled_dot_product_attention(q, k, v)).abs().max())\n"
+        "assert err < 1e-5 and out.transpose(1, 2).is_contiguous(), err\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TRITON_INTERPRET": "1"}, cwd=str(Path(__file__).resolve().parents[1]))
+    assert done.returncode == 0, done.stderr[-2000:]

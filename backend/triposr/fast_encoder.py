@@ -11,6 +11,8 @@ the arithmetic to the tensor cores:
 - attention="tf32x3" | "bf16x6": softmax(q k^T / sqrt(d)) v as two split products
   with the softmax in float32 between them, a block of queries at a time (the
   scores of a block, not of all queries, are ever in memory).
+- attention="flash": one fused pass per block of queries (flash_attention.py, a
+  Triton kernel), both products tf32x3, the scores never in memory.
 - graph=True: the whole encoder (resize excepted) captured once as a CUDA graph per
   input shape and replayed: hundreds of kernel launches become one, and a tf32x3
   graph keeps its TF32 kernels without touching torch's process-wide switch again.
@@ -28,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import flash_attention
 from .split_products import MODES, left_operand, right_operand, split_matmul
 
 ATTENTION_QUERY_BLOCK = 1024  # queries per block of scores: 16 heads x 1024 x 3072 x 4 B = 200 MB
@@ -47,11 +50,11 @@ class EncoderKernels:
             name, _, value = part.partition("=")
             if name == "graph" and not value:
                 fields["graph"] = True
-            elif name in ("linear", "attention") and value in MODES:
+            elif name in ("linear", "attention") and (value in MODES or (name, value) == ("attention", "flash")):
                 fields[name] = value
             else:
-                raise ValueError(f"unknown encoder kernel option {part!r}: use linear=MODE, attention=MODE "
-                                 f"(MODE one of {', '.join(MODES)}) and graph, separated by commas")
+                raise ValueError(f"unknown encoder kernel option {part!r}: use linear=MODE, attention=MODE or "
+                                 f"attention=flash (MODE one of {', '.join(MODES)}) and graph, separated by commas")
         return cls(**fields)
 
     def __str__(self) -> str:
@@ -94,6 +97,16 @@ def split_attention(mode: str, block: int = ATTENTION_QUERY_BLOCK):
     return attend
 
 
+def _attention(mode, device):
+    if mode != "flash":
+        return split_attention(mode)
+    if torch.device(device).type == "cuda":
+        if not flash_attention.available():
+            raise ValueError("attention=flash needs Triton, which this torch build lacks")
+        return flash_attention.flash_attention
+    return flash_attention.blockwise_attention  # emulate: the kernel's algorithm in torch
+
+
 def _encoder_parts(model):
     return (model.image_tokenizer.model, model.backbone)
 
@@ -117,7 +130,7 @@ def apply_encoder_kernels(model, kernels: EncoderKernels, device, emulate: bool 
                 if kernels.linear and type(child) is nn.Linear:
                     setattr(parent, name, SplitLinear(child, kernels.linear))
             if kernels.attention and hasattr(parent, "attend"):
-                parent.attend = split_attention(kernels.attention)
+                parent.attend = _attention(kernels.attention, device)
     if kernels.graph:
         if torch.device(device).type != "cuda":
             raise ValueError("graph=True needs CUDA")
