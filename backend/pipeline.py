@@ -2,6 +2,7 @@
 Blender's frame, for every model family (settings.family): TripoSR here, Shap-E in
 backend/shap_e/ (imported only when a job asks for it: diffusers is slow to import)."""
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from .triposr.model import TripoSR
 # float32 reproduces the reference; bfloat16 runs the encoder in half the memory and
 # faster, at a measured cost in accuracy (README, "Precision").
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+ENCODER_KERNELS_ENV = "IMAGE_TO_3D_ENCODER_KERNELS"
 
 
 @dataclass
@@ -66,8 +68,9 @@ def load_model(model: str | Path, device: str = "auto", precision: str = "float3
     A folder of another family or task raises WrongModelError before anything loads.
 
     encoder_kernels (TripoSR on CUDA, float32): faster kernels for the same float32
-    results, e.g. "linear=bf16x6,attention=bf16x6,graph" (triposr/fast_encoder.py);
-    None keeps torch's own."""
+    results, e.g. "linear=bf16x6,attention=flash,graph" (triposr/fast_encoder.py);
+    None takes $IMAGE_TO_3D_ENCODER_KERNELS where the model runs in float32 on CUDA (so
+    a worker or a server's replicas get them without a new option), else torch's own."""
     started = time.perf_counter()
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
@@ -84,6 +87,8 @@ def load_model(model: str | Path, device: str = "auto", precision: str = "float3
         return load_shap_e(model, task, torch_device, precision)
     model_dir = resolve_model_dir(model)
     tripo = load_tripo(model_dir).set_encoder_precision(PRECISIONS[precision]).to(torch_device)
+    if encoder_kernels is None and torch_device.type == "cuda" and precision == "float32":
+        encoder_kernels = os.environ.get(ENCODER_KERNELS_ENV)
     if encoder_kernels:
         try:
             apply_encoder_kernels(tripo, EncoderKernels.parse(encoder_kernels), torch_device)

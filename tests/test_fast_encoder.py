@@ -201,3 +201,11 @@ def test_the_triton_kernel_in_the_interpreter():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "TRITON_INTERPRET": "1"}, cwd=str(Path(__file__).resolve().parents[1]))
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_environment_variable_is_for_cuda_only(tiny_model_dir, monkeypatch):
+    from backend.pipeline import ENCODER_KERNELS_ENV, load_model
+
+    monkeypatch.setenv(ENCODER_KERNELS_ENV, "linear=bf16x6")
+    loaded = load_model(tiny_model_dir, "cpu")  # ignored off CUDA: the CPU keeps its exact kernels
+    assert not any(isinstance(m, SplitLinear) for m in loaded.model.modules())
