@@ -124,6 +124,8 @@ def apply_encoder_kernels(model, kernels: EncoderKernels, device, emulate: bool 
         raise ValueError(f"encoder kernels {kernels} run on CUDA only, not on {torch.device(device).type}")
     if model.backbone.proj_in.weight.dtype != torch.float32:
         raise ValueError("encoder kernels are for the float32 encoder (not --precision bfloat16)")
+    if kernels.graph and torch.device(device).type != "cuda":
+        raise ValueError("graph=True needs CUDA")
     for part in _encoder_parts(model):
         for parent in part.modules():
             for name, child in list(parent.named_children()):
@@ -132,8 +134,6 @@ def apply_encoder_kernels(model, kernels: EncoderKernels, device, emulate: bool 
             if kernels.attention and hasattr(parent, "attend"):
                 parent.attend = _attention(kernels.attention, device)
     if kernels.graph:
-        if torch.device(device).type != "cuda":
-            raise ValueError("graph=True needs CUDA")
         model.encoder_runner = GraphedEncoder(model)
     model.encoder_kernels = kernels
     return model
