@@ -42,7 +42,8 @@ sys.path.insert(0, str(REPO_ROOT / "tests" / "mesh_stage"))
 
 from backend.bridge.settings import GenerateSettings  # noqa: E402
 from backend.mesh.asset.stage import STEP_STAGES  # noqa: E402
-from backend.pipeline import color_field, generate_mesh, load_model  # noqa: E402
+from backend.pipeline import generate_mesh, load_model  # noqa: E402
+from backend.triposr.engine import color_field  # noqa: E402
 from backend.triposr.fast_encoder import EncoderKernels, apply_encoder_kernels, remove_encoder_kernels  # noqa: E402
 
 VARIANTS = ["standard", "linear=tf32x3", "linear=bf16x6", "attention=tf32x3", "attention=bf16x6", "attention=flash",

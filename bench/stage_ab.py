@@ -42,7 +42,8 @@ def before_stage(checkout: Path, folder: Path):
 def surfaces(args):
     out = {}
     if args.model:
-        from backend.pipeline import color_field, generate_mesh, load_model
+        from backend.pipeline import generate_mesh, load_model
+        from backend.triposr.engine import color_field
 
         loaded = load_model(args.model, args.device)
         raw = generate_mesh(loaded, args.image, GenerateSettings(resolution=args.resolution, remove_background=False))

@@ -1,8 +1,8 @@
 """The server's HTTP front on a loopback port with a stand-in for the model replicas,
 and a plain HTTP request helper.
 
-No Ray: api.create_app served by uvicorn in a thread, with FakePool in place of
-runner.ReplicaPool. Used by test_server_api.py (and its TLS case) and test_server_ray.py.
+No Ray: api.create_app served by uvicorn in a thread, configured as the real server is
+(guard.uvicorn_config), with FakePool in place of runner.ReplicaPool. Used by test_server_api.py (and its TLS case) and test_server_ray.py.
 """
 
 import asyncio
@@ -71,10 +71,11 @@ class FakePool:
 class RunningFront:
     """create_app served by uvicorn on 127.0.0.1 (a free port), in a thread."""
 
-    def __init__(self, tls=None, max_upload_bytes=1 << 20, max_active=4):
+    def __init__(self, tls=None, max_upload_bytes=1 << 20, max_active=4, limits=None):
         import uvicorn
 
         from backend.server.api import create_app
+        from backend.server.guard import Limits, uvicorn_config
         from backend.server.jobs import JobTable
 
         self.pool = FakePool()
@@ -83,13 +84,15 @@ class RunningFront:
         async def replica_status():
             return {"running": 1, "target": 1}
 
+        self.limits = limits or Limits()
         app = create_app(table=self.table, pool=self.pool, token=TOKEN, version_info={"server": "test"},
-                         replica_status=replica_status, max_upload_bytes=max_upload_bytes)
+                         replica_status=replica_status, max_upload_bytes=max_upload_bytes, limits=self.limits)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
+        self.sock.listen(1024)
         cert, key = tls or (None, None)
-        config = uvicorn.Config(app, log_level="warning", ssl_certfile=cert, ssl_keyfile=key)
+        # the real server's configuration (backend/server/cli.py): the guard and its limits
+        config = uvicorn_config(app, self.limits, log_level="warning", ssl_certfile=cert, ssl_keyfile=key)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.thread.start()

@@ -16,9 +16,11 @@ import torch.nn.functional as F
 
 from backend.triposr.checkpoint import load_tripo
 from backend.triposr.fast_encoder import (
+    ENVIRONMENT,
     EncoderKernels,
     SplitLinear,
     apply_encoder_kernels,
+    environment_kernels,
     remove_encoder_kernels,
     split_attention,
 )
@@ -162,16 +164,6 @@ def test_a_runner_replaces_the_modules_in_encode(tiny):
     assert len(calls) == 1 and torch.equal(codes, tiny.encode_resized(pixels))
 
 
-def test_load_model_refuses_encoder_kernels_on_the_cpu_in_words(tiny_model_dir):
-    from backend.bridge.errors import DeviceError
-    from backend.pipeline import load_model
-
-    with pytest.raises(DeviceError, match="CUDA only"):
-        load_model(tiny_model_dir, "cpu", encoder_kernels="linear=bf16x6")
-    with pytest.raises(DeviceError, match="unknown encoder kernel option"):
-        load_model(tiny_model_dir, "cpu", encoder_kernels="linear=fp8")
-
-
 def test_blockwise_attention_is_the_kernels_algorithm_and_as_exact_as_float32():
     from backend.triposr.flash_attention import blockwise_attention
 
@@ -203,9 +195,21 @@ def test_the_triton_kernel_in_the_interpreter():
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_the_environment_variable_is_for_cuda_only(tiny_model_dir, monkeypatch):
-    from backend.pipeline import ENCODER_KERNELS_ENV, load_model
+def test_the_environment_asks_for_kernels_on_cuda_in_float32_only(monkeypatch):
+    monkeypatch.setenv(ENVIRONMENT, "linear=bf16x6, graph")
+    assert environment_kernels(torch.device("cuda"), "float32") == EncoderKernels(linear="bf16x6", graph=True)
+    assert environment_kernels(torch.device("cpu"), "float32") is None  # the CPU keeps its exact kernels
+    assert environment_kernels(torch.device("cuda"), "bfloat16") is None
+    monkeypatch.setenv(ENVIRONMENT, "linear=fp8")
+    with pytest.raises(ValueError, match=ENVIRONMENT):
+        environment_kernels(torch.device("cuda"), "float32")
+    monkeypatch.delenv(ENVIRONMENT)
+    assert environment_kernels(torch.device("cuda"), "float32") is None
 
-    monkeypatch.setenv(ENCODER_KERNELS_ENV, "linear=bf16x6")
-    loaded = load_model(tiny_model_dir, "cpu")  # ignored off CUDA: the CPU keeps its exact kernels
+
+def test_a_cpu_model_loads_plain_whatever_the_environment_says(tiny_model_dir, monkeypatch):
+    from backend.pipeline import load_model
+
+    monkeypatch.setenv(ENVIRONMENT, "linear=bf16x6")
+    loaded = load_model(tiny_model_dir, "cpu")
     assert not any(isinstance(m, SplitLinear) for m in loaded.model.modules())

@@ -19,9 +19,10 @@ from PIL import Image
 
 from backend.bridge.errors import BackgroundRemovalError, CheckpointError, InputImageError, ModelNotFoundError
 from backend.bridge.options import looks_like_hub_id
+from backend.model_folder import check_model_dir
 from backend.prepare import framing
 from backend.prepare.framing import prepare_image
-from backend.triposr.checkpoint import check_model_dir, read_state_dict
+from backend.triposr.checkpoint import read_state_dict
 from backend.triposr.config import load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -107,11 +108,14 @@ def test_ctrl_c_ends_with_a_sentence_and_leaves_no_temporary_files(tmp_path, tin
 def test_a_killed_run_s_temporary_file_is_removed_by_the_next(tmp_path, tiny_model_dir, flamingo_path):
     stale = tmp_path / f".image_to_3d-tmp-{dead_pid()}-flamingo.glb"
     stale.write_bytes(b"x" * 1000)
-    mine = tmp_path / f".image_to_3d-tmp-{os.getpid()}-other.glb"  # a live writer's: kept
-    mine.write_bytes(b"y")
+    an_hour_ago = time.time() - 3600  # stale: nothing written for longer than any export takes
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    # a pid that is dead here may be a live writer on another machine or container: kept while fresh
+    fresh = tmp_path / f".image_to_3d-tmp-{dead_pid()}-other.glb"
+    fresh.write_bytes(b"y")
     done = run_cli(flamingo_path, "--model", tiny_model_dir, "--out", tmp_path, "--resolution", "32")
     assert done.returncode == 0, done.stderr
-    assert not stale.exists() and mine.exists()
+    assert not stale.exists() and fresh.exists()
 
 
 def test_tiny_object_is_made_with_a_warning(tmp_path, tiny_model_dir):
@@ -145,7 +149,7 @@ def test_a_relative_path_typo_is_a_folder_not_a_hub_id(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     assert not looks_like_hub_id("models/typo")
     assert looks_like_hub_id("stabilityai/TripoSR")
-    from backend.pipeline import resolve_model_dir
+    from backend.model_folder import resolve_model_dir
 
     with pytest.raises(ModelNotFoundError, match="does not exist"):
         resolve_model_dir("models/typo")

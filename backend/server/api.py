@@ -29,11 +29,14 @@ from starlette.routing import Route
 
 from ..bridge import protocol, wire
 from ..bridge.errors import BackendError
-from ..bridge.options import JOB_OPTIONS, SHAP_E, check_family_takes
-from ..bridge.prompts import clean_prompt
+from ..bridge.options import JOB_OPTIONS, check_family_takes
+from ..bridge.pixels import non_finite_problem
+from ..bridge.prompts import MAX_PROMPT_BYTES, clean_prompt
 from ..bridge.server_api import FRAME_TYPE
 from ..bridge.settings import GenerateSettings
+from ..families.registry import default_family
 from .auth import RequireBearerToken
+from .guard import Limits, RequestLimit
 from .jobs import DONE, QueueFull, UnknownJob
 from .openapi import build_openapi
 
@@ -60,17 +63,25 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
 # ---------------------------------------------------------------- request bodies
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing it as soon as it is known to exceed `limit` bytes."""
-    too_large = ApiError(413, "too_large", f"the request is larger than the server's limit of {limit >> 20} MiB")
+async def read_body(request: Request, limit: int, read_timeout: float, too_large: str | None = None) -> bytes:
+    """The whole body, refusing it as soon as it is known to exceed `limit` bytes, and when
+    a part of it is awaited longer than `read_timeout` (a stalled or vanished client)."""
+    too_large = ApiError(413, "too_large", too_large or f"the request is larger than the server's limit of {limit >> 20} MiB")
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise ApiError(400, "bad_request", "the Content-Length header is not a number")
         if int(declared) > limit:
             raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    chunks, size, stream = [], 0, request.stream()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(stream), read_timeout)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise ApiError(408, "request_timeout", f"the request's body stopped arriving: nothing came for "
+                                                   f"{read_timeout:g} s (a dropped connection?); send it again") from None
         size += len(chunk)
         if size > limit:
             raise too_large
@@ -82,7 +93,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def settings_from_query(query, defaults: dict | None = None) -> dict:
     """GenerateSettings from query parameters (?resolution=256&remove_background=false),
-    on top of `defaults` (a prompt's family is Shap-E unless the query says otherwise)."""
+    on top of `defaults` (a prompt's family is the first that reads text unless the query says otherwise)."""
     options = {option.name: option for option in JOB_OPTIONS}
     values = {}
     for name, text in query.multi_items():
@@ -130,11 +141,15 @@ def parse_frame(body: bytes) -> tuple[dict, object, str | None]:
     if (request.model, request.device, request.precision) != (None, None, None):
         raise ApiError(400, "bad_request", "this server runs one model: leave model, device and precision out")
     image = request.image_bytes.tobytes() if request.image_bytes is not None else request.image_pixels
+    problem = non_finite_problem(image, "image_pixels") if request.image_pixels is not None else None
+    if problem:  # refused here: 8-bit colours would hide them
+        raise ApiError(400, "bad_image", problem)
     return checked_settings(request.settings), image, request.prompt
 
 
 def prompt_from_body(body: bytes, settings: dict) -> str:
-    """The prompt of a text/plain body, checked as every client checks it."""
+    """The prompt of a text/plain body (at most MAX_PROMPT_BYTES, read_body saw to it),
+    checked as every client checks it."""
     try:
         prompt = clean_prompt(body.decode("utf-8"))
         check_family_takes(settings["family"], "text")
@@ -172,11 +187,13 @@ def _glb_bytes(arrays: dict) -> bytes:
 # ---------------------------------------------------------------- the application
 
 
-def create_app(*, table, pool, token: str, version_info: dict, replica_status, max_upload_bytes: int):
-    """The ASGI application, token gate outermost.
+def create_app(*, table, pool, token: str, version_info: dict, replica_status, max_upload_bytes: int,
+               limits: Limits = Limits()):
+    """The ASGI application, token gate outermost (inside it, the bound on requests served).
 
     pool: starts and cancels jobs (runner.ReplicaPool or a test double);
-    replica_status: async () -> {"running": int, "target": int}.
+    replica_status: async () -> {"running": int, "target": int}; limits: guard.Limits
+    (the body's read timeout, the wait for an upload slot, requests served at once).
     """
 
     upload_slots = asyncio.Semaphore(UPLOAD_SLOTS)
@@ -196,14 +213,28 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
             raise ApiError(400, "bad_request", "a frame carries its settings inside: leave the query empty")
         settings, prompt = None, None
         if kind != FRAME_TYPE:
-            # a prompt can only be Shap-E's (the one family that reads text) unless the query says otherwise
-            settings = settings_from_query(request.query_params, {"family": SHAP_E} if kind == PROMPT_TYPE else None)
-        async with upload_slots:
-            body = await read_body(request, max_upload_bytes)
+            # a prompt goes to the first family that reads text (Shap-E) unless the query says otherwise
+            text_family = {"family": default_family("text").identifier}
+            settings = settings_from_query(request.query_params, text_family if kind == PROMPT_TYPE else None)
+        try:  # a client's wait for a slot is bounded too
+            await asyncio.wait_for(upload_slots.acquire(), limits.upload_wait)
+        except TimeoutError:
+            raise ApiError(503, "server_busy", f"{UPLOAD_SLOTS} uploads are being received: try again in a moment",
+                           {"Retry-After": "5"}) from None
+        try:
+            if kind == PROMPT_TYPE:  # a prompt is small: its size is checked before anything decodes it
+                limit = min(max_upload_bytes, MAX_PROMPT_BYTES)
+                body = await read_body(request, limit, limits.body_read_timeout,
+                                       f"a text/plain prompt may be at most {limit:,} bytes")
+            else:
+                body = await read_body(request, max_upload_bytes, limits.body_read_timeout)
+        finally:
+            upload_slots.release()
+        # decoding, checking and copying a body of up to --max-upload-mb: off the event loop
         if kind == FRAME_TYPE:
-            settings, image, prompt = parse_frame(body)
+            settings, image, prompt = await asyncio.to_thread(parse_frame, body)
         elif kind == PROMPT_TYPE:
-            image, prompt = None, prompt_from_body(body, settings)
+            image, prompt = None, await asyncio.to_thread(prompt_from_body, body, settings)
         else:
             image = body
         try:
@@ -311,4 +342,4 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
         lifespan=lifespan,
         exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_unexpected},
     )
-    return RequireBearerToken(app, token)
+    return RequireBearerToken(RequestLimit(app, limits.max_requests), token)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..bridge.errors import BackendError
 from ..bridge.options import PRECISIONS
+from ..families.registry import slots
 from . import API_VERSION, SERVER_VERSION
 from .auth import TokenFileError, load_or_create_token
 
@@ -33,8 +34,8 @@ log = logging.getLogger("image_to_3d.server")
 
 def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--model", required=True, action="append",
-                        help="model folder or hub id; repeat it to serve several: TripoSR (config.yaml + model.ckpt, "
-                             "stabilityai/TripoSR), Shap-E text (openai/shap-e), Shap-E image (openai/shap-e-img2img)")
+                        help="model folder or hub id; repeat it to serve several, one per family and input: "
+                             + ", ".join(f"{slot.label} ({slot.hub_repo})" for _, _, slot in slots()))
     parser.add_argument("--host", default="127.0.0.1", help="address the HTTP API listens on (default %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port; 0 picks a free one (default %(default)s)")
     parser.add_argument("--token-file", type=Path,
@@ -169,13 +170,12 @@ def run_server(args, token: str, token_path: Path, sock: socket.socket, local: b
 
 def local_models(models: list) -> list:
     """Each --model as a checked local folder (a hub id is fetched now); one per family and input."""
-    from ..bridge.options import FAMILIES_BY_NAME, TRIPOSR
-    from ..model_folder import family_of_model, resolve_model_dir
+    from ..bridge.options import FAMILIES_BY_NAME
+    from ..model_folder import model_kind, resolve_model_dir
 
     folders, seen = [], {}
     for model in models:
-        kind = family_of_model(model)
-        family, task = (kind.family, kind.task) if kind.family in FAMILIES_BY_NAME else (TRIPOSR, "image")
+        family, task = model_kind(model)
         if (family, task) in seen:
             raise BackendError(f"--model {seen[family, task]} and --model {model} are both {FAMILIES_BY_NAME[family].label} "
                                f"for {task}s: give one model per family and input")
@@ -190,6 +190,7 @@ def serve_http(args, token, token_path, sock, handle, plan) -> int:
 
     from ..bridge import wire
     from .api import create_app
+    from .guard import Limits, raise_open_file_limit, uvicorn_config
     from .jobs import JobTable
     from .ray_setup import replica_counter
     from .runner import ReplicaPool
@@ -201,11 +202,12 @@ def serve_http(args, token, token_path, sock, handle, plan) -> int:
                     "model": {k: model_info[k] for k in ("model", "models", "device", "precision", "torch", "torch_threads")},
                     "replicas": plan.count, "max_batch": args.max_batch, "concurrency": args.concurrency}
     table = JobTable(args.max_jobs, args.result_ttl, args.max_result_mb << 20)
+    limits = Limits(max_requests=4 * args.max_jobs + 64)  # the connection bounds and timeouts: guard.py
+    raise_open_file_limit(limits.max_waiting + limits.max_requests + 256)
     app = create_app(table=table, pool=pool, token=token, version_info=version_info,
-                     replica_status=replica_counter(plan), max_upload_bytes=args.max_upload_mb << 20)
-    config = uvicorn.Config(
-        app, log_level="info" if args.verbose else "warning", access_log=args.verbose, server_header=False,
-        timeout_keep_alive=30, limit_concurrency=4 * args.max_jobs + 64,
+                     replica_status=replica_counter(plan), max_upload_bytes=args.max_upload_mb << 20, limits=limits)
+    config = uvicorn_config(
+        app, limits, log_level="info" if args.verbose else "warning", access_log=args.verbose,
         ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
         ssl_keyfile=str(args.tls_key) if args.tls_key else None,
     )

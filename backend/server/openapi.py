@@ -5,8 +5,9 @@ describe poorly; a hand-kept document says exactly what goes over the wire. A te
 checks that every route in api.py appears here and nothing else.
 """
 
-from ..bridge.options import JOB_OPTIONS
+from ..bridge.options import FAMILIES, JOB_OPTIONS
 from ..bridge.server_api import FRAME_TYPE as FRAME
+from ..families.registry import default_family
 from . import API_VERSION, SERVER_VERSION
 
 _SETTING_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
@@ -43,7 +44,8 @@ def _setting_parameters() -> list:
 
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
-COMMON_ERRORS = {"401": _error("missing or wrong bearer token (every path, known or not)")}
+COMMON_ERRORS = {"401": _error("missing or wrong bearer token (every path, known or not)"),
+                 "503": _error("server_busy: as many requests as the server answers at once (Retry-After)")}
 
 
 def build_openapi(max_upload_bytes: int) -> dict:
@@ -52,7 +54,8 @@ def build_openapi(max_upload_bytes: int) -> dict:
         "info": {
             "title": "image_to_3d model server",
             "version": f"{SERVER_VERSION} (api {API_VERSION})",
-            "description": "TripoSR and Shap-E as a service: one image or text prompt in, a coloured mesh out. "
+            "description": f"{' and '.join(f.label for f in FAMILIES)} as a service: one image or text prompt in, "
+                           "a coloured mesh out. "
                            "Every request needs 'Authorization: Bearer <token>'. Errors are JSON {error: {code, message}}.",
         },
         "security": [{"bearer": []}],
@@ -66,7 +69,7 @@ def build_openapi(max_upload_bytes: int) -> dict:
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
                                                  "description": "an image file (PNG, JPEG, WebP, TIFF, BMP)"},
                     "text/plain": {"schema": {"type": "string"},
-                                   "description": "a text prompt (UTF-8): a Shap-E text job (family defaults to SHAP_E)"},
+                                   "description": f"a text prompt (UTF-8): a text job (family defaults to {default_family('text').identifier})"},
                     FRAME: {"schema": {"type": "string", "format": "binary"},
                             "description": "one 'generate' frame of docs/protocol.md with 'settings' and one "
                                            "source: a buffer, image_bytes or image_pixels, or the field 'prompt' "
@@ -76,9 +79,11 @@ def build_openapi(max_upload_bytes: int) -> dict:
                     "202": {**_job_status("accepted; Location names the job"),
                             "headers": {"Location": {"schema": {"type": "string"}}}},
                     "400": _error("bad settings or a malformed frame (bad_request), an unusable prompt (bad_prompt), "
-                                  "or a prompt for a family that takes images (wrong_model)"), **COMMON_ERRORS,
+                                  "a prompt for a family that takes images (wrong_model), or pixels that are not "
+                                  "numbers (bad_image)"), **COMMON_ERRORS,
+                    "408": _error("request_timeout: the body stopped arriving"),
                     "413": _error("body over the size limit"), "415": _error("unsupported content type"),
-                    "503": _error("server_busy: too many unfinished jobs (Retry-After)"),
+                    "503": _error("server_busy: too many unfinished jobs, uploads or requests (Retry-After)"),
                 },
             }},
             "/v1/jobs/{job_id}": {

@@ -23,6 +23,7 @@ arithmetic anywhere, emulated exactly, for the tests.
 """
 
 import math
+import os
 import threading
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from torch import nn
 from . import flash_attention
 from .split_products import MODES, left_operand, right_operand, split_matmul
 
+ENVIRONMENT = "IMAGE_TO_3D_ENCODER_KERNELS"  # e.g. "linear=bf16x6,attention=flash,graph"
 ATTENTION_QUERY_BLOCK = 1024  # queries per block of scores: 16 heads x 1024 x 3072 x 4 B = 200 MB
 
 
@@ -95,6 +97,20 @@ def split_attention(mode: str, block: int = ATTENTION_QUERY_BLOCK):
         return out.view(b, h, n, d)
 
     return attend
+
+
+def environment_kernels(device, precision: str) -> EncoderKernels | None:
+    """The kernels $IMAGE_TO_3D_ENCODER_KERNELS asks for, where they apply (float32 on
+    CUDA), else None: the worker and a server's replicas load models through the family's
+    engine, so the environment is how they get the kernels without a new job option.
+    A value that does not parse raises ValueError naming it."""
+    text = os.environ.get(ENVIRONMENT, "").strip()
+    if not text or torch.device(device).type != "cuda" or precision != "float32":
+        return None
+    try:
+        return EncoderKernels.parse(text)
+    except ValueError as exc:
+        raise ValueError(f"${ENVIRONMENT}: {exc}") from None
 
 
 def _attention(mode, device):

@@ -383,6 +383,8 @@ def scenario_hardening(work: str, env: dict) -> dict:
     stale = os.path.join(exports, f".image_to_3d-tmp-{dead_pid()}-export")
     os.makedirs(stale)
     open(os.path.join(stale, "half.obj"), "w").close()
+    an_hour_ago = time.time() - 3600  # stale: unlocked, and nothing written for longer than any export takes
+    os.utime(stale, (an_hour_ago, an_hour_ago))
     bpy.ops.image_to_3d.batch(directory=folder, export_dir=exports, export_format="OBJ", resolution=32)
     facts["exports"] = sorted(os.listdir(exports))
 
