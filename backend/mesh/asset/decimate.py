@@ -53,7 +53,11 @@ def decimate(vertices: torch.Tensor, faces: torch.Tensor, max_faces: int):
         return vertices, faces
     edges = math.sqrt(faces.shape[0] / (CLUSTER_TO * max_faces))
     if edges >= MIN_CELL_EDGES:
-        vertices, faces = cluster_vertices(vertices, faces, min(edges, MAX_CELL_EDGES) * median_edge(vertices, faces))
+        cut_v, cut_f = cluster_vertices(vertices, faces, min(edges, MAX_CELL_EDGES) * median_edge(vertices, faces))
+        # parts smaller than a cell vanish in it: where that leaves fewer faces than asked
+        # for (many small parts), the collapse alone does better
+        if cut_f.shape[0] >= max_faces:
+            vertices, faces = cut_v, cut_f
     low_v, low_f = quadric_decimate(vertices.cpu().numpy(), faces.cpu().numpy(), max_faces)
     return torch.from_numpy(low_v).to(vertices.device), torch.from_numpy(low_f).to(faces.device).long()
 

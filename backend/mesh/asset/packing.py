@@ -30,6 +30,7 @@ _MAX_TRIES = 12  # while nothing fits yet
 _MIN_SHRINK = 0.9  # after a try that did not fit, the next scale is at most this much of it
 _MARGIN_BOUND = 0.97  # a 10 % smaller scale that lowers the height less than this: margins fill the atlas
 _STALLS = 2  # such tries in a row (one can be the heuristic's jitter)
+_NEAR_FIT = 1.1  # within this of the atlas, shrinking goes on: a few blocks may still come off
 _GOOD_ENOUGH = 0.95  # share of the atlas height at which a packing is kept
 _GOOD_AFTER_FAILURE = 0.85
 
@@ -123,7 +124,8 @@ def _pack(coords, chart, n_charts, size, gutter, outline=None):
             break
         placed, scale_tried = _pack_at(edge_local, edge_chart, n_charts, scale / block, blocks), scale
         height = placed[2]
-        stalled = best is None and failed and height > blocks and height > _MARGIN_BOUND * last_height
+        stalled = (best is None and failed and height > _NEAR_FIT * blocks
+                   and height > _MARGIN_BOUND * last_height)
         stalls = stalls + 1 if stalled else 0
         if stalls >= _STALLS:
             # every try so far failed, each smaller than the last, and the last ones
