@@ -50,6 +50,33 @@ def test_asset_benchmark_smallest_case_times_both_jobs(tiny_model_dir, flamingo_
     assert "asset job / raw job" in done.stdout
 
 
+def test_gpu_asset_suite_tiny_cpu_mode_reports_every_section(tiny_model_dir, flamingo_path, tmp_path):
+    """bench/gpu_asset_suite.py, which the lead runs on an H200: on the CPU the kernel
+    options run emulated (graphs skipped); every section reports, the split kernels meet
+    the equivalence tolerance against the tiny reference numbers, the bfloat16 encoder
+    does not."""
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "gpu_asset_suite.py"), "--model", str(tiny_model_dir),
+         "--image", str(flamingo_path), "--reference", str(tiny_model_dir / "reference.npz"), "--device", "cpu",
+         "--repeats", "1", "--resolutions", "32", "--faces", "500", "--texture", "128", "--no-quality",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    report = json.loads((tmp_path / "suite.json").read_text())
+    assert "errors" not in report, report.get("errors")
+    encoder = report["encoder"]
+    for name in ("standard", "linear=tf32x3", "linear=bf16x6", "attention=tf32x3", "attention=bf16x6"):
+        assert encoder[name]["verdict"] is True and encoder[name]["vs_float64_rel"] < 1e-5, name
+    assert encoder["bfloat16 encoder (--precision)"]["verdict"] is False
+    assert report["best_exact_kernels"] in encoder
+    jobs = report["jobs"]
+    assert {"raw 32 float32", "raw 32 bfloat16", "asset 32 float32"} <= set(jobs)
+    assert all(jobs[label]["faces"] <= 500 for label in jobs if label.startswith("asset"))
+    assert set(report["stage"]) == {"checkpoint", "figure", "bumpy sphere"}
+    assert "### Encoder" in (tmp_path / "suite.md").read_text() and "encoder profile" in done.stdout
+
+
 @pytest.mark.slow
 def test_server_benchmark_smallest_case_runs_and_results_are_exact(tiny_model_dir, flamingo_path):
     """bench/serve_bench.py, which the lead runs on a GPU: one server (batching on; the

@@ -10,6 +10,7 @@ from typing import Callable, ClassVar
 import numpy as np
 import torch
 
+from ..bridge.errors import DeviceError
 from ..devices import default_chunk
 from ..families.engine_api import JobInput, StageClock, Surface
 from ..mesh.coordinates import blender_to_model, model_to_blender
@@ -18,6 +19,7 @@ from ..prepare.background import BackgroundRemover
 from ..prepare.framing import prepare_image
 from .checkpoint import load_tripo
 from .declaration import MODEL, TRIPOSR
+from .fast_encoder import apply_encoder_kernels, environment_kernels
 from .model import TripoSR
 
 # float32 reproduces the reference; bfloat16 runs the encoder in half the memory and
@@ -45,6 +47,12 @@ def load(folders: dict, task: str, device: torch.device, precision: str = "float
     started = time.perf_counter()
     model_dir = folders[MODEL.identifier]
     tripo = load_tripo(model_dir).set_encoder_precision(PRECISIONS[precision]).to(device)
+    try:
+        kernels = environment_kernels(device, precision)
+        if kernels is not None:
+            apply_encoder_kernels(tripo, kernels, device)
+    except ValueError as exc:
+        raise DeviceError(str(exc)) from None
     if device.type == "cuda":
         torch.cuda.synchronize()
     return LoadedModel(tripo, device.type, model_dir, time.perf_counter() - started, precision)

@@ -25,9 +25,19 @@ class TripoSR(nn.Module):
         """(B, H, W, 3) floats in [0, 1] -> scene codes (B, 3, C, 2*plane, 2*plane)."""
         return self.encode_resized(self.image_tokenizer.resize(images))
 
+    # fast_encoder.apply_encoder_kernels may set a replaying runner (CUDA graphs)
+    encoder_runner = None
+
     @torch.no_grad()
     def encode_resized(self, pixels):
         """image_tokenizer.resize()'s output (B, 3, S, S) -> scene codes."""
+        if self.encoder_runner is not None:
+            return self.encoder_runner(pixels)
+        return self.encode_plain(pixels)
+
+    @torch.no_grad()
+    def encode_plain(self, pixels):
+        """encode_resized without a runner: the modules themselves."""
         context = self.image_tokenizer.tokens(pixels)
         tokens = self.tokenizer(pixels.shape[0])
         tokens = self.backbone(tokens, context)

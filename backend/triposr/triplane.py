@@ -37,6 +37,7 @@ class Attention(nn.Module):
         self.to_k = nn.Linear(context_dim or dim, inner, bias=False)
         self.to_v = nn.Linear(context_dim or dim, inner, bias=False)
         self.to_out = nn.ModuleList([nn.Linear(inner, dim)])
+        self.attend = F.scaled_dot_product_attention  # fast_encoder may swap in split products
 
     def forward(self, x, context=None):
         context = x if context is None else context
@@ -45,7 +46,7 @@ class Attention(nn.Module):
         def split(t):
             return t.view(b, t.shape[1], self.heads, -1).transpose(1, 2)
 
-        out = F.scaled_dot_product_attention(split(self.to_q(x)), split(self.to_k(context)), split(self.to_v(context)))
+        out = self.attend(split(self.to_q(x)), split(self.to_k(context)), split(self.to_v(context)))
         return self.to_out[0](out.transpose(1, 2).reshape(b, x.shape[1], -1))
 
 

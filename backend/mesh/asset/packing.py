@@ -2,13 +2,14 @@
 
 Charts come as per-corner 2-D coordinates in world units. Each chart is turned to its
 smallest bounding box (orient_charts), rasterised conservatively onto a coarse grid of
-blocks (about 256 across), and reduced to two profiles per column: its lowest and highest block. The
-atlas keeps a skyline (the highest used block per column). Largest chart first, each
-chart tries the four quarter turns (rotations, never mirrors) and every column
-position, and drops onto the skyline where its top ends lowest; its bottom profile
-lets it reach down beside lower neighbours, and the next charts fill the notches in
-its top. Box-projected charts are silhouettes (a figure's front view fills a third of
-its box), so this packs them about twice as densely as packing their boxes.
+blocks (about 256 across) and reduced to two profiles per column: its lowest and
+highest block; only the faces on a chart's border are rasterised (chart_outline), since
+the profiles lie along it. skyline.py drops the charts onto a skyline: the largest one
+by one, each where its top ends lowest over four quarter turns and every column, the
+rest a whole row at a time; bottom profiles reach down beside lower neighbours and
+later charts fill the notches in earlier tops. Box-projected charts are silhouettes (a
+figure's front view fills a third of its box), so this packs them about twice as
+densely as packing their boxes, and no loop runs over all the charts.
 
 One empty block is left around every chart: a block is at least 2 x gutter texels,
 so bilinear filtering never mixes two charts. All charts share one scale (the same
@@ -17,21 +18,21 @@ texel density everywhere), the largest that fits, found in a few tries.
 
 import math
 
-import numpy as np
 import torch
 
 from ...bridge.errors import AtlasFullError
-from .raster import covered_cells
+from .skyline import footprints, pack_rows
 
-_BLOCKS_ACROSS = 256  # skyline resolution: finer packs tighter, costs more per chart
+_BLOCKS_ACROSS = 256  # skyline resolution: finer packs tighter, costs more per try
 _FIRST_FILL = 0.5  # expected share of the atlas the charts cover, for the first try
 _TRIES = 5
 _MAX_TRIES = 12  # while nothing fits yet
 _MIN_SHRINK = 0.9  # after a try that did not fit, the next scale is at most this much of it
 _MARGIN_BOUND = 0.97  # a 10 % smaller scale that lowers the height less than this: margins fill the atlas
+_STALLS = 2  # such tries in a row (one can be the heuristic's jitter)
+_NEAR_FIT = 1.1  # within this of the atlas, shrinking goes on: a few blocks may still come off
 _GOOD_ENOUGH = 0.95  # share of the atlas height at which a packing is kept
 _GOOD_AFTER_FAILURE = 0.85
-_FEW_TURNS_BELOW = 12  # blocks of footprint
 
 
 def orient_charts(coords: torch.Tensor, chart: torch.Tensor, n_charts: int) -> torch.Tensor:
@@ -78,15 +79,21 @@ def block_size(size: int, gutter: int) -> int:
     return max(2 * gutter, size // _BLOCKS_ACROSS, 1)
 
 
-def pack_charts(coords: torch.Tensor, chart: torch.Tensor, n_charts: int, size: int, gutter: int) -> torch.Tensor:
+def pack_charts(coords: torch.Tensor, chart: torch.Tensor, n_charts: int, size: int, gutter: int,
+                outline: torch.Tensor | None = None) -> torch.Tensor:
     """Per-corner UVs (M, 3, 2) in [0, 1] for charts given in world units.
+
+    outline (M,) bool, optional: the faces on their chart's border (chart_outline).
+    A chart's footprint profiles (its lowest and highest block per column and row) and
+    its frame all lie within a block of its border, so only these faces need
+    rasterising for each try of a scale: a fraction of them on a smooth object.
 
     When the charts do not fit (many charts in a small texture: each takes at least
     three blocks a side with its margin), the gutter is halved, down to one texel, for
     finer blocks; AtlasFullError when even that fails.
     """
     while True:
-        packed = _pack(coords, chart, n_charts, size, gutter)
+        packed = _pack(coords, chart, n_charts, size, gutter, outline)
         if packed is not None:
             return packed
         if gutter <= 1:
@@ -95,29 +102,36 @@ def pack_charts(coords: torch.Tensor, chart: torch.Tensor, n_charts: int, size: 
         gutter //= 2
 
 
-def _pack(coords, chart, n_charts, size, gutter):
+def _pack(coords, chart, n_charts, size, gutter, outline=None):
     """pack_charts at one gutter width; None when the charts do not fit."""
     owner = chart.repeat_interleave(3)
     points = coords.reshape(-1, 2)
     low = torch.full((n_charts, 2), math.inf, device=coords.device).scatter_reduce(
         0, owner[:, None].expand(-1, 2), points, reduce="amin")
     local = points - low[owner]  # each chart's lower-left corner at 0
+    if outline is None:
+        edge_local, edge_chart = local, chart
+    else:
+        edge_local, edge_chart = local.view(-1, 3, 2)[outline].reshape(-1, 2), chart[outline]
     e1, e2 = coords[:, 1] - coords[:, 0], coords[:, 2] - coords[:, 0]
     area = float((0.5 * (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]).abs()).sum()) or 1e-12
     block = block_size(size, gutter)
     blocks = size // block
     scale = size * math.sqrt(_FIRST_FILL / area)  # texels per world unit
-    best, failed, last_height = None, False, math.inf
+    best, failed, last_height, stalls = None, False, math.inf, 0
     for attempt in range(_MAX_TRIES):
         if attempt >= _TRIES and best is not None:
             break
-        placed, scale_tried = _pack_at(local, chart, n_charts, scale / block, blocks), scale
+        placed, scale_tried = _pack_at(edge_local, edge_chart, n_charts, scale / block, blocks), scale
         height = placed[2]
-        if best is None and failed and height > blocks and height > _MARGIN_BOUND * last_height:
-            # every try so far failed, each smaller than the last, and this one barely
-            # lowered the height: the charts' margins alone fill the atlas
+        stalled = (best is None and failed and height > _NEAR_FIT * blocks
+                   and height > _MARGIN_BOUND * last_height)
+        stalls = stalls + 1 if stalled else 0
+        if stalls >= _STALLS:
+            # every try so far failed, each smaller than the last, and the last ones
+            # barely lowered the height: the charts' margins alone fill the atlas
             return None
-        last_height = height
+        last_height = min(last_height, height)
         if height <= blocks:
             if best is None or scale > best[0]:
                 best = (scale, placed)
@@ -143,6 +157,17 @@ def _pack(coords, chart, n_charts, size, gutter):
     return (q * block / size).reshape(-1, 3, 2)
 
 
+def chart_outline(chart: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
+    """(M,) bool: faces with an edge on their chart's border (fewer or more than three
+    neighbours across edges in their own chart), and every face of a chart with none."""
+    same = adjacency[chart[adjacency[:, 0]] == chart[adjacency[:, 1]]]
+    inside = torch.bincount(same.reshape(-1), minlength=chart.shape[0])
+    border = inside != 3
+    has_border = torch.zeros(int(chart.max()) + 1 if chart.numel() else 0, dtype=torch.bool, device=chart.device)
+    has_border[chart[border]] = True
+    return border | ~has_border[chart]
+
+
 def _turn(q, turns, frame):
     """Quarter turns clockwise within each chart's frame [0, w] x [0, h] (no mirror)."""
     x, y = q[:, 0], q[:, 1]
@@ -154,86 +179,7 @@ def _turn(q, turns, frame):
     return out
 
 
-def _footprints(local, chart, n_charts, scale):
-    """Per chart: width, height (blocks) and its column/row profiles, from a
-    conservative rasterisation of all charts side by side on one strip."""
-    q = local * scale + 1.0
-    owner = chart.repeat_interleave(3)
-    size = torch.zeros((n_charts, 2), dtype=q.dtype, device=q.device).scatter_reduce(
-        0, owner[:, None].expand(-1, 2), q + 1.0, reduce="amax")
-    cells = size.ceil().long()
-    start = torch.cumsum(cells[:, 0], 0) - cells[:, 0]  # charts side by side along x
-    strip = q + torch.stack((start[owner].to(q.dtype), torch.zeros_like(q[:, 0])), dim=1)
-    x, y, face = covered_cells(strip.reshape(-1, 3, 2), int(cells[:, 0].sum()), int(cells[:, 1].max()), ring=0.71)
-    c = chart[face]
-    x = (x - start[c]).cpu().numpy()
-    y, c = y.cpu().numpy(), c.cpu().numpy()
-    w, h = cells[:, 0].cpu().numpy(), cells[:, 1].cpu().numpy()
-    col0 = np.concatenate(([0], np.cumsum(w)[:-1]))
-    row0 = np.concatenate(([0], np.cumsum(h)[:-1]))
-    big = np.iinfo(np.int64).max
-    col_lo, col_hi = np.full(w.sum(), big), np.full(w.sum(), -1)
-    row_lo, row_hi = np.full(h.sum(), big), np.full(h.sum(), -1)
-    np.minimum.at(col_lo, col0[c] + x, y)
-    np.maximum.at(col_hi, col0[c] + x, y)
-    np.minimum.at(row_lo, row0[c] + y, x)
-    np.maximum.at(row_hi, row0[c] + y, x)
-    return w, h, col0, row0, (col_lo, col_hi, row_lo, row_hi)
-
-
-def _turned_profiles(i, w, h, col0, row0, prof):
-    """(bottom, top) per column for the four quarter turns of chart i (see _turn)."""
-    col_lo, col_hi, row_lo, row_hi = prof
-    cl, ch = col_lo[col0[i]:col0[i] + w[i]], col_hi[col0[i]:col0[i] + w[i]]
-    rl, rh = row_lo[row0[i]:row0[i] + h[i]], row_hi[row0[i]:row0[i] + h[i]]
-    wi, hi = w[i], h[i]
-    # turn 1: (x, y) -> (y, w - x); turn 2: (w - x, h - y); turn 3: (h - y, x)
-    return [(cl, ch), (wi - 1 - rh, wi - 1 - rl), ((hi - 1 - ch)[::-1], (hi - 1 - cl)[::-1]), (rl[::-1], rh[::-1])]
-
-
 def _pack_at(local, chart, n_charts, scale, blocks):
-    """Skyline packing at `scale` blocks per world unit -> (turn, offset, height).
-
-    A height above `blocks` means it does not fit; packing goes on regardless so the
-    height tells how much smaller the next try must be.
-    """
-    w, h, col0, row0, prof = _footprints(local, chart, n_charts, scale)
-    if np.minimum(w, h).max() > blocks or max(w.max(), h.max()) > 4 * blocks:
-        # a chart wider than the atlas every way it turns: its longest side stands in
-        # for the height, so the next scale shrinks by what it needs
-        return None, None, max(int(np.maximum(w, h).max()), blocks + 1)
-    sky = np.zeros(blocks + 2, np.int64)  # one spare column each side for the gap
-    inner = sky[1:blocks + 1]
-    stride = inner.strides[0]
-    turn = np.zeros(n_charts, np.int64)
-    offset = np.zeros((n_charts, 2))
-    for i in np.argsort(-(w * h), kind="stable"):
-        turns = _turned_profiles(i, w, h, col0, row0, prof)
-        if w[i] * h[i] <= _FEW_TURNS_BELOW:
-            turns = turns[:2]  # a few blocks: half turns gain nothing
-        best = None
-        for t, (bottom, top) in enumerate(turns):
-            width = len(bottom)
-            if width > blocks:
-                continue
-            windows = np.lib.stride_tricks.as_strided(inner, (blocks - width + 1, width), (stride, stride),
-                                                      writeable=False)
-            y = np.maximum((windows - bottom).max(axis=1), 0)  # lowest drop at each column
-            peak = y + top.max()
-            x = int(peak.argmin())
-            if best is None or peak[x] < best[0]:  # the lowest top wins
-                best = (peak[x], t, x, int(y[x]), top)
-        if best is None:  # cannot happen after the check above; kept as the same answer
-            return None, None, max(int(np.maximum(w, h).max()), blocks + 1)
-        _, t, x, y, top = best
-        turn[i], offset[i] = t, (x, y)
-        # the chart's top plus one empty block, spread one column to each side
-        column_top = np.empty(len(top) + 2, np.int64)
-        column_top[1:-1] = y + top + 2
-        column_top[0], column_top[-1] = column_top[1], column_top[-2]
-        spread = column_top.copy()
-        np.maximum(spread[1:], column_top[:-1], out=spread[1:])
-        np.maximum(spread[:-1], column_top[1:], out=spread[:-1])
-        span = sky[x:x + len(top) + 2]
-        np.maximum(span, spread, out=span)
-    return turn, offset, int(sky.max())
+    """Row skyline packing (skyline.py) at `scale` blocks per world unit -> (turn,
+    offset, height); a height above `blocks` means it does not fit."""
+    return pack_rows(*footprints(local, chart, n_charts, scale), blocks)

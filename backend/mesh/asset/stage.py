@@ -115,9 +115,10 @@ def _texture(result, v, f, dense_v, dense_f, settings, color_at, device, clock, 
     """Unwrap, rasterise and bake into `result`."""
     clock.step("unwrap")
     normals = vertex_normals(v, f)
-    # on the CPU whatever the device: thousands of small operations on a 20k-face
-    # mesh, each of which would be a GPU synchronisation
-    low_v, low_f = v.cpu(), f.cpu()
+    # on CUDA too: the unwrap is vectorised (its loops run over rows of charts and a
+    # few packing tries, not over charts); not on MPS, which has no float64 for the
+    # rasteriser's set-up
+    low_v, low_f = (v, f) if device.type == "cuda" else (v.cpu(), f.cpu())
     layout = unwrap(low_v, low_f, settings.texture_size)
     stats["charts"] = layout.chart_count
     corner_uvs, split_vertex = layout.corner_uvs.to(device), layout.split_vertex.to(device)
@@ -134,12 +135,12 @@ def _texture(result, v, f, dense_v, dense_f, settings, color_at, device, clock, 
 
     if settings.normal_map:
         report = clock.step("bake_normals")
-        tangents, sign = uv_tangents(low_v, low_f, normals.cpu(), layout.corner_uvs, layout.split_vertex,
+        tangents, sign = uv_tangents(low_v, low_f, normals.to(low_v.device), layout.corner_uvs, layout.split_vertex,
                                      layout.split_source.shape[0])
         detail = SurfaceNormalField(dense_v, dense_f)
         result.normal_map = bake_normals(points, hits, f, normals, tangents.to(device), sign.to(device),
                                          split_vertex, detail, check=report).cpu().numpy()
-    result.corner_uvs = layout.corner_uvs.numpy()
+    result.corner_uvs = layout.corner_uvs.cpu().numpy()
 
 
 @torch.no_grad()

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .charts import box_charts, project_charts
-from .packing import orient_charts, pack_charts
+from .charts import box_charts, face_adjacency, project_charts
+from .packing import chart_outline, orient_charts, pack_charts
 
 
 @dataclass
@@ -51,10 +51,12 @@ def gutter_for(texture_size: int) -> int:
 
 def unwrap(vertices: torch.Tensor, faces: torch.Tensor, texture_size: int) -> UVLayout:
     """Charts and their packing for a `texture_size` square texture."""
-    chart, direction = box_charts(vertices, faces)
+    adjacency = face_adjacency(faces)
+    chart, direction = box_charts(vertices, faces, adjacency)
     n_charts = int(chart.max()) + 1
     coords = orient_charts(project_charts(vertices, faces, direction), chart, n_charts)
-    corner_uvs = pack_charts(coords, chart, n_charts, texture_size, gutter_for(texture_size)).float()
+    corner_uvs = pack_charts(coords, chart, n_charts, texture_size, gutter_for(texture_size),
+                             chart_outline(chart, adjacency)).float()
     # a box chart is flat and connected: a vertex has one UV per chart
     split_vertex, split_source = split_by_chart(faces, chart, n_charts)
     split_uvs = torch.zeros((split_source.shape[0], 2), device=corner_uvs.device)
