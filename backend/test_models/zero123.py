@@ -30,7 +30,7 @@ _UNET = {
 }
 _VAE = {"tiny": [32, 32, 32, 32], "full": [128, 256, 512, 512]}
 _CLIP = {
-    "tiny": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, projection_dim=32),
+    "tiny": dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=1, projection_dim=32),
     "full": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, projection_dim=768),
 }
 # LoFTR widths: (initial_dim, block_dims); coarse width = block_dims[2], fine = block_dims[0].

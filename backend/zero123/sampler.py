@@ -2,8 +2,10 @@
 diffusers' UNet, VAE and DDIMScheduler.
 
 Differences from diffusers' own pipelines that decide equality with the reference:
-- the timesteps are ldm's "uniform" ones, range(0, 1000, 1000 // steps) + 1: for 75
-  steps that is 77 UNet evaluations (1000 // 75 = 13), for 50 exactly 50;
+- the timesteps are ldm's "uniform" ones, range(0, 1000, 1000 // steps) + 1, without the
+  last (highest) one, which ldm's ddim_sampling drops (timesteps[:t_start], t_start=-1):
+  for 75 steps that is 76 UNet evaluations from t=976 down (1000 // 75 = 13 apart),
+  for 50 steps 49 evaluations from t=961;
 - classifier-free guidance runs [unconditional; conditional] as one batch of the UNet,
   e_u + scale * (e_c - e_u); with scale 1 the conditional branch alone;
 - eta 1.0 adds noise at every step, the last one included (set_alpha_to_one False);
@@ -57,14 +59,14 @@ class ViewNoise:
 
 
 def ddim_timesteps(steps: int, train_steps: int = 1000) -> np.ndarray:
-    """ldm's make_ddim_timesteps("uniform"), in the order sampling visits them (descending)."""
-    if not 1 <= steps <= train_steps:
-        raise ValueError(f"steps must be between 1 and {train_steps}, got {steps}")
-    return (np.arange(0, train_steps, train_steps // steps) + 1)[::-1].copy()
+    """The timesteps ldm's DDIM sampler visits for `steps` (descending)."""
+    if not 2 <= steps <= train_steps:
+        raise ValueError(f"steps must be between 2 and {train_steps}, got {steps}")
+    return (np.arange(0, train_steps, train_steps // steps) + 1)[:-1][::-1].copy()
 
 
 def evaluations(steps: int) -> int:
-    """How many UNet evaluations `steps` DDIM steps take (77 for 75)."""
+    """How many UNet evaluations `steps` DDIM steps take (76 for 75, 49 for 50)."""
     return len(ddim_timesteps(steps))
 
 

@@ -81,11 +81,12 @@ class _Run:
 
 def generate_views(loaded, image, elevation: float | None = None, *, matcher=None, stage1_steps: int = STAGE1_STEPS,
                    stage2_steps: int = STAGE2_STEPS, guidance: float = GUIDANCE, seed: int = 0,
-                   remove_background: bool = True, remover=None, progress: Progress | None = None,
+                   remove_background: bool = True, remover=None, prepared: bool = False, progress: Progress | None = None,
                    should_cancel: Callable[[], bool] | None = None, noise_for=None) -> ViewsResult:
     """The 8 first-stage and 32 nearby views of the object in `image` with their poses.
 
-    image: a path, encoded bytes, PIL image or uint8 array (prepared as inputs.py says).
+    image: a path, encoded bytes, PIL image or uint8 array (prepared as inputs.py says), or
+    with prepared=True the (256, 256, 3) uint8 picture on white as it is.
     elevation: degrees above the horizon of the input's camera; None estimates it with
     `matcher` (loftr.load_loftr), which is then required.
     progress(stage, fraction) with STAGES; should_cancel() is polled before every UNet
@@ -102,7 +103,9 @@ def generate_views(loaded, image, elevation: float | None = None, *, matcher=Non
         else evaluations(stage1_steps) + evaluations(stage2_steps)
     run = _Run(loaded, seed, guidance, progress, should_cancel, noise_for, total)
     run.report("prepare", 0.0)
-    picture = prepare_input(image, remove_background, remover)
+    picture = np.asarray(image, dtype=np.uint8) if prepared else prepare_input(image, remove_background, remover)
+    if picture.shape != (256, 256, 3):
+        raise InputImageError(f"a prepared picture must be 256 x 256 RGB, got {picture.shape}")
     run.report("prepare", 1.0)
     sources = {"input": picture}
     notes = []
