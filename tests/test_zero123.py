@@ -231,3 +231,16 @@ def test_no_elevation_and_no_matcher_says_what_is_needed(loaded):
 def test_a_fully_transparent_picture_is_refused(loaded):
     with pytest.raises(InputImageError, match="fully transparent"):
         generate_views(loaded, np.zeros((64, 64, 4), np.uint8), 0.0, **FAST)
+
+
+def test_benchmark_tiny_cpu_mode_runs(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "bench/zero123_bench.py", "--device", "cpu", "--size", "tiny", "--repeats", "1",
+                           "--elevation", "given", "--stage1-steps", "3", "--stage2-steps", "2", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["precision"] for r in rows] == ["float32"] and rows[0]["views"] == 40 and rows[0]["median_seconds"] > 0
