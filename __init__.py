@@ -1,4 +1,4 @@
-"""Image to 3D (TripoSR): one image -> a textured mesh, generated in a separate worker.
+"""Image to 3D: a picture or a prompt -> a textured mesh, generated in a separate worker.
 
 The Blender side (blender/, operators/, panels/) imports bpy, numpy and the standard
 library only; torch lives in the backend Python that the worker runs (backend/, started

@@ -5,11 +5,12 @@ model server, and test models.
     python -m backend generate --prompt TEXT [--prompt TEXT ...] [--prompts FILE] --model DIR --out DIR [options]
     python -m backend generate IMAGE... --server URL --token-file F --out DIR [options]
     python -m backend serve --model DIR [--model DIR ...] [--host H --port P --token-file F ...]   (docs/server.md)
-    python -m backend make-test-model triposr OUT_DIR [--size smoke|official] [--seed 0]
-    python -m backend make-test-model shap-e OUT_DIR [--size tiny|full] [--variant text|image|both] [--seed 0]
+    python -m backend make-test-model FAMILY OUT_DIR [--size SIZE] [--variant text|image|both] [--seed 0]
 
 The model family comes from --family, else from the model folder (or the official hub
-id), else: prompts are Shap-E's, images TripoSR's.
+id), else the first registered family that starts from the input (TripoSR for images,
+Shap-E for prompts). Every family of the registry (backend/families/registry.py) has its
+flags, its models and its test models here; none is named in this module.
 """
 
 import argparse
@@ -21,10 +22,11 @@ from pathlib import Path
 from .bridge.errors import BackendError
 from .bridge.options import (
     DEVICES,
+    FAMILIES,
     FAMILIES_BY_NAME,
     JOB_OPTIONS,
     PRECISIONS,
-    SHAP_E,
+    TASKS,
     add_arguments,
     check_family_takes,
     flags_not_used,
@@ -38,20 +40,26 @@ from .mesh.export import FORMATS
 EXIT_FAILED_IMAGES = 1
 EXIT_SETUP = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl+C
-TEST_MODEL_SIZES = {"triposr": ("smoke", "official"), "shap-e": ("tiny", "full")}  # the first is the default
+TEST_MODEL_FAMILIES = {family.command_name: family for family in FAMILIES}
+
+
+def _models_help() -> str:
+    """Each family's official models, for --model's help."""
+    return ", ".join(f"{slot.hub_repo} ({slot.label}: {slot.contents})" for family in FAMILIES
+                     for slot in family.all_slots())
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend",
-                                     description="TripoSR and Shap-E: images or text prompts to 3D meshes.")
+    labels = " and ".join(family.label for family in FAMILIES)
+    parser = argparse.ArgumentParser(prog="python -m backend", description=f"{labels}: images or text prompts to 3D meshes.")
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="turn images or text prompts into coloured meshes")
     gen.add_argument("images", nargs="*", type=Path, help="input images (PNG, JPEG, WebP, TIFF, BMP)")
-    gen.add_argument("--prompt", action="append", default=[], help="a text prompt (Shap-E); repeat for more objects")
+    text_families = " or ".join(family.label for family in FAMILIES if "text" in family.tasks)
+    gen.add_argument("--prompt", action="append", default=[], help=f"a text prompt ({text_families}); repeat for more objects")
     gen.add_argument("--prompts", type=Path, help="a text file of prompts, one object per line (# starts a comment)")
-    gen.add_argument("--model", help="model folder or hub id: stabilityai/TripoSR (config.yaml + model.ckpt), "
-                                     "openai/shap-e (prompts), openai/shap-e-img2img (images with Shap-E); "
-                                     "not with --server: the server has its own")
+    gen.add_argument("--model", help=f"model folder or hub id: {_models_help()}; a folder holding model folders "
+                                     "for a family that needs several; not with --server: the server has its own")
     gen.add_argument("--out", required=True, type=Path, help="output folder; writes <image stem>.<format>")
     gen.add_argument("--format", default="glb", choices=FORMATS,
                      help="mesh file format (default glb); with --texture, glb embeds the textures, obj writes "
@@ -59,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(gen, JOB_OPTIONS)
     gen.add_argument("--device", choices=DEVICES, help="auto (the default) picks CUDA, then MPS, then CPU")
     gen.add_argument("--precision", choices=PRECISIONS,
-                     help="float32 (the default) matches the reference; bfloat16 runs TripoSR's encoder and "
-                          "Shap-E's diffusion faster, less exact (see README)")
+                     help="float32 (the default) matches the references; bfloat16 runs the networks that "
+                          "dominate a job's time faster, less exact (see README)")
     gen.add_argument("--server", help="run on this model server (http(s)://host:port of `python -m backend serve`)")
     gen.add_argument("--token-file", type=Path, help="the server's access token (with --server)")
     gen.add_argument("--ca-file", help="CA certificate that signed an https server's own certificate")
@@ -71,13 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_arguments(serve)
 
     make = commands.add_parser("make-test-model", help="write a random-weight model folder (tests, demos)")
-    make.add_argument("family", choices=tuple(TEST_MODEL_SIZES))
+    make.add_argument("family", choices=tuple(TEST_MODEL_FAMILIES))
     make.add_argument("out_dir", type=Path)
-    make.add_argument("--size", choices=sorted({s for sizes in TEST_MODEL_SIZES.values() for s in sizes}),
-                      help="triposr: smoke (default, a few MB) or official (the official layout and sizes, 1.7 GB); "
-                           "shap-e: tiny (default, under 1 MB) or full (the real component sizes, 2.7 and 3.4 GB)")
-    make.add_argument("--variant", choices=("text", "image", "both"), default="both",
-                      help="shap-e: OUT_DIR/shap-e (text), OUT_DIR/shap-e-img2img (image) or both (default)")
+    make.add_argument("--size", choices=sorted({size for f in FAMILIES for size in f.test_model_sizes}),
+                      help="; ".join(f"{name}: {', '.join(f.test_model_sizes)} (default {f.test_model_sizes[0]})"
+                                     for name, f in TEST_MODEL_FAMILIES.items()))
+    make.add_argument("--variant", choices=(*TASKS, "both"), default="both",
+                      help="for a family that takes several inputs: the models for one of them, or for all (default)")
     make.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -254,7 +262,8 @@ def generate_command(args) -> int:
         else:
             for note in result.notes:
                 bar.write(f"warning: {label}: {note}", file=sys.stderr)
-            seed = f"seed {settings.seed}, " if family == SHAP_E else ""
+            seed_option = FAMILIES_BY_NAME[family].seed_option
+            seed = f"seed {getattr(settings, seed_option)}, " if seed_option else ""
             textures = f"{len(result.base_color)} px textures, " if result.base_color is not None else ""
             bar.write(
                 f"{label} -> {written}: {len(result.vertices)} vertices, {len(result.faces)} faces, {seed}{textures}"
@@ -271,24 +280,25 @@ def generate_command(args) -> int:
 
 
 def make_test_model_command(args) -> int:
-    sizes = TEST_MODEL_SIZES[args.family]
+    family = TEST_MODEL_FAMILIES[args.family]
+    sizes = family.test_model_sizes
     size = args.size or sizes[0]
     if size not in sizes:
         print(f"error: --size for {args.family} is one of {', '.join(sizes)}", file=sys.stderr)
         return EXIT_SETUP
+    tasks = family.tasks if args.variant == "both" else (args.variant,)
+    if not set(tasks) <= set(family.tasks):
+        print(f"error: {family.label} takes {' and '.join(family.tasks)}, not {args.variant}", file=sys.stderr)
+        return EXIT_SETUP
     try:
-        from .test_models import shap_e, triposr
+        made = family.test_models(args.out_dir, size, args.seed, tasks)
     except ImportError:  # the extension zip leaves the test models out
         print("error: the test models are not part of the installed extension: run this from the "
               "project's source tree", file=sys.stderr)
         return EXIT_SETUP
-    if args.family == "triposr":
-        folder = triposr.make_smoke_checkpoint(args.out_dir, size, args.seed)
-        print(f"random-weight TripoSR model (meaningless shapes) in {folder}")
-        return 0
-    variants = ("text", "image") if args.variant == "both" else (args.variant,)
-    for variant, folder in shap_e.make_test_models(args.out_dir, variants, size, args.seed).items():
-        print(f"random-weight Shap-E {variant} model (meaningless shapes) in {folder}")
+    labels = {slot.identifier: slot.label for slot in family.all_slots()}
+    for slot_id, folder in made.items():
+        print(f"random-weight {labels[slot_id]} (meaningless shapes) in {folder}")
     return 0
 
 

@@ -1,55 +1,68 @@
-"""Which model folder a job means, and whether it holds the model family the job asks for,
-checked without torch.
+"""Which model folders a job means, and whether they hold what its family needs, checked
+without torch.
 
 Standard library only (the hub download is imported only for a hub id), so the model
 server's front can refuse a wrong --model in a second without importing torch (~200 MB)
-just to look at a folder. The loaders (triposr/checkpoint.py, shap_e/loader.py) use the
-same checks. A folder of another family is named as such ("... is a Shap-E folder, not
-TripoSR"), so a wrong choice is never reported as a broken download.
+just to look at a folder. The loaders use the same checks. Each family declares its
+model slots (backend/families/contract.py: what a folder holds, its check, its hint);
+this module asks them: a folder of another family is named as such ("... is a Shap-E
+folder, not TripoSR"), so a wrong choice is never reported as a broken download, and a
+folder that holds model folders rather than a model names them.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
 
 from .bridge.errors import ModelNotFoundError, WrongModelError
-from .bridge.options import FAMILIES, FAMILIES_BY_NAME, SHAP_E, TRIPOSR, looks_like_hub_id
-from .shap_e import folders as shap_e_folders
+from .bridge.options import check_family_takes, looks_like_hub_id
+from .families import diffusers_layout
+from .families.registry import FAMILIES, FAMILIES_BY_NAME, default_family, job_needing, slot_for_repo, slot_holding
 
-CONFIG_NAME = "config.yaml"
-WEIGHTS_NAME = "model.ckpt"
-TRIPOSR_HUB_ID = "stabilityai/TripoSR"
-# The official repositories: (family, task) each holds.
-HUB_MODELS = {
-    TRIPOSR_HUB_ID: (TRIPOSR, "image"),
-    **{repo: (SHAP_E, task) for task, repo in shap_e_folders.HUB_REPOS.items()},
-}
+MAX_LISTED_SUBFOLDERS = 64  # a parent folder's entries looked at for model folders
 
 
 @dataclass(frozen=True)
 class FolderKind:
-    family: str  # TRIPOSR, SHAP_E, "diffusers" (another diffusers pipeline) or "unknown"
+    family: str  # a family's identifier, "diffusers" (another diffusers pipeline) or "unknown"
     task: str | None = None  # the input its model takes: "image" or "text"
     detail: str = ""  # for another diffusers pipeline: its class name
+    slot: object = None  # the ModelSlot whose files the folder holds
 
 
 def detect_family(folder) -> FolderKind:
-    """What a folder holds, from its file names and model_index.json alone."""
+    """What a folder holds, from its file names and small text files alone."""
     folder = Path(folder).expanduser()
-    if (folder / shap_e_folders.INDEX_NAME).is_file():
-        class_name = shap_e_folders.pipeline_class(folder)
-        task = shap_e_folders.task_of_pipeline(class_name)
-        return FolderKind(SHAP_E, task) if task else FolderKind("diffusers", None, class_name or "no _class_name")
-    if (folder / CONFIG_NAME).is_file() and (folder / WEIGHTS_NAME).is_file():
-        return FolderKind(TRIPOSR, "image")
+    held = slot_holding(folder)
+    if held is not None:
+        family, task, slot = held
+        return FolderKind(family.identifier, task, slot=slot)
+    if diffusers_layout.has_index(folder):
+        return FolderKind("diffusers", None, diffusers_layout.pipeline_class(folder) or "no _class_name")
+    needing = job_needing({slot.identifier for _, slot in model_folders_inside(folder)}) if folder.is_dir() else None
+    if needing is not None:  # one model folder per slot of a family that needs several
+        return FolderKind(needing[0].identifier, needing[1])
     return FolderKind("unknown")
 
 
 def family_of_model(model: str) -> FolderKind:
-    """The family and task of a --model argument: a folder's contents, or an official hub id."""
+    """The family and task of a --model argument: a folder's contents, or an official hub
+    id (an unknown hub id is taken to be the first family's, e.g. a TripoSR fine-tune)."""
     if looks_like_hub_id(str(model)):
-        family, task = HUB_MODELS.get(str(model), (TRIPOSR, "image"))
-        return FolderKind(family, task)
+        known = slot_for_repo(str(model))
+        if known is None:
+            family = default_family("image")
+            return FolderKind(family.identifier, "image", slot=family.slots_for("image")[0])
+        return FolderKind(known[0].identifier, known[1], slot=known[2])
     return detect_family(model)
+
+
+def model_kind(model) -> tuple[str, str]:
+    """(family, task) a --model is for: its folder's or hub id's, else the first family's
+    image model (whose check then says what the folder lacks)."""
+    kind = family_of_model(model)
+    if kind.family in FAMILIES_BY_NAME:
+        return kind.family, kind.task
+    return FAMILIES[0].identifier, FAMILIES[0].tasks[0]
 
 
 def family_for_job(task: str, family: str | None = None, model: str | None = None) -> str:
@@ -59,7 +72,7 @@ def family_for_job(task: str, family: str | None = None, model: str | None = Non
     if family is None and model:
         found = family_of_model(model).family
         family = found if found in FAMILIES_BY_NAME else None
-    return family or next(f.identifier for f in FAMILIES if task in f.tasks)
+    return family or default_family(task).identifier
 
 
 def foreign_folder_message(folder, family: str) -> str | None:
@@ -69,67 +82,118 @@ def foreign_folder_message(folder, family: str) -> str | None:
     wanted = FAMILIES_BY_NAME[family].label
     if kind.family in (family, "unknown"):
         return None
-    if kind.family == TRIPOSR:
-        return (f"{folder} is a TripoSR model folder ({CONFIG_NAME} + {WEIGHTS_NAME}), not {wanted}: "
-                "choose the TripoSR model family for it")
-    if kind.family == SHAP_E:
-        return (f"{folder} is a Shap-E {shap_e_folders.TASK_WORDS[kind.task]} folder "
-                f"({shap_e_folders.HUB_REPOS[kind.task]}), not {wanted}: choose the Shap-E model family for it")
-    return f"{folder} holds a diffusers {kind.detail}, not {wanted}"
+    if kind.family == "diffusers":
+        return f"{folder} holds a diffusers {kind.detail}, not {wanted}"
+    owner = FAMILIES_BY_NAME[kind.family].label
+    held = kind.slot.described if kind.slot is not None else f"a folder of {owner}'s model folders"
+    return f"{folder} is {held}, not {wanted}: choose the {owner} model family for it"
 
 
-def check_model_dir(model_dir, family: str = TRIPOSR, task: str = "image") -> Path:
-    """The folder, if it holds `family`'s model for `task`; else an error saying what to do."""
-    model_dir = Path(model_dir).expanduser()
-    if family == SHAP_E:
-        return _check_shap_e(model_dir, task)
-    if model_dir.is_file():
-        raise ModelNotFoundError(
-            f"{model_dir} is a file: the model is the folder that holds TripoSR's {CONFIG_NAME} "
-            f"and {WEIGHTS_NAME}; give that folder"
-        )
-    if not model_dir.is_dir():
-        raise ModelNotFoundError(
-            f"model folder {model_dir} does not exist: put TripoSR's {CONFIG_NAME} and "
-            f"{WEIGHTS_NAME} there, or pass a hub repository id such as {TRIPOSR_HUB_ID}"
-        )
-    foreign = foreign_folder_message(model_dir, TRIPOSR)
+def job_slots(family: str, task: str) -> tuple:
+    """The model slots a job of this family and input needs (WrongModelError when the
+    family does not start from that input)."""
+    check_family_takes(family, task)
+    return FAMILIES_BY_NAME[family].slots_for(task)
+
+
+def _single_slot(family: str, task: str):
+    found = job_slots(family, task)
+    if len(found) != 1:
+        names = ", ".join(slot.label for slot in found)
+        raise WrongModelError(f"{FAMILIES_BY_NAME[family].label} needs {len(found)} model folders ({names}): "
+                              "give the folder that holds them, or each one by its slot")
+    return found[0]
+
+
+def model_folders_inside(folder: Path) -> list:
+    """(subfolder, its slot) for the model folders directly inside `folder`."""
+    found = []
+    try:
+        entries = sorted(entry for entry in folder.iterdir() if entry.is_dir())[:MAX_LISTED_SUBFOLDERS]
+    except OSError:
+        return []
+    for entry in entries:
+        held = slot_holding(entry)
+        if held is not None:
+            found.append((entry, held[2]))
+    return found
+
+
+def _parent_folder_message(folder: Path, slot) -> str | None:
+    inside = model_folders_inside(folder)
+    if not inside:
+        return None
+    listed = ", ".join(f"{path} ({held.label})" for path, held in inside)
+    return f"{folder} holds no {slot.label} itself, but model folders inside it: {listed}: give the one for this job"
+
+
+def check_slot_folder(folder, slot, family: str) -> Path:
+    """The folder, if it holds `slot`'s model; else an error saying what to do."""
+    folder = Path(folder).expanduser()
+    if folder.is_file():
+        raise ModelNotFoundError(f"{folder} is a file: the model is the folder that holds {slot.contents}; "
+                                 "give that folder")
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"model folder {folder} does not exist: {slot.hint}")
+    foreign = foreign_folder_message(folder, family)
     if foreign:
         raise WrongModelError(foreign)
-    missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not (model_dir / n).is_file()]
-    if missing:
-        raise ModelNotFoundError(
-            f"model folder {model_dir} lacks {' and '.join(missing)}: it needs TripoSR's "
-            f"{CONFIG_NAME} and {WEIGHTS_NAME} (from huggingface.co/{TRIPOSR_HUB_ID})"
-        )
-    return model_dir
+    if not slot.holds(folder) and slot_holding(folder) is None:
+        inside = _parent_folder_message(folder, slot)
+        if inside:
+            raise ModelNotFoundError(inside)
+    return slot.check(folder)
 
 
-def _check_shap_e(folder: Path, task: str) -> Path:
-    hint = shap_e_folders.hint(task)
-    if folder.is_file():
-        raise ModelNotFoundError(f"{folder} is a file: the model is a folder, {hint}")
-    if not folder.is_dir():
-        raise ModelNotFoundError(f"model folder {folder} does not exist: {hint}")
-    foreign = foreign_folder_message(folder, SHAP_E)
-    if foreign:
-        raise WrongModelError(f"{foreign}; for Shap-E {hint}")
-    return shap_e_folders.check_folder(folder, task)
+def check_model_dir(model_dir, family: str | None = None, task: str = "image") -> Path:
+    """The folder, if it holds `family`'s model for `task` (a family whose jobs need one
+    folder; the first registered family by default); else an error saying what to do."""
+    family = family or FAMILIES[0].identifier
+    return check_slot_folder(model_dir, _single_slot(family, task), family)
 
 
-def resolve_model_dir(model: str | Path, family: str = TRIPOSR, task: str = "image") -> Path:
-    """A local model folder, or a hub repo id fetched into the cache (only when asked)."""
+def resolve_slot_dir(model, slot, family: str) -> Path:
+    """A local folder for `slot`, or a hub repo id fetched into the cache (only when asked)."""
     path = Path(model).expanduser()
     if path.is_dir() or not looks_like_hub_id(str(model)):
-        return check_model_dir(path, family, task)
-    known = HUB_MODELS.get(str(model))
-    if known is not None and known[0] != family:
-        raise WrongModelError(f"{model} holds {FAMILIES_BY_NAME[known[0]].label}, not "
-                              f"{FAMILIES_BY_NAME[family].label}: choose the {FAMILIES_BY_NAME[known[0]].label} "
-                              "model family for it")
+        return check_slot_folder(path, slot, family)
+    known = slot_for_repo(str(model))
+    if known is not None and known[2] is not slot:
+        owner = known[0].label
+        if known[0].identifier == family:
+            raise WrongModelError(f"{model} holds the {known[2].label}, not the {slot.label}")
+        raise WrongModelError(f"{model} holds {owner}, not {FAMILIES_BY_NAME[family].label}: choose the "
+                              f"{owner} model family for it")
     try:
         from .setup import hub
     except ImportError:
         raise ModelNotFoundError(f"{model} is not a folder, and hub downloads are not available") from None
-    folder = hub.fetch_shap_e(str(model), task) if family == SHAP_E else hub.fetch_model(str(model))
-    return check_model_dir(folder, family, task)
+    return check_slot_folder(hub.fetch_slot(str(model), slot), slot, family)
+
+
+def resolve_model_dir(model, family: str | None = None, task: str = "image") -> Path:
+    """The one folder of a job that needs one (see resolve_model_folders for the others)."""
+    family = family or FAMILIES[0].identifier
+    return resolve_slot_dir(model, _single_slot(family, task), family)
+
+
+def resolve_model_folders(model, family: str, task: str) -> dict:
+    """slot id -> folder for every model a job of this family and input needs. `model`:
+    one folder or hub id (a family with one slot), a folder holding one model folder per
+    slot (as `make-test-model` writes them), or a dict slot id -> folder or hub id."""
+    needed = job_slots(family, task)
+    if isinstance(model, dict):
+        unknown = set(model) - {slot.identifier for slot in needed}
+        missing = [slot.label for slot in needed if slot.identifier not in model]
+        if unknown or missing:
+            raise ModelNotFoundError(f"{FAMILIES_BY_NAME[family].label} needs {', '.join(s.label for s in needed)}"
+                                     + (f"; missing: {', '.join(missing)}" if missing else "")
+                                     + (f"; not its slots: {', '.join(sorted(unknown))}" if unknown else ""))
+        return {slot.identifier: resolve_slot_dir(model[slot.identifier], slot, family) for slot in needed}
+    if len(needed) == 1:
+        return {needed[0].identifier: resolve_slot_dir(model, needed[0], family)}
+    parent = Path(model).expanduser()
+    inside = {held.identifier: path for path, held in model_folders_inside(parent)} if parent.is_dir() else {}
+    return resolve_model_folders({slot.identifier: inside.get(slot.identifier, parent / slot.identifier)
+                                  for slot in needed}, family, task)
+

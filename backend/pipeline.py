@@ -1,109 +1,57 @@
 """The one job function every entry point uses: image or prompt -> coloured mesh in
-Blender's frame, for every model family (settings.family): TripoSR here, Shap-E in
-backend/shap_e/ (imported only when a job asks for it: diffusers is slow to import)."""
+Blender's frame, for every model family of the registry (backend/families/).
+
+A family's engine runs its own stages up to the surface (families/engine_api.py); what
+follows is the same for all: the mesh stage when the settings ask for it, else the raw
+surface's colours. Engines are imported when a job needs them (diffusers, say, is slow
+to import).
+"""
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable
 
 import numpy as np
 import torch
 
-from .bridge.errors import Cancelled, DeviceError, OutOfMemoryError, WrongModelError
-from .bridge.options import FAMILIES_BY_NAME, SHAP_E, TRIPOSR, check_family_takes
+from .bridge.errors import DeviceError, OutOfMemoryError, WrongModelError
+from .bridge.options import PRECISIONS, check_family_takes
 from .bridge.settings import GenerateSettings, asset_stage_runs, job_resolution
 from .devices import default_chunk, resolve_device
+from .families.engine_api import JobInput, StageClock
+from .families.registry import FAMILIES, FAMILIES_BY_NAME
 from .mesh.asset.stage import make_asset
-from .mesh.coordinates import blender_to_model, model_to_blender
-from .mesh.surface import dense_density_grid, extract_mesh, query_colors, sparse_density_grid
-from .model_folder import resolve_model_dir
-from .prepare.background import BackgroundRemover
-from .prepare.framing import prepare_image
-from .triposr.checkpoint import load_tripo
-from .triposr.model import TripoSR
+from .mesh.result import MeshResult
+from .model_folder import resolve_model_folders
 
-# float32 reproduces the reference; bfloat16 runs the encoder in half the memory and
-# faster, at a measured cost in accuracy (README, "Precision").
-PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+__all__ = ["MeshResult", "generate_mesh", "generate_mesh_within_memory", "load_model", "free_gpu_memory"]
 
 
-@dataclass
-class LoadedModel:
-    family: ClassVar[str] = TRIPOSR
-    task: ClassVar[str] = "image"
-    model: TripoSR
-    device: str
-    model_dir: Path
-    load_seconds: float
-    precision: str = "float32"
-    remover: BackgroundRemover = field(default_factory=BackgroundRemover)
-
-    @property
-    def weights_bytes(self) -> int:
-        return sum(p.numel() * p.element_size() for p in self.model.parameters())
-
-
-@dataclass
-class MeshResult:
-    vertices: np.ndarray  # (N, 3) float32, Blender frame
-    faces: np.ndarray  # (M, 3) int32, outward winding
-    colors: np.ndarray  # (N, 4) uint8 RGBA
-    prepared_image: np.ndarray  # (H, W, 3) uint8, what the model saw
-    timings: dict = field(default_factory=dict)
-    notes: list = field(default_factory=list)  # warnings for the user (e.g. a tiny object)
-    # with a texture (settings.texture_size > 0), from the mesh stage (backend/mesh/asset/):
-    uvs: np.ndarray | None = None  # (M, 3, 2) float32, per face corner, v up (Blender's)
-    base_color: np.ndarray | None = None  # (T, T, 3) uint8 sRGB, top row first
-    normal_map: np.ndarray | None = None  # (T, T, 3) uint8 tangent space, top row first; None when off
-
-
-def load_model(model: str | Path, device: str = "auto", precision: str = "float32", family: str = TRIPOSR,
+def load_model(model: str | Path | dict, device: str = "auto", precision: str = "float32", family: str | None = None,
                task: str = "image"):
-    """The model for jobs of `family` starting from `task`'s input: a LoadedModel for
-    TripoSR, a shap_e.loader.LoadedShapE for Shap-E (the text or the image model).
+    """The model for jobs of `family` (the first registered family by default) starting from `task`'s
+    input: its engine's loaded model. `model`: a folder or hub id, a folder holding one
+    model folder per slot, or a dict slot id -> folder (model_folder.resolve_model_folders).
     A folder of another family or task raises WrongModelError before anything loads."""
     started = time.perf_counter()
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    family = family or FAMILIES[0].identifier
     check_family_takes(family, task)
     torch_device = resolve_device(device)
     if torch_device.type == "cuda":
-        # cuDNN convolutions default to TF32, which moves the scene codes by ~5e-4:
-        # keep full float32 so results match the reference on every device.
+        # cuDNN convolutions default to TF32, which moves TripoSR's scene codes by ~5e-4:
+        # keep full float32 so results match the references on every device.
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
-    if family == SHAP_E:
-        from .shap_e.loader import load_shap_e
-
-        return load_shap_e(model, task, torch_device, precision)
-    model_dir = resolve_model_dir(model)
-    tripo = load_tripo(model_dir).set_encoder_precision(PRECISIONS[precision]).to(torch_device)
-    _synchronize(torch_device)
-    return LoadedModel(tripo, torch_device.type, model_dir, time.perf_counter() - started, precision)
-
-
-def encode_images(loaded: LoadedModel, prepared: list) -> list:
-    """Scene codes of prepared images (uint8 (H, W, 3) each), in one forward pass.
-
-    Each image is resized on its own, as when it is encoded alone, so sizes may differ;
-    the batch then shares the network. On the CPU the codes are bit for bit those of a
-    batch of one (tests/test_server_batching.py); on a GPU the kernels may differ by
-    batch size (bench/serve_bench.py checks the meshes).
-    """
-    device = torch.device(loaded.device)
-    tokenizer = loaded.model.image_tokenizer
-    resized = [tokenizer.resize(torch.from_numpy(image).to(device).float().div(255.0).unsqueeze(0)) for image in prepared]
-    return list(loaded.model.encode_resized(torch.cat(resized)))
-
-
-def _synchronize(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+    folders = resolve_model_folders(model, family, task)
+    loaded = FAMILIES_BY_NAME[family].engine().load(folders, task, torch_device, precision)
+    loaded.load_seconds = time.perf_counter() - started
+    return loaded
 
 
 def generate_mesh(
-    loaded: LoadedModel,
+    loaded,
     image,
     settings: GenerateSettings,
     progress: Callable[[str, float], None] | None = None,
@@ -114,84 +62,35 @@ def generate_mesh(
     prompt: str | None = None,
 ) -> MeshResult:
     """Run the whole job: `image`, or `prompt` for a text job, with the loaded model of
-    settings.family. `reference_mode` uses TripoSR's reference algorithm (benchmarks, tests).
-
-    `encode(prepared) -> scene codes` replaces TripoSR's encoder call: the server passes
-    one that gathers the prepared images of concurrent jobs into one encode_images batch.
-    """
+    settings.family. `reference_mode` and `encode` go to the engine (TripoSR's reference
+    density grid for benchmarks; the server's batched encoder)."""
+    family = FAMILIES_BY_NAME[settings.family]
     if settings.family != loaded.family:
         raise WrongModelError(f"the loaded model is {FAMILIES_BY_NAME[loaded.family].label}, but this job asks "
-                              f"for {FAMILIES_BY_NAME[settings.family].label}")
-    if settings.family == SHAP_E:
-        from .shap_e.job import generate_mesh as generate_shap_e
-
-        return generate_shap_e(loaded, settings, image, prompt, progress, should_cancel, chunk_size)
-    if prompt is not None:
-        check_family_takes(TRIPOSR, "text")  # raises: TripoSR takes images
-    model, device = loaded.model, torch.device(loaded.device)
-    chunk = chunk_size or default_chunk(device)
-    timings = {}
-    report = progress or (lambda stage, fraction: None)
-
-    def stage(name):
-        if should_cancel is not None and should_cancel():
-            raise Cancelled()
-        _synchronize(device)
-        timings[name] = time.perf_counter()
-        report(name, 0.0)
-
-    def done(name):
-        _synchronize(device)
-        timings[name] = time.perf_counter() - timings[name]
-        report(name, 1.0)
-
-    notes = []
-    stage("prepare")
-    prepared = prepare_image(image, settings.foreground_ratio, settings.remove_background, loaded.remover, notes)
-    done("prepare")
-
-    stage("encode")
-    codes = encode(prepared) if encode is not None else encode_images(loaded, [prepared])[0]
-    done("encode")
-
-    stage("field")
-    def on_field(fraction):
-        report("field", fraction)
-
-    if reference_mode:
-        volume = dense_density_grid(model.field, codes, settings.resolution, should_cancel=should_cancel, progress=on_field)
-        volume = volume.cpu()  # the reference extracts the surface on the CPU (PyMCubes)
-    else:
-        volume = sparse_density_grid(
-            model.field, codes, settings.resolution, settings.threshold, chunk,
-            should_cancel=should_cancel, progress=on_field,
-        )
-    done("field")
-
-    stage("surface")
-    vertices, faces = extract_mesh(volume, settings.threshold, model.cfg.radius)
-    del volume
-    done("surface")
-
+                              f"for {family.label}")
+    job = JobInput(image, prompt)
+    check_family_takes(settings.family, job.task)
+    device = torch.device(loaded.device)
+    clock = StageClock(progress, should_cancel, device)
+    surface = family.engine().run(loaded, job, settings, clock, chunk_size, reference_mode=reference_mode,
+                                  encode=encode)
     if asset_stage_runs(settings):
-        asset = make_asset(model_to_blender(vertices), faces, settings, color_field(model.field, codes), device,
-                           progress=report, should_cancel=should_cancel)
-        timings.update(asset.timings)
-        return MeshResult(asset.vertices, asset.faces, asset.colors, prepared, timings, notes,
-                          asset.corner_uvs, asset.base_color, asset.normal_map)
-
-    stage("colors")
-    colors = query_colors(model.field, codes, vertices, chunk)
-    done("colors")
-
-    return MeshResult(model_to_blender(vertices), faces, colors, prepared, timings, notes)
+        asset = make_asset(surface.vertices, surface.faces, settings, surface.color_at, device,
+                           progress=clock.report, should_cancel=should_cancel)
+        clock.timings.update(asset.timings)
+        return MeshResult(asset.vertices, asset.faces, asset.colors, surface.prepared_image, clock.timings,
+                          surface.notes, asset.corner_uvs, asset.base_color, asset.normal_map)
+    clock.start("colors")
+    colors = surface.vertex_colors()
+    clock.done("colors")
+    return MeshResult(surface.vertices, surface.faces, colors, surface.prepared_image, clock.timings, surface.notes)
 
 
 MIN_RETRY_CHUNK = 1024
 
 
 def generate_mesh_within_memory(
-    loaded: LoadedModel,
+    loaded,
     image,
     settings: GenerateSettings,
     progress: Callable[[str, float], None] | None = None,
@@ -228,6 +127,8 @@ def generate_mesh_within_memory(
             raise
     free_gpu_memory()
     resolution = job_resolution(settings)
+    if resolution is None:
+        raise OutOfMemoryError(f"the GPU ran out of memory, even with smaller chunks: close what else uses it{remedy}")
     raise OutOfMemoryError(
         f"the GPU ran out of memory at resolution {resolution}, even with smaller chunks: "
         f"lower the resolution setting (e.g. to {max(32, resolution // 2)}){remedy}"
@@ -247,13 +148,3 @@ def free_gpu_memory():
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def color_field(field, codes):
-    """color_at(points (K, 3), Blender's frame) -> rgb (K, 3) in [0, 1]: what the mesh stage asks."""
-
-    @torch.no_grad()
-    def color_at(points: torch.Tensor) -> torch.Tensor:
-        return field.density_and_color(codes, blender_to_model(points.to(codes.device, torch.float32)))[1]
-
-    return color_at

@@ -31,7 +31,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from backend.bridge.settings import STAGES, GenerateSettings  # noqa: E402
 from backend.mesh.asset.stage import STEP_STAGES  # noqa: E402
-from backend.pipeline import color_field, generate_mesh, load_model  # noqa: E402
+from backend.pipeline import generate_mesh, load_model  # noqa: E402
+from backend.triposr.engine import color_field  # noqa: E402
 
 ASSET_STEPS = tuple(STEP_STAGES)  # cleanup .. bake_normals: the stage's own timings
 

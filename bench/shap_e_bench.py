@@ -36,8 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.bridge.options import SHAP_E  # noqa: E402
 from backend.bridge.settings import GenerateSettings  # noqa: E402
+from backend.shap_e.declaration import SHAP_E  # noqa: E402
 
 PROMPT = "a red wooden chair with four legs"
 REFERENCE_GRID = 128  # diffusers' ShapERenderer.decode_to_mesh grid, which its pipelines use
@@ -162,8 +162,8 @@ def bench_task(task: str, args, device: str, emit) -> dict:
         if args.estimate_from_steps:
             per_call = record["stages"]["diffusion"] / (2 * steps - 1)
             seconds = seconds - record["stages"]["diffusion"] + per_call * (2 * args.steps - 1)
-            record.update(seconds_per_prior_call=round(per_call, 3), estimated_steps=args.steps,
-                          estimated_seconds=round(seconds, 1))
+            record.update(seconds_per_prior_call=float(f"{per_call:.3g}"), estimated_steps=args.steps,
+                          estimated_seconds=float(f"{seconds:.3g}"))
         per_object.append(seconds)
         record_seconds.append(record["seconds"])
         emit(record)

@@ -8,12 +8,10 @@ a property on the scene or an object would be saved with the file and shared wit
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
-from ..backend.model_folder import HUB_MODELS
+from ..backend.families.registry import unique_slots
 from . import options, worker_session
 from .addon import ADDON_ID
 from .job_state import STATUS
-
-HUB_REPOS = {kind: repo for repo, kind in HUB_MODELS.items()}  # (family, task) -> its official hub id
 
 DEVICE_ITEMS = [
     ("AUTO", "Auto", "CUDA, then Apple MPS, then the CPU"),
@@ -28,8 +26,8 @@ RUN_ON_ITEMS = [
 ]
 
 PRECISION_ITEMS = [
-    ("FLOAT32", "Float32", "Reproduces the reference results (TripoSR's code, diffusers' Shap-E pipeline)"),
-    ("BFLOAT16", "BFloat16", "Faster networks (TripoSR's encoder, Shap-E's diffusion), less exact: for previews"),
+    ("FLOAT32", "Float32", "Reproduces the reference results (each model's own code)"),
+    ("BFLOAT16", "BFloat16", "Faster networks (the parts that take most of a job's time), less exact: for previews"),
 ]
 
 
@@ -38,6 +36,17 @@ def _restart_worker(self, context):
     # the next job builds a client for the new settings anyway.
     if not STATUS.running:
         worker_session.close()
+
+
+def model_folder_annotations() -> dict:
+    """A folder property per model slot, named as the family declares (names users' saved
+    preferences already hold stay the same)."""
+    made = {}
+    for _, slot in unique_slots():
+        made.setdefault(slot.preference, StringProperty(
+            name=slot.label.title(), subtype="DIR_PATH", update=_restart_worker,
+            description=f"Folder with {slot.contents} (Download fills one)"))
+    return made
 
 
 class ImageTo3DPreferences(bpy.types.AddonPreferences):
@@ -62,19 +71,8 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
             name="Backend Python", subtype="FILE_PATH", update=_restart_worker,
             description="Python interpreter with torch and the backend's packages (Install backend makes one)",
         ),
-        "model_path": StringProperty(
-            name="Model Folder", subtype="DIR_PATH", update=_restart_worker,
-            description="Folder with TripoSR's config.yaml and model.ckpt (Download model fills one)",
-        ),
-        "shap_e_model_path": StringProperty(
-            name="Shap-E Text Model", subtype="DIR_PATH", update=_restart_worker,
-            description="Folder of openai/shap-e in diffusers' layout, for text prompts (Download fills one)",
-        ),
-        "shap_e_image_model_path": StringProperty(
-            name="Shap-E Image Model", subtype="DIR_PATH", update=_restart_worker,
-            description="Folder of openai/shap-e-img2img in diffusers' layout, for images with Shap-E "
-                        "(Download fills one)",
-        ),
+        # one folder per model slot of every family (model_path: TripoSR's, shap_e_model_path, ...)
+        **model_folder_annotations(),
         "device": EnumProperty(name="Device", items=DEVICE_ITEMS, default="AUTO", update=_restart_worker),
         "precision": EnumProperty(name="Precision", items=PRECISION_ITEMS, default="FLOAT32", update=_restart_worker),
         "unload_after_minutes": IntProperty(
@@ -113,13 +111,14 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
         draw_install_status(box.column(align=True))
         models = box.box()
         models.label(text="Models (one folder each; a job loads the one it needs)", icon="FILE_3D")
-        for (family, task), name in worker_session.MODEL_PREFERENCES.items():
-            models.prop(self, name)
-            ready, message = worker_session.model_readiness(self, family, task)
+        for family, slot in unique_slots():
+            models.prop(self, slot.preference)
+            ready, message = worker_session.model_readiness(self, family.identifier, slot)
             row = models.row()
             row.label(text=message, icon="CHECKMARK" if ready else "INFO")
-            row.operator("image_to_3d.download_model", text="Download", icon="URL").repo_id = HUB_REPOS[family, task]
-            row.operator("image_to_3d.use_local_model", text="", icon="FILE_FOLDER").repo_id = HUB_REPOS[family, task]
+            size = f" ({slot.download_size})" if slot.download_size else ""
+            row.operator("image_to_3d.download_model", text=f"Download{size}", icon="URL").repo_id = slot.hub_repo
+            row.operator("image_to_3d.use_local_model", text="", icon="FILE_FOLDER").repo_id = slot.hub_repo
         draw_download_status(models.column(align=True))
 
         box = layout.box()

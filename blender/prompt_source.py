@@ -1,4 +1,4 @@
-"""What to send the worker for a text prompt (a Shap-E text job), as image_source.py does
+"""What to send the worker for a text prompt (a text job), as image_source.py does
 for images: keyword arguments for submit, a name for the object, where it came from."""
 
 from dataclasses import dataclass

@@ -15,19 +15,18 @@ from dataclasses import dataclass, field
 import bpy
 
 from ..backend.bridge.errors import BackendError, Cancelled, error_from
-from ..backend.bridge.options import OPTIONS_BY_NAME, SHAP_E
+from ..backend.bridge.options import FAMILIES_BY_NAME, OPTIONS_BY_NAME
 from ..backend.bridge.prompts import read_prompts
 from ..backend.bridge.settings import GenerateSettings, job_stages
+from ..backend.families.registry import STAGE_WEIGHTS
 from . import image_source, mesh_builder, prompt_source, worker_session
 from .job_state import STATUS
 
-# Rough share of a job's time per backend stage, for one overall percentage (a job
-# counts only the stages it goes through: bridge/settings.py job_stages). Shap-E's
-# diffusion is most of its job: on a CPU minutes, against seconds for the rest.
-STAGE_WEIGHTS = {"prepare": 0.05, "encode": 0.15, "diffusion": 8.0, "field": 0.55, "surface": 0.1, "cleanup": 0.03,
-                 "decimate": 0.03, "colors": 0.15, "unwrap": 0.03, "bake": 0.2}
-GRID_SPACING = 2.5  # TripoSR's objects fit in a cube of side ~1.7, Shap-E's in one of side 2
-# Custom properties of a Shap-E object, besides its source and settings: what makes it again
+# Each stage's rough share of a job's time (declared by the families and the mesh stage,
+# backend/families/registry.py STAGE_WEIGHTS), for one overall percentage; a job counts
+# only the stages it goes through (bridge/settings.py job_stages).
+GRID_SPACING = 2.5  # the families' objects fit in a cube of side 2 at most
+# Custom properties of an object, besides its source and settings: what makes it again
 PROPERTY_PROMPT = "image_to_3d_prompt"
 PROPERTY_SEED = "image_to_3d_seed"
 
@@ -134,8 +133,9 @@ def finish(context, job: GenerateRun, location=None, collection=None) -> bpy.typ
     )
     if job.image.task == "text":
         obj[PROPERTY_PROMPT] = job.image.prompt
-    if job.options.settings.family == SHAP_E:
-        obj[PROPERTY_SEED] = job.options.settings.seed
+    seed_option = FAMILIES_BY_NAME[job.options.settings.family].seed_option
+    if seed_option:
+        obj[PROPERTY_SEED] = getattr(job.options.settings, seed_option)
     prepared = mesh_builder.show_prepared_image(obj.name, result.prepared_image)  # none for a prompt
     STATUS.last_input_image = prepared.name if prepared else ""
     textures = f"{len(result.base_color)} px textures, " if result.base_color is not None else ""

@@ -3,8 +3,11 @@
 import bpy
 from bpy.props import BoolProperty, EnumProperty, PointerProperty, StringProperty
 
+from ..backend.families.registry import families_taking
 from . import options
 from .exporters import FORMAT_ITEMS
+
+TEXT_MODELS = " or ".join(family.label for family in families_taking("text"))  # who reads prompts
 
 
 class ImageTo3DSceneSettings(bpy.types.PropertyGroup):
@@ -13,11 +16,11 @@ class ImageTo3DSceneSettings(bpy.types.PropertyGroup):
             name="Source",
             items=[("IMAGE", "Image", "A Blender image (file-backed, packed, generated or the Render Result)"),
                    ("FILE", "File", "An image file on disk"),
-                   ("TEXT", "Text", "A text prompt describing the object (Shap-E)")],
+                   ("TEXT", "Text", f"A text prompt describing the object ({TEXT_MODELS})")],
             default="IMAGE",
         ),
         "prompt": StringProperty(name="Prompt", description="The object to make, e.g. \"a red wooden chair\" "
-                                                            "(Shap-E reads the first 75 tokens, about 60 words)"),
+                                                            "(CLIP's first 75 tokens, about 60 words, are read)"),
         "image": PointerProperty(name="Image", type=bpy.types.Image, description="Image to turn into a mesh"),
         "filepath": StringProperty(name="File", subtype="FILE_PATH", description="Image file to turn into a mesh"),
         "use_defaults": BoolProperty(name="Use preference defaults", default=True,
@@ -27,7 +30,7 @@ class ImageTo3DSceneSettings(bpy.types.PropertyGroup):
         "batch_source": EnumProperty(
             name="Batch Of",
             items=[("FOLDER", "Images", "Every image of a folder"),
-                   ("PROMPTS", "Prompts", "Every line of a text file of prompts: one object per line (Shap-E)")],
+                   ("PROMPTS", "Prompts", f"Every line of a text file of prompts: one object per line ({TEXT_MODELS})")],
             default="FOLDER",
         ),
         "batch_prompts_file": StringProperty(name="Prompts File", subtype="FILE_PATH",

@@ -6,29 +6,24 @@ Python, model or device change, and closed on unregister and at exit (no orphan 
 processes). "Run On: Server" gives a ServerClient for the URL and token in the
 preferences; both have the same interface, so the runs need not know which it is.
 The token is only ever passed to the client: never stored on the scene, never logged.
-Each family and input has its own model folder preference (MODEL_PREFERENCES); a job
-sends the one it needs, and the worker loads it when it is not the one it holds.
+Each model slot of a family (backend/families/contract.py ModelSlot) has its own folder
+preference; a job sends the folders its family and input need, and the worker loads
+them when they are not the ones it holds.
 """
 
 import atexit
 import os
 import sys
+from pathlib import Path
 
 import bpy
 
 from ..backend.bridge.errors import BackendError
-from ..backend.bridge.options import FAMILIES_BY_NAME, SHAP_E, TRIPOSR, check_family_takes, looks_like_hub_id
-from ..backend.model_folder import check_model_dir
+from ..backend.bridge.options import FAMILIES, FAMILIES_BY_NAME, check_family_takes, looks_like_hub_id
+from ..backend.model_folder import check_slot_folder, job_slots, model_folders_inside
 from .addon import ADDON_ID, preferences
 
-# (family, task) -> the preference holding its model folder (or hub id)
-MODEL_PREFERENCES = {
-    (TRIPOSR, "image"): "model_path",
-    (SHAP_E, "text"): "shap_e_model_path",
-    (SHAP_E, "image"): "shap_e_image_model_path",
-}
-MODEL_NAMES = {(TRIPOSR, "image"): "TripoSR model", (SHAP_E, "text"): "Shap-E text model",
-               (SHAP_E, "image"): "Shap-E image model"}
+DEFAULT_FAMILY = FAMILIES[0].identifier
 
 _client = None
 _key = None
@@ -41,11 +36,33 @@ def backend_python(prefs=None) -> str:
     return bpy.path.abspath(path) if path else sys.executable
 
 
-def model_path(prefs=None, family: str = TRIPOSR, task: str = "image") -> str:
-    """The model folder (or hub id) for jobs of this family and input, "" when unset."""
+def slot_path(prefs, slot) -> str:
+    """The folder (or hub id) a model slot's preference holds, "" when unset."""
     prefs = prefs if prefs is not None else preferences()
-    path = getattr(prefs, MODEL_PREFERENCES[family, task], "") if prefs else ""
+    path = getattr(prefs, slot.preference, "") if prefs else ""
     return bpy.path.abspath(path) if path else ""
+
+
+def model_path(prefs=None, family: str = DEFAULT_FAMILY, task: str = "image") -> str | dict:
+    """The model folder (or hub id) for jobs of this family and input, "" when unset; for
+    a family whose jobs need several, {slot id: folder} ("" when any is unset)."""
+    slots = job_slots(family, task)
+    paths = {slot.identifier: slot_path(prefs, slot) for slot in slots}
+    if len(slots) == 1:
+        return paths[slots[0].identifier]
+    return paths if all(paths.values()) else ""
+
+
+def set_model(prefs, family: str, task: str, model: str) -> None:
+    """Point the preferences at `model` for jobs of this family and input: the folder for a
+    family with one slot, else the model folders inside it, each to its slot."""
+    slots = job_slots(family, task)
+    if len(slots) == 1:
+        setattr(prefs, slots[0].preference, model)
+        return
+    inside = {held.identifier: str(path) for path, held in model_folders_inside(Path(model))}
+    for slot in slots:
+        setattr(prefs, slot.preference, inside.get(slot.identifier, ""))
 
 
 def device(prefs=None) -> str:
@@ -91,10 +108,13 @@ def server_settings(prefs=None) -> tuple[str, str, str]:
             bpy.path.abspath(ca_file) if ca_file else "")
 
 
-def model_label(prefs=None, family: str = TRIPOSR, task: str = "image") -> str:
+def model_label(prefs=None, family: str = DEFAULT_FAMILY, task: str = "image") -> str:
     """What made the results, stored on each object (batch re-runs compare it): the model
-    folder, or the server's URL (never its token)."""
-    return f"server {server_settings(prefs)[0]}" if on_server(prefs) else model_path(prefs, family, task)
+    folder (folders, joined), or the server's URL (never its token)."""
+    if on_server(prefs):
+        return f"server {server_settings(prefs)[0]}"
+    model = model_path(prefs, family, task)
+    return " + ".join(model.values()) if isinstance(model, dict) else model
 
 
 def job_model(family: str, task: str, prefs=None) -> dict:
@@ -103,7 +123,7 @@ def job_model(family: str, task: str, prefs=None) -> dict:
     return {} if on_server(prefs) else {"model": model_path(prefs, family, task)}
 
 
-def setup_problem(prefs=None, family: str = TRIPOSR, task: str = "image") -> str | None:
+def setup_problem(prefs=None, family: str = DEFAULT_FAMILY, task: str = "image") -> str | None:
     """Why no job of this family and input can start with these preferences, or None."""
     try:
         check_family_takes(family, task)
@@ -117,9 +137,10 @@ def setup_problem(prefs=None, family: str = TRIPOSR, task: str = "image") -> str
             return ("Run On is Server, which sends images over the network: allow online access "
                     "(Preferences > System > Network)")
         return None
-    if model_path(prefs, family, task):
+    unset = [slot.label for slot in job_slots(family, task) if not slot_path(prefs, slot)]
+    if not unset:
         return None
-    return f"No {MODEL_NAMES[family, task]} folder: set it in the add-on preferences (or Download it there)"
+    return f"No {' or '.join(unset)} folder: set it in the add-on preferences (or Download it there)"
 
 
 def client():
@@ -176,7 +197,7 @@ def close() -> None:
             _client, _key = None, None
 
 
-def readiness(prefs, family: str = TRIPOSR, task: str = "image") -> tuple[bool, str]:
+def readiness(prefs, family: str = DEFAULT_FAMILY, task: str = "image") -> tuple[bool, str]:
     """(ready, what to do) for jobs of this family and input (the status lines)."""
     if on_server(prefs):
         problem = setup_problem(prefs)
@@ -184,24 +205,25 @@ def readiness(prefs, family: str = TRIPOSR, task: str = "image") -> tuple[bool, 
     python = backend_python(prefs)
     if not os.path.isfile(python):
         return False, f"Backend Python not found at {python}: click Install backend or pick an existing one"
-    ready, message = model_readiness(prefs, family, task)
+    for slot in job_slots(family, task):
+        ready, message = model_readiness(prefs, family, slot)
+        if not ready:
+            return ready, message
     if ready and message == "Ready":
         message += " (worker running, model loaded)" if is_running() else ""
     return ready, message
 
 
-def model_readiness(prefs, family: str, task: str) -> tuple[bool, str]:
+def model_readiness(prefs, family: str, slot) -> tuple[bool, str]:
     """(ready, what to do) for one model folder preference, checked as the worker checks
     it (backend/model_folder.py, no torch)."""
-    model = model_path(prefs, family, task)
-    name = MODEL_NAMES[family, task]
+    model = slot_path(prefs, slot)
     if not model:
-        wanted = "config.yaml and model.ckpt" if family == TRIPOSR else "model_index.json and its component folders"
-        return False, f"No {name} folder: click Download or choose a folder with {wanted}"
+        return False, f"No {slot.label} folder: click Download or choose a folder with {slot.contents}"
     if not os.path.isdir(model) and looks_like_hub_id(model):
         return True, f"Ready: the worker fetches {model} from the model hub on first use (network)"
     try:
-        check_model_dir(model, family, task)
+        check_slot_folder(model, slot, family)
     except BackendError as error:
         return False, f"{FAMILIES_BY_NAME[family].label}: {error.message}"
     return True, "Ready"

@@ -24,7 +24,7 @@ class IMAGE_TO_3D_OT_batch(JobProperties, BackgroundWorkOperator, bpy.types.Oper
     # SKIP_SAVE: nothing is carried over from an earlier call
     directory: StringProperty(name="Folder", subtype="DIR_PATH", description="Folder of images", options={"SKIP_SAVE"})
     prompts_file: StringProperty(name="Prompts File", subtype="FILE_PATH", options={"SKIP_SAVE"},
-                                 description="A text file of prompts, one object per line (Shap-E; instead of a folder)")
+                                 description="A text file of prompts, one object per line (instead of a folder)")
     recursive: BoolProperty(name="Include Subfolders", default=False, options={"SKIP_SAVE"})
     export_dir: StringProperty(name="Export To", subtype="DIR_PATH", options={"SKIP_SAVE"},
                                description="Write each object here too (empty: no export)")

@@ -1,7 +1,7 @@
-"""Download model: stabilityai/TripoSR's config.yaml and model.ckpt, or a Shap-E folder
-(openai/shap-e, openai/shap-e-img2img), into the extension's user folder, with progress;
-or "Use Local Folder" for files fetched by hand. The folder goes into the preference of
-the repository's family and input (blender/worker_session.py, MODEL_PREFERENCES).
+"""Download model: the files of a model slot's official repository (TripoSR's config.yaml
+and model.ckpt, a Shap-E folder, ...: backend/families/contract.py ModelSlot) into the
+extension's user folder, with progress; or "Use Local Folder" for files fetched by hand.
+The folder goes into the slot's preference.
 
 The download runs `python -m backend.setup.hub` in the backend Python (Blender's own
 Python has no huggingface_hub) through backend.setup.installer.StepRunner, followed from
@@ -15,20 +15,25 @@ import bpy
 from bpy.props import StringProperty
 
 from ..backend.bridge.errors import BackendError
-from ..backend.bridge.options import TRIPOSR
-from ..backend.model_folder import HUB_MODELS, TRIPOSR_HUB_ID, check_model_dir
+from ..backend.families.registry import FAMILIES, slot_for_repo
+from ..backend.model_folder import check_slot_folder
 from ..backend.setup import installer
 from ..blender import worker_session
 from ..blender.addon import preferences, user_folder
-from .modal import BackgroundWorkOperator
+from .modal import BackgroundWorkOperator, step_runner_cancel_operator
 
 EXTENSION_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_REPO = TRIPOSR_HUB_ID
+DEFAULT_FAMILY = FAMILIES[0]
+DEFAULT_REPO = DEFAULT_FAMILY.slots_for(DEFAULT_FAMILY.tasks[0])[0].hub_repo
 
 
-def model_kind(repo_id: str) -> tuple[str, str]:
-    """(family, task) of a repository: the official ones are known; others are TripoSR's layout."""
-    return HUB_MODELS.get(repo_id, (TRIPOSR, "image"))
+def model_slot(repo_id: str) -> tuple:
+    """(family, slot) of a repository: the official ones are known; others are taken to be
+    in the first family's layout (a TripoSR fine-tune, say)."""
+    known = slot_for_repo(repo_id)
+    if known is not None:
+        return known[0], known[2]
+    return DEFAULT_FAMILY, DEFAULT_FAMILY.slots_for(DEFAULT_FAMILY.tasks[0])[0]
 
 
 class _State:
@@ -59,12 +64,12 @@ def _read_lines(runner):
 def _apply_folder(context, folder: str, repo_id: str) -> None:
     prefs = preferences()
     if prefs is not None:
-        setattr(prefs, worker_session.MODEL_PREFERENCES[model_kind(repo_id)], folder)
+        setattr(prefs, model_slot(repo_id)[1].preference, folder)
         context.preferences.is_dirty = True
 
 
 class IMAGE_TO_3D_OT_download_model(BackgroundWorkOperator, bpy.types.Operator):
-    """Download a model from huggingface.co into the extension's folder (TripoSR 1.7 GB, Shap-E 2.7 or 3.4 GB)"""
+    """Download a model from huggingface.co into the extension's folder (sizes beside each Download button)"""
 
     bl_idname = "image_to_3d.download_model"
     bl_label = "Download Model"
@@ -85,11 +90,11 @@ class IMAGE_TO_3D_OT_download_model(BackgroundWorkOperator, bpy.types.Operator):
     def begin(self, context) -> bool:
         if not bpy.app.online_access:
             self.report({"ERROR"}, "Online access is off: allow it in Preferences > System > Network, "
-                                   "or download config.yaml and model.ckpt by hand and use Use Local Folder")
+                                   f"or download {model_slot(self.repo_id)[1].contents} by hand and use Use Local Folder")
             return False
         cache = str(user_folder("models"))
         argv = [worker_session.backend_python(), "-m", "backend.setup.hub", self.repo_id, "--cache-dir", cache]
-        if model_kind(self.repo_id)[0] == TRIPOSR:  # only TripoSR removes backgrounds
+        if model_slot(self.repo_id)[1].needs_background_model:  # opaque pictures need rembg's model
             argv += ["--background-model-dir", worker_session.background_model_dir()]
         STATE.repo_id = self.repo_id
         STATE.runner = installer.StepRunner(
@@ -131,23 +136,13 @@ class IMAGE_TO_3D_OT_download_model(BackgroundWorkOperator, bpy.types.Operator):
         return {"CANCELLED"}
 
 
-class IMAGE_TO_3D_OT_cancel_model_download(bpy.types.Operator):
-    """Stop the running model download"""
-
-    bl_idname = "image_to_3d.cancel_model_download"
-    bl_label = "Cancel Download"
-
-    @classmethod
-    def poll(cls, context):
-        return STATE.runner is not None and not STATE.runner.finished
-
-    def execute(self, context):
-        STATE.runner.cancel()
-        return {"FINISHED"}
+IMAGE_TO_3D_OT_cancel_model_download = step_runner_cancel_operator(
+    "IMAGE_TO_3D_OT_cancel_model_download", "image_to_3d.cancel_model_download", "Cancel Download",
+    "Stop the running model download", STATE)
 
 
 class IMAGE_TO_3D_OT_use_local_model(bpy.types.Operator):
-    """Use a model folder downloaded by hand (TripoSR's config.yaml and model.ckpt, or a Shap-E folder)"""
+    """Use a model folder downloaded by hand (the files its official repository holds)"""
 
     bl_idname = "image_to_3d.use_local_model"
     bl_label = "Use Local Folder"
@@ -162,7 +157,8 @@ class IMAGE_TO_3D_OT_use_local_model(bpy.types.Operator):
     def execute(self, context):
         folder = Path(bpy.path.abspath(self.directory))
         try:
-            check_model_dir(folder, *model_kind(self.repo_id))  # the worker's own check, without torch
+            family, slot = model_slot(self.repo_id)
+            check_slot_folder(folder, slot, family.identifier)  # the worker's own check, without torch
         except BackendError as error:
             self.report({"ERROR"}, f"{error.message} (from huggingface.co/{self.repo_id})")
             return {"CANCELLED"}

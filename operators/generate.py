@@ -61,7 +61,7 @@ def job_input(context, filepath: str, image_name: str, prompt: str):
 
 
 class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.Operator):
-    """Turn an image (TripoSR or Shap-E) or a text prompt (Shap-E) into a coloured mesh"""
+    """Turn an image or a text prompt into a coloured mesh with the chosen model"""
 
     bl_idname = "image_to_3d.generate"
     bl_label = "Generate 3D"
@@ -73,7 +73,7 @@ class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.O
     filepath: StringProperty(name="File", subtype="FILE_PATH", description="Image file (takes precedence)",
                              options={"SKIP_SAVE"})
     image: StringProperty(name="Image", description="Name of a Blender image", options={"SKIP_SAVE"})
-    prompt: StringProperty(name="Prompt", description="A text prompt: the object to make (Shap-E)",
+    prompt: StringProperty(name="Prompt", description="A text prompt: the object to make",
                            options={"SKIP_SAVE"})
 
     _run = None

@@ -12,7 +12,7 @@ from bpy.props import EnumProperty, StringProperty
 
 from ..backend.setup import installer
 from ..blender.addon import preferences, user_folder
-from .modal import BackgroundWorkOperator
+from .modal import BackgroundWorkOperator, step_runner_cancel_operator
 
 VARIANT_ITEMS = [
     ("AUTO", "Automatic", "CUDA where an NVIDIA GPU is found, the standard build on macOS, else CPU"),
@@ -124,19 +124,9 @@ class IMAGE_TO_3D_OT_install_backend(BackgroundWorkOperator, bpy.types.Operator)
         return {"CANCELLED"}
 
 
-class IMAGE_TO_3D_OT_cancel_backend_install(bpy.types.Operator):
-    """Stop the running backend install (pip is stopped; the partial environment stays)"""
-
-    bl_idname = "image_to_3d.cancel_backend_install"
-    bl_label = "Cancel Install"
-
-    @classmethod
-    def poll(cls, context):
-        return STATE.runner is not None and not STATE.runner.finished
-
-    def execute(self, context):
-        STATE.runner.cancel()
-        return {"FINISHED"}
+IMAGE_TO_3D_OT_cancel_backend_install = step_runner_cancel_operator(
+    "IMAGE_TO_3D_OT_cancel_backend_install", "image_to_3d.cancel_backend_install", "Cancel Install",
+    "Stop the running backend install (pip is stopped; the partial environment stays)", STATE)
 
 
 def draw_install_status(layout):

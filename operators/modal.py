@@ -117,3 +117,20 @@ class BackgroundWorkOperator:
         if self._timer is not None:
             context.window_manager.event_timer_remove(self._timer)
             self._timer = None
+
+
+def step_runner_cancel_operator(class_name: str, bl_idname: str, label: str, description: str, state):
+    """The Cancel button of a background install or download: stops `state.runner` (a
+    backend.setup.installer.StepRunner) while it runs."""
+
+    def poll(cls, context):
+        return state.runner is not None and not state.runner.finished
+
+    def execute(self, context):
+        state.runner.cancel()
+        return {"FINISHED"}
+
+    return type(class_name, (bpy.types.Operator,), {
+        "__doc__": description, "bl_idname": bl_idname, "bl_label": label,
+        "poll": classmethod(poll), "execute": execute,
+    })

@@ -3,6 +3,7 @@
 import bpy
 
 from ..backend.bridge.options import ALL_OPTIONS, ASSET_OPTIONS, FAMILIES_BY_NAME, PRESET_OPTION
+from ..backend.families.registry import families_taking
 from ..blender import options, worker_session
 from ..blender.addon import ADDON_ID, preferences
 from ..blender.job_state import STATUS
@@ -49,9 +50,9 @@ def panel_task(settings) -> str:
 
 
 def draw_model(layout, settings, task: str) -> str:
-    """The model family beside the source (fixed for a prompt: only Shap-E reads text); returns it."""
+    """The model family beside the source (a label when one family alone reads the input); returns it."""
     family = options.family_for(settings.family, task)
-    if task == "text":
+    if len(families_taking(task)) == 1:
         layout.label(text=f"Model: {FAMILIES_BY_NAME[family].label}", icon="FILE_3D")
     else:
         layout.prop(settings, "family")
@@ -102,35 +103,65 @@ class SidebarPanel:
     bl_category = CATEGORY
 
 
+def draw_main(layout, context, task: str, draw_source) -> None:
+    """Both editors' main panel: readiness, the source (`draw_source(context, layout,
+    settings)` draws the editor's own and returns its Generate button), the model, its
+    options, then progress and Cancel while a job runs or else Generate, the last result
+    and the loaded model."""
+    settings = context.scene.image_to_3d
+    family = options.family_for(settings.family, task)
+    draw_not_ready(layout, context, family, task)
+    generate_button = draw_source(context, layout, settings)
+    draw_model(layout, settings, task)
+    draw_options(layout, settings, family, task)
+    if not draw_progress(layout):
+        generate_button(layout)
+    draw_last(layout)
+    draw_model_status(layout)
+
+
+def draw_scene_source(context, layout, settings):
+    """The 3D Viewport's source: a Blender image, a file or a prompt."""
+    layout.prop(settings, "source", expand=True)
+    if settings.source == "TEXT":
+        layout.prop(settings, "prompt", text="", icon="FONT_DATA")
+    elif settings.source == "FILE":
+        layout.prop(settings, "filepath", text="")
+    else:
+        layout.template_ID(settings, "image", open="image.open")
+
+    def generate_button(layout):
+        op = layout.operator("image_to_3d.generate", icon="MESH_MONKEY")
+        if settings.source == "TEXT":
+            op.prompt = settings.prompt
+        elif settings.source == "FILE":
+            op.filepath = settings.filepath
+        elif settings.image is not None:
+            op.image = settings.image.name
+
+    return generate_button
+
+
+def draw_editor_image(context, layout, settings):
+    """The Image Editor's source: the image it shows."""
+    image = context.space_data.image
+    layout.label(text=f"Source: {image.name}" if image else "Open or render an image first",
+                 icon="IMAGE_DATA" if image else "INFO")
+
+    def generate_button(layout):
+        row = layout.row()
+        row.enabled = image is not None
+        row.operator("image_to_3d.generate", icon="MESH_MONKEY").image = image.name if image else ""
+
+    return generate_button
+
+
 class VIEW3D_PT_image_to_3d(SidebarPanel, bpy.types.Panel):
     bl_space_type = "VIEW_3D"
     bl_label = "Image to 3D"
 
     def draw(self, context):
-        layout = self.layout
-        settings = context.scene.image_to_3d
-        task = panel_task(settings)
-        family = options.family_for(settings.family, task)
-        draw_not_ready(layout, context, family, task)
-        layout.prop(settings, "source", expand=True)
-        if settings.source == "TEXT":
-            layout.prop(settings, "prompt", text="", icon="FONT_DATA")
-        elif settings.source == "FILE":
-            layout.prop(settings, "filepath", text="")
-        else:
-            layout.template_ID(settings, "image", open="image.open")
-        draw_model(layout, settings, task)
-        draw_options(layout, settings, family, task)
-        if not draw_progress(layout):
-            op = layout.operator("image_to_3d.generate", icon="MESH_MONKEY")
-            if settings.source == "TEXT":
-                op.prompt = settings.prompt
-            elif settings.source == "FILE":
-                op.filepath = settings.filepath
-            elif settings.image is not None:
-                op.image = settings.image.name
-        draw_last(layout)
-        draw_model_status(layout)
+        draw_main(self.layout, context, panel_task(context.scene.image_to_3d), draw_scene_source)
 
 
 class IMAGE_PT_image_to_3d(SidebarPanel, bpy.types.Panel):
@@ -138,22 +169,7 @@ class IMAGE_PT_image_to_3d(SidebarPanel, bpy.types.Panel):
     bl_label = "Image to 3D"
 
     def draw(self, context):
-        layout = self.layout
-        settings = context.scene.image_to_3d
-        family = options.family_for(settings.family, "image")
-        draw_not_ready(layout, context, family, "image")
-        image = context.space_data.image
-        layout.label(text=f"Source: {image.name}" if image else "Open or render an image first",
-                     icon="IMAGE_DATA" if image else "INFO")
-        draw_model(layout, settings, "image")
-        draw_options(layout, settings, family, "image")
-        if not draw_progress(layout):
-            row = layout.row()
-            row.enabled = image is not None
-            op = row.operator("image_to_3d.generate", icon="MESH_MONKEY")
-            op.image = image.name if image else ""
-        draw_last(layout)
-        draw_model_status(layout)
+        draw_main(self.layout, context, "image", draw_editor_image)
 
 
 class BatchPanel(SidebarPanel):

@@ -3,16 +3,16 @@
     blender -b --python scripts/image_to_3d.py -- --input IMAGE_OR_FOLDER --model DIR \
         [--save out.blend] [--export DIR --format glb] [--preset raw|clean|game_asset|custom]
         [--faces N] [--texture T] [--no-normal-map] [--smooth N] [--keep-floaters] [options]
-    blender -b --python scripts/image_to_3d.py -- --prompt TEXT [--prompt TEXT ...] --model SHAP_E_DIR [...]
-    blender -b --python scripts/image_to_3d.py -- --prompts FILE --model SHAP_E_DIR [...]
+    blender -b --python scripts/image_to_3d.py -- --prompt TEXT [--prompt TEXT ...] --model TEXT_MODEL_DIR [...]
+    blender -b --python scripts/image_to_3d.py -- --prompts FILE --model TEXT_MODEL_DIR [...]
     blender -b --python scripts/image_to_3d.py -- --input ... --server URL --token-file F [...]
     python scripts/image_to_3d.py -- ...          (where the bpy wheel is installed)
 
 It enables the installed extension (installing it from this source tree first when it
 is not installed), runs the same operators the panel runs, prints progress, and exits
 with 1 when any image or prompt failed, 2 when nothing could start. The model family
-comes from --family, else from the --model folder, else: prompts are Shap-E's, images
-TripoSR's.
+comes from --family, else from the --model folder, else the first registered family that
+starts from the input (prompts: Shap-E, images: TripoSR).
 """
 
 import argparse
@@ -39,6 +39,7 @@ from backend.bridge.options import (  # noqa: E402
     values_given,
 )
 from backend.bridge.tokens import TokenFileError, read_token_file  # noqa: E402
+from backend.families.registry import unique_slots  # noqa: E402
 from backend.model_folder import family_for_job  # noqa: E402
 
 sys.path.pop(0)
@@ -49,10 +50,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     argv = argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
     parser = argparse.ArgumentParser(prog="image_to_3d.py", description="Turn images or text prompts into meshes.")
     parser.add_argument("--input", help="an image file or a folder of images")
-    parser.add_argument("--prompt", action="append", default=[], help="a text prompt (Shap-E); repeat for more objects")
-    parser.add_argument("--prompts", help="a text file of prompts, one object per line (Shap-E)")
-    parser.add_argument("--model", help="model folder or hub id: TripoSR's (config.yaml + model.ckpt), Shap-E's "
-                                        "openai/shap-e (prompts) or openai/shap-e-img2img (images); not with --server")
+    parser.add_argument("--prompt", action="append", default=[], help="a text prompt; repeat for more objects")
+    parser.add_argument("--prompts", help="a text file of prompts, one object per line")
+    parser.add_argument("--model", help="model folder or hub id (" + ", ".join(slot.hub_repo for _, slot in unique_slots())
+                                        + "), or a folder holding a family's model folders; not with --server")
     parser.add_argument("--server", help="run the jobs on this model server (http(s)://host:port)")
     parser.add_argument("--token-file", help="the server's access token (with --server)")
     parser.add_argument("--ca-file", help="CA certificate of an https server with a certificate of its own")
@@ -109,7 +110,7 @@ def enable_extension() -> object:
 
 
 def job_kind(args) -> tuple[str, str]:
-    """(family, task): --family, else the --model folder's, else Shap-E for prompts and TripoSR for images."""
+    """(family, task): --family, else the --model folder's, else the first family that takes the input."""
     task = "text" if args.prompt or args.prompts else "image"
     return family_for_job(task, args.family, args.model), task
 
@@ -125,7 +126,7 @@ def configure(extension, args, token: str | None, family: str, task: str) -> Non
         prefs.server_ca_file = os.path.abspath(args.ca_file) if args.ca_file else ""
         return
     model = os.path.abspath(args.model) if os.path.exists(args.model) else args.model
-    setattr(prefs, extension.blender.worker_session.MODEL_PREFERENCES[family, task], model)
+    extension.blender.worker_session.set_model(prefs, family, task, model)
     if args.python:
         prefs.python_path = os.path.abspath(args.python)
     if args.device:

@@ -96,7 +96,7 @@ def test_texture_matches_the_colour_field_at_surface_points(loaded, flamingo_pat
     sys.path.insert(0, str(REPO_ROOT / "bench"))
     from asset_quality import color_errors
 
-    from backend.pipeline import color_field
+    from backend.triposr.engine import color_field
 
     pixels = torch.from_numpy(textured.prepared_image).float().div(255.0).unsqueeze(0)
     codes = loaded.model.encode(pixels)[0]

@@ -88,3 +88,12 @@ def test_make_test_model_writes_both_shap_e_folders(tmp_path):
     assert (tmp_path / "shap-e" / "model_index.json").is_file() and not (tmp_path / "shap-e-img2img").exists()
     done = run_cli("shap-e", tmp_path, "--size", "official", command="make-test-model")
     assert done.returncode == 2 and "--size for shap-e is one of tiny, full" in done.stderr
+
+
+def test_the_folder_make_test_model_wrote_names_the_model_folders_inside(tmp_path, shap_e_dirs):
+    parent = shap_e_dirs["text"].parent  # make-test-model shap-e OUT writes OUT/shap-e and OUT/shap-e-img2img
+    done = run_cli("--prompt", "a chair", "--model", parent, "--out", tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"{parent} holds no Shap-E text model itself, but model folders inside it" in done.stderr
+    assert f"{shap_e_dirs['text']} (Shap-E text model)" in done.stderr
+    assert f"{shap_e_dirs['image']} (Shap-E image model)" in done.stderr

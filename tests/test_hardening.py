@@ -19,9 +19,10 @@ from PIL import Image
 
 from backend.bridge.errors import BackgroundRemovalError, CheckpointError, InputImageError, ModelNotFoundError
 from backend.bridge.options import looks_like_hub_id
+from backend.model_folder import check_model_dir
 from backend.prepare import framing
 from backend.prepare.framing import prepare_image
-from backend.triposr.checkpoint import check_model_dir, read_state_dict
+from backend.triposr.checkpoint import read_state_dict
 from backend.triposr.config import load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -145,7 +146,7 @@ def test_a_relative_path_typo_is_a_folder_not_a_hub_id(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     assert not looks_like_hub_id("models/typo")
     assert looks_like_hub_id("stabilityai/TripoSR")
-    from backend.pipeline import resolve_model_dir
+    from backend.model_folder import resolve_model_dir
 
     with pytest.raises(ModelNotFoundError, match="does not exist"):
         resolve_model_dir("models/typo")

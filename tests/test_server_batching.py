@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from backend.bridge.settings import GenerateSettings
-from backend.pipeline import encode_images, generate_mesh, load_model
+from backend.pipeline import generate_mesh, load_model
 from backend.prepare.framing import prepare_image
+from backend.triposr.engine import encode_batch as encode_images
 
 NAMES = ("flamingo.png", "chair.png", "horse.png")
 

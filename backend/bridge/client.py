@@ -23,6 +23,11 @@ from .worker_process import LOG_NAME, default_log_dir
 _LIVE_CLIENTS = weakref.WeakSet()
 
 
+def _model_reference(model):
+    """A folder or hub id as text, or {slot id: folder} for a family that needs several."""
+    return {str(slot): str(folder) for slot, folder in model.items()} if isinstance(model, dict) else str(model)
+
+
 @atexit.register
 def _close_live_clients():
     # Blender quitting without close(): take the workers down with us
@@ -42,7 +47,7 @@ class WorkerClient(Supervision, JobEvents):
     suspended_grace = 3.0  # seconds a job's process may stay stopped (SIGSTOP) before it is ended
     shutdown_grace = 3.0
 
-    def __init__(self, python: str, model: str, device: str = "auto", log_dir: str | None = None, env: dict | None = None,
+    def __init__(self, python: str, model: str | dict, device: str = "auto", log_dir: str | None = None, env: dict | None = None,
                  precision: str = "float32", idle_unload: float = 0.0):
         """idle_unload: seconds without a job after which the worker lets a model on a GPU go."""
         self.python = str(python)
@@ -50,7 +55,7 @@ class WorkerClient(Supervision, JobEvents):
         # what the worker holds, as its events tell: None, or model_dir, device, precision,
         # weights_bytes (read by the UI; written by the supervisor thread only)
         self.model_state: dict | None = None
-        self.model = str(model)
+        self.model = _model_reference(model)
         self.device = device
         self.precision = precision
         self.log_dir = Path(log_dir) if log_dir else default_log_dir()
@@ -89,7 +94,7 @@ class WorkerClient(Supervision, JobEvents):
                device=None, precision=None) -> str:
         request = generate_request(settings, image_path=image_path, image_bytes=image_bytes, image_pixels=image_pixels,
                                    prompt=prompt)
-        request.model = str(model) if model is not None else self.model
+        request.model = _model_reference(model) if model is not None else self.model
         request.device = device or self.device
         request.precision = precision or self.precision
         self._ensure_supervisor()

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import protocol, wire
 from .errors import Cancelled, WorkerTimeout, error_from
-from .options import check_family_takes
+from .options import check_family_takes, prompt_with_image_problem
 from .prompts import clean_prompt
 from .settings import GenerateSettings
 
@@ -121,7 +121,8 @@ class JobEvents:
 
 def generate_request(settings, *, image_path=None, image_bytes=None, image_pixels=None, prompt=None) -> protocol.Generate:
     """A checked generate request with a new job id and exactly one source: an image, or
-    a prompt (a text job; PromptError or WrongModelError here, before anything is sent).
+    a prompt (a text job; PromptError or WrongModelError here, before anything is sent);
+    an image with a prompt for a family whose image jobs take one.
 
     image_path is made absolute (links left as they are: whoever reads it says what is
     wrong with a bad one); pixels are (H, W, 3|4) uint8, or float in [0, 1] sent as float32.
@@ -130,18 +131,21 @@ def generate_request(settings, *, image_path=None, image_bytes=None, image_pixel
         settings = GenerateSettings.from_dict(settings)
     if not isinstance(settings, GenerateSettings):
         raise TypeError("settings must be a GenerateSettings or a dict of its fields")
-    given = [x is not None for x in (image_path, image_bytes, image_pixels, prompt)]
-    if sum(given) != 1:
+    images = sum(x is not None for x in (image_path, image_bytes, image_pixels))
+    if images > 1 or (images == 0 and prompt is None):
         raise ValueError("give exactly one of image_path, image_bytes, image_pixels, prompt")
     request = protocol.Generate(job_id=uuid.uuid4().hex[:12], settings=settings.to_dict())
     if prompt is not None:
         request.prompt = clean_prompt(prompt)
-        check_family_takes(settings.family, "text")
-    elif image_path is not None:
+    check_family_takes(settings.family, "image" if images else "text")
+    problem = prompt_with_image_problem(settings.family, bool(images), prompt is not None)
+    if problem:
+        raise ValueError(problem)
+    if image_path is not None:
         request.image_path = os.path.abspath(os.path.expanduser(os.fspath(image_path)))
     elif image_bytes is not None:
         request.image_bytes = np.frombuffer(bytes(image_bytes), dtype=np.uint8)
-    else:
+    elif image_pixels is not None:
         request.image_pixels = _check_pixels(image_pixels)
     image = request.image_bytes if request.image_bytes is not None else request.image_pixels
     if image is not None and image.nbytes > wire.MAX_PAYLOAD_BYTES:

@@ -1,4 +1,5 @@
-"""Each option of a job, declared once: name, type, default, range, words for the user.
+"""Every option of a job, each declared once: the families' own (from the registry), the
+mesh stage's and how Blender makes the object; presets; command-line flags.
 
 Standard library only. Everything else is derived from these declarations: the backend's
 GenerateSettings (settings.py), the command-line flags of the CLI and the headless
@@ -6,143 +7,21 @@ script (add_arguments), and on the Blender side the add-on preferences, the pane
 settings, the operators' properties and the panel's drawing (blender/options.py).
 """
 
-import math
 import os
 from dataclasses import dataclass
 
+from ..families import contract, registry
+from .option import Option
 
-@dataclass(frozen=True)
-class Option:
-    name: str  # identifier everywhere: settings field, property, protocol key
-    label: str  # what the UI shows
-    kind: type  # int, float, bool or str (a choice among `choices`)
-    default: object
-    description: str
-    minimum: float | None = None
-    maximum: float | None = None
-    soft_minimum: float | None = None  # the UI's lower end where the minimum itself is excluded
-    soft_maximum: float | None = None  # where a UI slider stops; typing can go further
-    exclusive_minimum: bool = False  # the minimum itself is not allowed
-    choices: tuple = ()  # (identifier, label, description) for kind str
-    flag: str | None = None  # the CLI flag; None = "--" + name with dashes
-    zero_means: str | None = None  # 0 is allowed besides the range, and means this ("keep all")
-    # Where it applies: model families (FAMILIES' identifiers) and inputs (TASKS); () = all
-    families: tuple = ()
-    tasks: tuple = ()
-
-    @property
-    def cli_flag(self) -> str:
-        return self.flag or "--" + self.name.replace("_", "-")
-
-    def applies_to(self, family: str, task: str) -> bool:
-        """True when a job of this family and input (task) uses the option."""
-        return (not self.families or family in self.families) and (not self.tasks or task in self.tasks)
-
-    def check(self, value):
-        """`value` if it is of this option's type and range; ValueError naming the problem.
-
-        Strict on purpose: a value that arrives as the wrong type (the string "32", a
-        bool where a number belongs) is refused rather than guessed at.
-        """
-        if self.kind is bool:
-            if not isinstance(value, bool):
-                raise ValueError(f"{self.name} must be true or false, got {value!r}")
-            return value
-        if self.kind is str:
-            allowed = [identifier for identifier, _, _ in self.choices]
-            if value not in allowed:
-                raise ValueError(f"{self.name} must be one of {', '.join(allowed)}, got {value!r}")
-            return value
-        if isinstance(value, bool) or not isinstance(value, (int, float) if self.kind is float else int):
-            kind = "a number" if self.kind is float else "a whole number"
-            raise ValueError(f"{self.name} must be {kind}, got {value!r}")
-        if self.kind is float:
-            value = float(value)
-            if not math.isfinite(value):
-                raise ValueError(f"{self.name} must be a finite number, got {value!r}")
-        if not (self.zero_means and value == 0) and not self._in_range(value):
-            raise ValueError(f"{self.name} must be {self.range_text()}, got {value!r}")
-        return value
-
-    def _in_range(self, value) -> bool:
-        if self.minimum is not None:
-            if value < self.minimum or (self.exclusive_minimum and value == self.minimum):
-                return False
-        return self.maximum is None or value <= self.maximum
-
-    def range_text(self) -> str:
-        if self.zero_means:
-            return f"0 ({self.zero_means}) or {self._plain_range_text()}"
-        return self._plain_range_text()
-
-    def _plain_range_text(self) -> str:
-        low = self.minimum
-        if low is not None and self.maximum is not None:
-            opening = "(" if self.exclusive_minimum else "["
-            return f"in {opening}{low:g}, {self.maximum:g}]"
-        if low is not None:
-            return f"{'above' if self.exclusive_minimum else 'at least'} {low:g}"
-        if self.maximum is not None:
-            return f"at most {self.maximum:g}"
-        return "any value"
-
-
-@dataclass(frozen=True)
-class Family:
-    """A model family: which inputs (tasks) it turns into meshes. Its own options name it
-    in Option.families; the backend's job function dispatches on it (backend/pipeline.py)."""
-
-    identifier: str  # the `family` option's value
-    label: str
-    description: str
-    tasks: tuple  # "image", "text"
-
-
-TRIPOSR, SHAP_E = "TRIPOSR", "SHAP_E"
-TASKS = ("image", "text")  # what a job starts from: an image, or a text prompt
-FAMILIES = (
-    Family(TRIPOSR, "TripoSR", "One image to a detailed textured object in seconds (stabilityai/TripoSR)",
-           ("image",)),
-    Family(SHAP_E, "Shap-E", "A text prompt or an image to a coloured object by diffusion "
-                             "(openai/shap-e, openai/shap-e-img2img)", ("text", "image")),
-)
-FAMILIES_BY_NAME = {family.identifier: family for family in FAMILIES}
-FAMILY_OPTION = Option("family", "Model", str, TRIPOSR, "Which model family makes the object",
+TASKS = contract.TASKS
+FAMILIES, FAMILIES_BY_NAME = registry.FAMILIES, registry.FAMILIES_BY_NAME
+FAMILY_OPTION = Option("family", "Model", str, FAMILIES[0].identifier, "Which model family makes the object",
                        choices=tuple((f.identifier, f.label, f.description) for f in FAMILIES))
+# Every family's own options, in registry order (each tagged with its family).
+FAMILY_OPTIONS = tuple(option for family in FAMILIES for option in family.options)
 
-# What TripoSR needs to turn an image into a mesh.
-TRIPOSR_OPTIONS = (
-    Option("resolution", "Resolution", int, 256, "Marching-cubes grid points per axis: detail and cost",
-           minimum=8, maximum=1024, soft_maximum=512, families=(TRIPOSR,)),
-    Option("threshold", "Threshold", float, 25.0,
-           "Density level of the surface; lower it when nothing comes out", minimum=0.0, soft_maximum=100.0,
-           families=(TRIPOSR,)),
-    Option("foreground_ratio", "Foreground Ratio", float, 0.85, "Share of the frame the object fills",
-           minimum=0.0, maximum=1.0, exclusive_minimum=True, soft_minimum=0.05, families=(TRIPOSR,)),
-    Option("remove_background", "Remove Background", bool, True,
-           "Cut the object out of opaque images (rembg)", flag="--no-remove-bg", families=(TRIPOSR,)),
-)
-
-# What Shap-E needs (defaults as in Shap-E's own examples). Guidance is one option per
-# input because its good values differ (15 for text, 3 for images); both take --guidance.
-SHAP_E_OPTIONS = (
-    Option("text_guidance", "Guidance", float, 15.0,
-           "How closely the object follows the prompt (classifier-free guidance)",
-           minimum=0.0, maximum=100.0, soft_maximum=30.0, flag="--guidance", families=(SHAP_E,), tasks=("text",)),
-    Option("image_guidance", "Guidance", float, 3.0,
-           "How closely the object follows the image (classifier-free guidance)",
-           minimum=0.0, maximum=100.0, soft_maximum=10.0, flag="--guidance", families=(SHAP_E,), tasks=("image",)),
-    Option("steps", "Steps", int, 64, "Diffusion steps: quality and time (each runs the model about twice)",
-           minimum=1, maximum=1000, soft_maximum=128, families=(SHAP_E,)),
-    Option("seed", "Seed", int, 0, "Starting noise: the same seed and options give the same object",
-           minimum=0, maximum=2**31 - 1, families=(SHAP_E,)),
-    Option("shap_e_resolution", "Resolution", int, 128,
-           "Decoder grid points per axis: detail, time and memory (about 1 GB at 128, 8 GB at 256)",
-           minimum=16, maximum=256, flag="--resolution", families=(SHAP_E,)),
-)
-
-# What the mesh stage (backend/mesh/asset/) makes of the surface, of either family. Their
-# defaults are the raw surface, untouched, as TripoSR's own run.py gives it; the stage runs
+# What the mesh stage (backend/mesh/asset/) makes of the surface, of every family. Their
+# defaults are the raw surface, untouched, as the model made it; the stage runs
 # only when max_faces, texture_size or smooth_iterations asks for something (asset_stage_runs).
 ASSET_OPTIONS = (
     Option("max_faces", "Max Faces", int, 0, "Decimate to at most this many triangles (0 keeps every triangle)",
@@ -161,7 +40,7 @@ ASSET_OPTIONS = (
 )
 
 # GenerateSettings' fields: everything the backend needs for one job.
-JOB_OPTIONS = (FAMILY_OPTION,) + TRIPOSR_OPTIONS + SHAP_E_OPTIONS + ASSET_OPTIONS
+JOB_OPTIONS = (FAMILY_OPTION,) + FAMILY_OPTIONS + ASSET_OPTIONS
 
 # How the result becomes a Blender object; the backend never sees these.
 OBJECT_OPTIONS = (
@@ -321,3 +200,15 @@ def check_family_takes(family: str, task: str) -> None:
             f"{chosen.label} makes objects from {' or '.join(t + 's' for t in chosen.tasks)}, not from "
             f"{'a text prompt' if task == 'text' else 'an image'}: choose {takers} as the model"
         )
+
+
+def prompt_with_image_problem(family: str, has_image: bool, has_prompt: bool) -> str | None:
+    """What is wrong when a prompt does not come with a picture exactly when the family's
+    image jobs take one (Make-It-3D, say: what to make of the picture); None when right.
+    A prompt alone is a text job."""
+    chosen = FAMILIES_BY_NAME[family]
+    if has_image and has_prompt and not chosen.prompt_with_image:
+        return f"{chosen.label} jobs take exactly one of image_path, image_bytes, image_pixels, prompt"
+    if has_image and chosen.prompt_with_image and not has_prompt:
+        return f"{chosen.label} needs a prompt with the image: describe the object it shows"
+    return None

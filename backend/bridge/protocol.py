@@ -13,13 +13,19 @@ from dataclasses import MISSING, dataclass, field, fields
 import numpy as np
 
 from .errors import BadRequest
-from .options import check_family_takes
+from .options import check_family_takes, prompt_with_image_problem
 from .prompts import clean_prompt
 from .settings import GenerateSettings
 from .wire import Message, write_message
 
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 4096  # paths, model names, devices in requests
+MAX_MODEL_SLOTS = 8  # model folders one job may name
+
+
+def _check_text(name: str, value) -> None:
+    if value is not None and not (isinstance(value, str) and 0 < len(value) <= MAX_TEXT_LENGTH):
+        raise BadRequest(f"'{name}' must be a non-empty string of at most {MAX_TEXT_LENGTH} characters")
 
 
 # ---------------------------------------------------------------- requests (client -> worker)
@@ -27,13 +33,16 @@ MAX_TEXT_LENGTH = 4096  # paths, model names, devices in requests
 
 @dataclass
 class Generate:
-    """Turn one image or prompt into a mesh; exactly one of image_path, image_bytes,
-    image_pixels, prompt (a text job: settings' family must take text)."""
+    """Turn one image or prompt into a mesh: exactly one of image_path, image_bytes,
+    image_pixels, or a prompt alone (a text job: settings' family must take text); an
+    image with a prompt for a family whose image jobs take one (Family.prompt_with_image)."""
 
     TYPE: typing.ClassVar[str] = "generate"
     job_id: str
     settings: dict  # GenerateSettings.to_dict()
-    model: str | None = None  # None: the model already loaded
+    # the model folder (or hub id); for a family whose jobs need several, a dict slot id ->
+    # folder (backend/families/contract.py ModelSlot); None: the model already loaded
+    model: str | dict | None = None
     device: str | None = None
     precision: str | None = None
     image_path: str | None = None
@@ -43,22 +52,30 @@ class Generate:
 
     @property
     def task(self) -> str:
-        return "text" if self.prompt is not None else "image"
+        return "image" if self.image_path is not None or self.image_bytes is not None or self.image_pixels is not None \
+            else "text"
 
     def check(self):
         _check_id(self)
         settings = self.job_settings()
-        for name in ("model", "device", "precision", "image_path"):
-            value = getattr(self, name)
-            if value is not None and not 0 < len(value) <= MAX_TEXT_LENGTH:
-                raise BadRequest(f"'{name}' must be a non-empty string of at most {MAX_TEXT_LENGTH} characters")
-        given = [self.image_path is not None, self.image_bytes is not None, self.image_pixels is not None,
-                 self.prompt is not None]
-        if sum(given) != 1:
+        for name in ("device", "precision", "image_path"):
+            _check_text(name, getattr(self, name))
+        if isinstance(self.model, dict):
+            if not 0 < len(self.model) <= MAX_MODEL_SLOTS or not all(isinstance(k, str) for k in self.model):
+                raise BadRequest(f"'model' must name 1 to {MAX_MODEL_SLOTS} model folders by their slots")
+            for slot, folder in self.model.items():
+                _check_text(f"model[{slot[:64]!r}]", folder if isinstance(folder, str) else "")
+        else:
+            _check_text("model", self.model)
+        images = sum(source is not None for source in (self.image_path, self.image_bytes, self.image_pixels))
+        if images > 1 or (images == 0 and self.prompt is None):
             raise BadRequest("a generate request needs exactly one of image_path, image_bytes, image_pixels, prompt")
         if self.prompt is not None:
             self.prompt = clean_prompt(self.prompt)  # PromptError (bad_prompt) says what is wrong
         check_family_takes(settings.family, self.task)  # WrongModelError: TripoSR and a prompt
+        problem = prompt_with_image_problem(settings.family, images == 1, self.prompt is not None)
+        if problem:
+            raise BadRequest(problem)
         if self.image_bytes is not None and (self.image_bytes.dtype != np.uint8 or self.image_bytes.ndim != 1):
             raise BadRequest("image_bytes must be a 1-D uint8 buffer")
         pixels = self.image_pixels

@@ -5,7 +5,8 @@ GenerateSettings' fields, defaults and checks come from the declarations in opti
 
 from dataclasses import asdict, field, fields, make_dataclass
 
-from .options import JOB_OPTIONS, OPTIONS_BY_NAME, SHAP_E
+from ..families.registry import FAMILIES, FAMILIES_BY_NAME, MESH_STAGES
+from .options import JOB_OPTIONS
 
 
 def _check_all(self):
@@ -38,18 +39,25 @@ GenerateSettings = make_dataclass(
 GenerateSettings.__module__ = __name__
 
 DEFAULTS = {option.name: option.default for option in JOB_OPTIONS}
-DEFAULT_RESOLUTION = OPTIONS_BY_NAME["resolution"].default
-DEFAULT_THRESHOLD = OPTIONS_BY_NAME["threshold"].default
-DEFAULT_FOREGROUND_RATIO = OPTIONS_BY_NAME["foreground_ratio"].default
-
-# Every progress stage a job can report, in order. A job without the mesh stage goes
-# prepare .. surface, colors (Shap-E's diffuses between encode and field); with it, the
+# Every progress stage a job can report, in the order jobs go: each family's own up to
+# the surface (prepare, encode, Shap-E's diffusion, field, surface, ...), then the mesh
+# stage's. Without the mesh stage a job goes from the surface to its colors; with it, the
 # surface is cleaned up and decimated before the final mesh's colours are taken, then
 # unwrapped and baked when textured.
-STAGES = ("prepare", "encode", "diffusion", "field", "surface", "cleanup", "decimate", "colors", "unwrap", "bake")
+def _merged(orders) -> tuple:
+    """One order that keeps each list's own: a name new to it goes right after the one it
+    follows in its list (Shap-E's diffusion after encode), a list's new first name at the end."""
+    merged = []
+    for order in orders:
+        for position, name in enumerate(order):
+            if name not in merged:
+                merged.insert(merged.index(order[position - 1]) + 1 if position else len(merged), name)
+    return tuple(merged)
+
+
+STAGES = _merged([family.stage_names() for family in FAMILIES] + [tuple(stage.name for stage in MESH_STAGES)])
 _ASSET_ONLY = {"cleanup", "decimate"}
 _TEXTURE_ONLY = {"unwrap", "bake"}
-_SHAP_E_ONLY = {"diffusion"}
 
 
 def asset_stage_runs(settings) -> bool:
@@ -63,11 +71,12 @@ def job_stages(settings) -> tuple:
     skip = set() if asset_stage_runs(settings) else set(_ASSET_ONLY)
     if not settings.texture_size:
         skip |= _TEXTURE_ONLY
-    if settings.family != SHAP_E:
-        skip |= _SHAP_E_ONLY
-    return tuple(stage for stage in STAGES if stage not in skip)
+    mesh_stages = tuple(stage.name for stage in MESH_STAGES if stage.name not in skip)
+    return FAMILIES_BY_NAME[settings.family].stage_names() + mesh_stages
 
 
-def job_resolution(settings) -> int:
-    """The grid resolution the job's family uses (what to lower when memory runs out)."""
-    return settings.shap_e_resolution if settings.family == SHAP_E else settings.resolution
+def job_resolution(settings):
+    """The grid resolution the job's family uses (what to lower when memory runs out), or
+    None for a family that declares none."""
+    option = FAMILIES_BY_NAME[settings.family].resolution_option
+    return getattr(settings, option) if option else None

@@ -1,5 +1,9 @@
 """From scene codes to a coloured triangle mesh: density on a grid, marching cubes, colours.
 
+`field` is a triplane field (TripoSR's, backend/triposr/field.py, or one a family builds
+on it): .radius, .decoder, .density_bias, .density(codes, points) and
+.density_and_color(codes, points); codes are its (3, C, H, W) planes.
+
 Two ways to get the density grid:
 - `dense_density_grid` follows the reference algorithm (every grid point, the generic
   plane sampling, fixed small chunks). The benchmark's "reference" mode and the
@@ -23,7 +27,6 @@ import torch
 import torch.nn.functional as F
 
 from ..bridge.errors import Cancelled, EmptySurfaceError
-from ..triposr.field import Field
 from .marching_cubes import marching_cubes_torch
 
 ProgressFn = Callable[[float], None]
@@ -51,7 +54,7 @@ class GridEvaluator:
     and the mesh, are the reference's to the bit, not merely close.
     """
 
-    def __init__(self, field: Field, codes: torch.Tensor, resolution: int, size: int | None = None):
+    def __init__(self, field, codes: torch.Tensor, resolution: int, size: int | None = None):
         self.field = field
         axis = grid_axis(resolution, field.radius, codes.device)
         if size and size > resolution:  # points past the grid's end, same spacing

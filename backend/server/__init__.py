@@ -1,4 +1,4 @@
-"""The model server: TripoSR behind an authenticated HTTP API, run by Ray Serve.
+"""The model server: the model families behind an authenticated HTTP API, run by Ray Serve.
 
 `python -m backend serve ...` starts it (docs/server.md). The pieces:
 

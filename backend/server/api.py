@@ -29,10 +29,11 @@ from starlette.routing import Route
 
 from ..bridge import protocol, wire
 from ..bridge.errors import BackendError
-from ..bridge.options import JOB_OPTIONS, SHAP_E, check_family_takes
+from ..bridge.options import JOB_OPTIONS, check_family_takes
 from ..bridge.prompts import clean_prompt
 from ..bridge.server_api import FRAME_TYPE
 from ..bridge.settings import GenerateSettings
+from ..families.registry import default_family
 from .auth import RequireBearerToken
 from .jobs import DONE, QueueFull, UnknownJob
 from .openapi import build_openapi
@@ -82,7 +83,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def settings_from_query(query, defaults: dict | None = None) -> dict:
     """GenerateSettings from query parameters (?resolution=256&remove_background=false),
-    on top of `defaults` (a prompt's family is Shap-E unless the query says otherwise)."""
+    on top of `defaults` (a prompt's family is the first that reads text unless the query says otherwise)."""
     options = {option.name: option for option in JOB_OPTIONS}
     values = {}
     for name, text in query.multi_items():
@@ -196,8 +197,9 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
             raise ApiError(400, "bad_request", "a frame carries its settings inside: leave the query empty")
         settings, prompt = None, None
         if kind != FRAME_TYPE:
-            # a prompt can only be Shap-E's (the one family that reads text) unless the query says otherwise
-            settings = settings_from_query(request.query_params, {"family": SHAP_E} if kind == PROMPT_TYPE else None)
+            # a prompt goes to the first family that reads text (Shap-E) unless the query says otherwise
+            text_family = {"family": default_family("text").identifier}
+            settings = settings_from_query(request.query_params, text_family if kind == PROMPT_TYPE else None)
         async with upload_slots:
             body = await read_body(request, max_upload_bytes)
         if kind == FRAME_TYPE:

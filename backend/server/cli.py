@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..bridge.errors import BackendError
 from ..bridge.options import PRECISIONS
+from ..families.registry import slots
 from . import API_VERSION, SERVER_VERSION
 from .auth import TokenFileError, load_or_create_token
 
@@ -33,8 +34,8 @@ log = logging.getLogger("image_to_3d.server")
 
 def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--model", required=True, action="append",
-                        help="model folder or hub id; repeat it to serve several: TripoSR (config.yaml + model.ckpt, "
-                             "stabilityai/TripoSR), Shap-E text (openai/shap-e), Shap-E image (openai/shap-e-img2img)")
+                        help="model folder or hub id; repeat it to serve several, one per family and input: "
+                             + ", ".join(f"{slot.label} ({slot.hub_repo})" for _, _, slot in slots()))
     parser.add_argument("--host", default="127.0.0.1", help="address the HTTP API listens on (default %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port; 0 picks a free one (default %(default)s)")
     parser.add_argument("--token-file", type=Path,
@@ -169,13 +170,12 @@ def run_server(args, token: str, token_path: Path, sock: socket.socket, local: b
 
 def local_models(models: list) -> list:
     """Each --model as a checked local folder (a hub id is fetched now); one per family and input."""
-    from ..bridge.options import FAMILIES_BY_NAME, TRIPOSR
-    from ..model_folder import family_of_model, resolve_model_dir
+    from ..bridge.options import FAMILIES_BY_NAME
+    from ..model_folder import model_kind, resolve_model_dir
 
     folders, seen = [], {}
     for model in models:
-        kind = family_of_model(model)
-        family, task = (kind.family, kind.task) if kind.family in FAMILIES_BY_NAME else (TRIPOSR, "image")
+        family, task = model_kind(model)
         if (family, task) in seen:
             raise BackendError(f"--model {seen[family, task]} and --model {model} are both {FAMILIES_BY_NAME[family].label} "
                                f"for {task}s: give one model per family and input")

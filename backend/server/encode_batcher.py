@@ -3,7 +3,7 @@
 A replica runs up to `--max-batch` jobs at once, each on its own thread through
 generate_mesh. Their encode steps come here: the first image to arrive waits up to
 `wait_s` for the others (or until `max_batch` are there), then that thread encodes them
-all with pipeline.encode_images and hands each job its own codes. Everything else stays
+all with the engine's encode_batch (TripoSR's) and hands each job its own codes. Everything else stays
 per job. No Ray in here, so it is tested in-process (tests/test_server_batching.py).
 """
 

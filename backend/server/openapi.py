@@ -5,8 +5,9 @@ describe poorly; a hand-kept document says exactly what goes over the wire. A te
 checks that every route in api.py appears here and nothing else.
 """
 
-from ..bridge.options import JOB_OPTIONS
+from ..bridge.options import FAMILIES, JOB_OPTIONS
 from ..bridge.server_api import FRAME_TYPE as FRAME
+from ..families.registry import default_family
 from . import API_VERSION, SERVER_VERSION
 
 _SETTING_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
@@ -52,7 +53,8 @@ def build_openapi(max_upload_bytes: int) -> dict:
         "info": {
             "title": "image_to_3d model server",
             "version": f"{SERVER_VERSION} (api {API_VERSION})",
-            "description": "TripoSR and Shap-E as a service: one image or text prompt in, a coloured mesh out. "
+            "description": f"{' and '.join(f.label for f in FAMILIES)} as a service: one image or text prompt in, "
+                           "a coloured mesh out. "
                            "Every request needs 'Authorization: Bearer <token>'. Errors are JSON {error: {code, message}}.",
         },
         "security": [{"bearer": []}],
@@ -66,7 +68,7 @@ def build_openapi(max_upload_bytes: int) -> dict:
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
                                                  "description": "an image file (PNG, JPEG, WebP, TIFF, BMP)"},
                     "text/plain": {"schema": {"type": "string"},
-                                   "description": "a text prompt (UTF-8): a Shap-E text job (family defaults to SHAP_E)"},
+                                   "description": f"a text prompt (UTF-8): a text job (family defaults to {default_family('text').identifier})"},
                     FRAME: {"schema": {"type": "string", "format": "binary"},
                             "description": "one 'generate' frame of docs/protocol.md with 'settings' and one "
                                            "source: a buffer, image_bytes or image_pixels, or the field 'prompt' "

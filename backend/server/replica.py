@@ -17,7 +17,7 @@ each job is still computed alone, with results equal to the in-process job's.
 Encoder batching: with `--max-batch` B > 1, each job's encode step goes through an
 EncodeBatcher (encode_batcher.py), which gathers the prepared images of up to B jobs
 that reach it within BATCH_WAIT_S and encodes them in one forward pass
-(pipeline.encode_images); every other stage stays per job. One job function still runs
+(its engine's encode_batch); every other stage stays per job. One job function still runs
 everything: generate_mesh, with its `encode` step handed to the batcher. (Serve's own
 @serve.batch serves async handlers; our jobs run on threads, and it needs a replica
 context, so it could not be tested in-process.)
@@ -33,7 +33,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from ..bridge.errors import BackendError, OutOfMemoryError, WrongModelError
-from ..bridge.options import FAMILIES_BY_NAME, TRIPOSR
+from ..bridge.options import FAMILIES_BY_NAME
 from ..bridge.settings import GenerateSettings
 from .encode_batcher import EncodeBatcher
 from .jobs import result_arrays
@@ -55,23 +55,26 @@ class MeshModel:
         if torch_threads:
             torch.set_num_threads(torch_threads)
         from .. import pipeline
-        from ..model_folder import family_of_model
+        from ..model_folder import model_kind
 
         self._pipeline = pipeline
         self._models = {}  # (family, task) -> the loaded model
         for name in [model] if isinstance(model, str) else model:
-            kind = family_of_model(name)  # on this node: the folder is here
-            family, task = (kind.family, kind.task) if kind.family in FAMILIES_BY_NAME else (TRIPOSR, "image")
+            family, task = model_kind(name)  # on this node: the folder is here
             loaded = pipeline.load_model(name, device, precision, family, task)
             self._models[(family, task)] = loaded
             log.info("model %s loaded on %s (%s) in %.2f s", loaded.model_dir, loaded.device, loaded.precision,
                      loaded.load_seconds)
         self._loaded = next(iter(self._models.values()))  # for what all models share (the device)
         self._pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="mesh-job")
-        self.batcher = None
-        triposr = self._models.get((TRIPOSR, "image"))
-        if max_batch > 1 and triposr is not None:  # TripoSR's encoder batches; Shap-E's jobs run alone
-            self.batcher = EncodeBatcher(functools.partial(pipeline.encode_images, triposr), max_batch, BATCH_WAIT_S)
+        self.batcher, self._batched = None, None
+        # the first model whose engine encodes batches (TripoSR's) gets the batcher; others run alone
+        for (family, _), loaded in self._models.items():
+            encode_batch = getattr(FAMILIES_BY_NAME[family].engine(), "encode_batch", None)
+            if max_batch > 1 and encode_batch is not None:
+                self.batcher = EncodeBatcher(functools.partial(encode_batch, loaded), max_batch, BATCH_WAIT_S)
+                self._batched = loaded
+                break
         self._replica = _replica_id()
 
     def describe(self) -> dict:
@@ -117,7 +120,7 @@ class MeshModel:
 
         job_settings = GenerateSettings.from_dict(settings)
         try:
-            loaded = self.model_for(job_settings, "text" if prompt is not None else "image")
+            loaded = self.model_for(job_settings, "image" if image is not None else "text")
         except WrongModelError as exc:
             yield {"event": "error", "code": exc.code, "message": exc.message}
             return
@@ -125,7 +128,7 @@ class MeshModel:
             self._pipeline.generate_mesh_within_memory, loaded, image, job_settings,
             progress, stop.is_set, warn=lambda message: log.warning("job %s: %s", job_id, message),
             remedy="",  # the client cannot switch the server to the CPU
-            encode=self.batcher.encode if self.batcher and loaded.family == TRIPOSR else None, prompt=prompt,
+            encode=self.batcher.encode if self.batcher and loaded is self._batched else None, prompt=prompt,
         )
         future = loop.run_in_executor(self._pool, job)
         future.add_done_callback(lambda _: events.put_nowait(None))

@@ -1,5 +1,6 @@
-"""Fetch a model folder from the Hugging Face hub: TripoSR's config.yaml + model.ckpt, or a
-Shap-E folder in diffusers' layout (openai/shap-e, openai/shap-e-img2img).
+"""Fetch a model folder from the Hugging Face hub: the files a family's model slot names
+(backend/families/contract.py ModelSlot.hub_files), e.g. TripoSR's config.yaml +
+model.ckpt, or a Shap-E folder in diffusers' layout.
 
 Used only when the user asks for a download (a hub id as --model, or the add-on's
 "Download model" button). Imports huggingface_hub but never torch, so the Blender side
@@ -14,9 +15,10 @@ from pathlib import Path
 from typing import Callable
 
 from ..bridge.errors import ModelNotFoundError
+from ..families.registry import default_family, slot_for_repo
 
-DEFAULT_REPO = "stabilityai/TripoSR"
-MODEL_FILES = ("config.yaml", "model.ckpt")
+DEFAULT_SLOT = default_family("image").slots_for("image")[0]  # what a bare download fetches
+DEFAULT_REPO = DEFAULT_SLOT.hub_repo
 
 Progress = Callable[[int, int], None]
 
@@ -76,29 +78,28 @@ def _endpoint_reachable(endpoint: str, timeout: float = 5.0) -> bool:
         return False
 
 
-def fetch_model(repo_id: str = DEFAULT_REPO, cache_dir: str | None = None, progress: Progress | None = None) -> Path:
-    """Download TripoSR's model files into the hub cache (or reuse them); returns their folder.
+def fetch_slot(repo_id: str, slot, cache_dir: str | None = None, progress: Progress | None = None) -> Path:
+    """Download the files `slot` needs from `repo_id` into the hub cache (or reuse them);
+    returns their folder.
 
     cache_dir: None for huggingface_hub's own cache (~/.cache/huggingface/hub or HF_HUB_CACHE).
-    progress(bytes_done, bytes_total): over both files, called from this thread.
+    progress(bytes_done, bytes_total): over all files, called from this thread.
     An interrupted transfer is resumed where it stopped (HTTP Range) by huggingface_hub.
-    Raises ModelNotFoundError, saying where to put the files by hand, when the hub cannot
-    be reached and the files are not cached.
+    Only the files the slot names are fetched (configs, full-precision safetensors or the
+    official checkpoint), never fp16 copies or pickles beside them. Raises
+    ModelNotFoundError, saying where to put the files by hand, when the hub cannot be
+    reached and the files are not cached.
     """
-    return _fetch_files(repo_id, list(MODEL_FILES), [], cache_dir, progress,
-                        f"Download {' and '.join(MODEL_FILES)} by hand", "put both in one folder")
+    required, optional = slot.hub_files()
+    return _fetch_files(repo_id, list(required), list(optional), cache_dir, progress,
+                        f"Download {slot.contents} by hand", "keep them in one folder as laid out there")
 
 
-def fetch_shap_e(repo_id: str, task: str, cache_dir: str | None = None, progress: Progress | None = None) -> Path:
-    """Download a Shap-E folder in diffusers' layout (openai/shap-e for task "text",
-    openai/shap-e-img2img for "image") as fetch_model does: its configs, tokenizer files
-    and full-precision safetensors, never the fp16 copies or pickled weights beside them."""
-    from ..shap_e.folders import hub_files
-
-    required, optional = hub_files(task)
-    return _fetch_files(repo_id, required, optional, cache_dir, progress,
-                        "Download model_index.json and the component folders by hand",
-                        "keep them in one folder as laid out there")
+def fetch_model(repo_id: str = DEFAULT_REPO, cache_dir: str | None = None, progress: Progress | None = None) -> Path:
+    """fetch_slot for the repository's own slot (an official one), else the default
+    family's (a repository in TripoSR's layout)."""
+    known = slot_for_repo(repo_id)
+    return fetch_slot(repo_id, known[2] if known else DEFAULT_SLOT, cache_dir, progress)
 
 
 def _fetch_files(repo_id: str, required: list, optional: list, cache_dir, progress, by_hand: str, where: str) -> Path:
@@ -182,7 +183,7 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m backend.setup.hub", description="Download a model folder.")
     parser.add_argument("repo_id", nargs="?", default=DEFAULT_REPO,
-                        help=f"{DEFAULT_REPO} (the default), or Shap-E's openai/shap-e or openai/shap-e-img2img")
+                        help=f"{DEFAULT_REPO} (the default), or another family's official repository")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--background-model-dir", default=None,
                         help="also fetch the background-removal model (u2net.onnx) into this folder")
@@ -196,14 +197,8 @@ def main(argv=None) -> int:
             last[0] = now
             print(f"progress {offset[0] + done} {offset[0] + total}", flush=True)
 
-    from ..model_folder import HUB_MODELS, SHAP_E
-
-    family, task = HUB_MODELS.get(args.repo_id, (None, None))
     try:
-        if family == SHAP_E:
-            folder = fetch_shap_e(args.repo_id, task, cache_dir=args.cache_dir, progress=report)
-        else:
-            folder = fetch_model(args.repo_id, cache_dir=args.cache_dir, progress=report)
+        folder = fetch_model(args.repo_id, cache_dir=args.cache_dir, progress=report)
     except ModelNotFoundError as exc:
         print(f"error {exc.message}", flush=True)
         return 1

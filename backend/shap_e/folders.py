@@ -7,12 +7,11 @@ nothing but pickled weights (.bin, .pt, .ckpt) is refused. Which family a folder
 at all is backend/model_folder.py's question.
 """
 
-import json
 from pathlib import Path
 
 from ..bridge.errors import CheckpointError, WrongModelError
+from ..families.diffusers_layout import INDEX_NAME, PICKLE_SUFFIXES, has_index, pipeline_class, read_index
 
-INDEX_NAME = "model_index.json"
 HUB_REPOS = {"text": "openai/shap-e", "image": "openai/shap-e-img2img"}
 PIPELINE_CLASSES = {"text": "ShapEPipeline", "image": "ShapEImg2ImgPipeline"}
 TASK_WORDS = {"text": "text-to-3D", "image": "image-to-3D"}
@@ -44,26 +43,16 @@ REQUIRED_FILES = {
 OPTIONAL_FILES = {"tokenizer": ["tokenizer_config.json", "special_tokens_map.json"]}
 WEIGHTED = {"prior": "diffusion_pytorch_model", "shap_e_renderer": "diffusion_pytorch_model",
             "text_encoder": "model", "image_encoder": "model"}
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-
-
-def _read_index(folder: Path) -> dict:
-    try:
-        index = json.loads((folder / INDEX_NAME).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{folder / INDEX_NAME} is not readable JSON: {exc}") from None
-    if not isinstance(index, dict):
-        raise CheckpointError(f"{folder / INDEX_NAME} does not hold a JSON object")
-    return index
-
-
-def pipeline_class(folder: Path) -> str:
-    """The diffusers pipeline class a folder's model_index.json names ("" if none)."""
-    return str(_read_index(folder).get("_class_name", ""))
 
 
 def task_of_pipeline(class_name: str) -> str | None:
     return next((task for task, name in PIPELINE_CLASSES.items() if name == class_name), None)
+
+
+def holds(folder: Path, task: str) -> bool:
+    """True when the folder's model_index.json names the task's pipeline (CheckpointError
+    when that file is not readable JSON)."""
+    return has_index(folder) and task_of_pipeline(pipeline_class(folder)) == task
 
 
 def hint(task: str) -> str:
@@ -105,7 +94,7 @@ def check_folder(folder: Path, task: str) -> Path:
     sure it is a Shap-E folder at all); else a clear error."""
     if task not in PIPELINE_CLASSES:
         raise ValueError(f"task must be one of {', '.join(PIPELINE_CLASSES)}, got {task!r}")
-    index = _read_index(folder)
+    index = read_index(folder)
     held = task_of_pipeline(str(index.get("_class_name", "")))
     if held != task:
         raise WrongModelError(

@@ -17,8 +17,8 @@ from typing import ClassVar
 import torch
 
 from ..bridge.errors import CheckpointError
-from ..bridge.options import SHAP_E
 from ..model_folder import resolve_model_dir
+from .declaration import SHAP_E
 from .folders import HUB_REPOS
 
 

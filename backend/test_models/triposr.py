@@ -18,8 +18,9 @@ import numpy as np
 import torch
 import yaml
 
-from ..triposr.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_tripo
+from ..triposr.checkpoint import load_tripo
 from ..triposr.config import EXPECTED_CLASSES, parse_config
+from ..triposr.folders import CONFIG_NAME, WEIGHTS_NAME
 from ..triposr.model import TripoSR
 
 MARKER_NAME = "SMOKE_TEST_CHECKPOINT.txt"

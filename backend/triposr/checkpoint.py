@@ -8,8 +8,10 @@ from pathlib import Path
 import torch
 
 from ..bridge.errors import CheckpointError
-from ..model_folder import CONFIG_NAME, WEIGHTS_NAME, check_model_dir
+from ..model_folder import check_slot_folder
 from .config import load_config
+from .declaration import MODEL, TRIPOSR
+from .folders import CONFIG_NAME, HUB_REPO, WEIGHTS_NAME
 from .model import TripoSR
 
 _TENSOR_RECORD = re.compile(r"[^/]+/data/\d+")
@@ -22,7 +24,7 @@ def read_state_dict(path: Path) -> dict:
     The file is checked first, so a broken one gets our words rather than torch's (whose
     messages name its internals and suggest weights_only=False, which we never do).
     """
-    again = f"download {WEIGHTS_NAME} again (huggingface.co/stabilityai/TripoSR)"
+    again = f"download {WEIGHTS_NAME} again (huggingface.co/{HUB_REPO})"
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -92,7 +94,7 @@ def check_state_dict(expected: dict, found: dict, source: str) -> None:
 
 def load_tripo(model_dir: Path) -> TripoSR:
     """Build the model its config describes and fill it from the checkpoint (on the CPU)."""
-    model_dir = check_model_dir(model_dir)
+    model_dir = check_slot_folder(model_dir, MODEL, TRIPOSR)
     cfg = load_config(model_dir / CONFIG_NAME)
     with torch.device("meta"):
         model = TripoSR(cfg)

@@ -18,6 +18,7 @@ from ..bridge import protocol, wire
 from ..bridge.errors import BackendError, BadRequest, Cancelled, OutOfMemoryError
 from ..bridge.image_files import checked_path
 from ..bridge.settings import job_resolution
+from ..model_folder import resolve_model_folders
 
 PROGRESS_INTERVAL = 0.1  # seconds between progress events of one stage
 MAX_QUEUED_JOBS = 16  # the client sends one at a time; more means a runaway sender
@@ -30,15 +31,14 @@ log = logging.getLogger("image_to_3d.worker")
 
 def job_inputs(request: protocol.Generate):
     """(GenerateSettings, image, prompt) of a generate request (image None for a text job,
-    prompt None for an image job); BackendError naming what is wrong."""
+    prompt None for an image job of a family that takes no prompt with it); BackendError
+    naming what is wrong."""
     settings = request.job_settings()
-    if request.prompt is not None:
-        return settings, None, request.prompt
     if request.image_path is not None:
-        return settings, checked_path(Path(request.image_path)), None
+        return settings, checked_path(Path(request.image_path)), request.prompt
     if request.image_bytes is not None:
-        return settings, request.image_bytes.tobytes(), None
-    return settings, request.image_pixels, None
+        return settings, request.image_bytes.tobytes(), request.prompt
+    return settings, request.image_pixels, request.prompt
 
 
 class WorkerServer:
@@ -54,6 +54,7 @@ class WorkerServer:
         self._stopping = False
         self._loaded = None
         self._loaded_request = None  # (model, device, precision, family, task) as last asked for
+        self._loaded_folders = None  # {slot id: folder} of the loaded model
         self._noisy = bool(os.environ.get(NOISE_ENV))
 
     # -- output
@@ -158,8 +159,9 @@ class WorkerServer:
         except BackendError as exc:
             self.send_error(job_id, exc.code, exc.message)
         except MemoryError:
-            at = f" at resolution {job_resolution(settings)}" if settings is not None else ""
-            message = f"the computer ran out of memory{at}: lower the resolution setting"
+            resolution = job_resolution(settings) if settings is not None else None
+            at = f" at resolution {resolution}: lower the resolution setting" if resolution else ": close other programs"
+            message = f"the computer ran out of memory{at}"
             self.send_error(job_id, OutOfMemoryError.code, message)
         except Exception as exc:  # noqa: BLE001 - one bad job must not end the worker
             log.error("job %s: unexpected error\n%s", job_id, traceback.format_exc())
@@ -196,18 +198,21 @@ class WorkerServer:
                 raise BadRequest("no model given and none loaded")
             wanted = (*self._loaded_request[:3], family, task)
         reused = self._loaded is not None and wanted == self._loaded_request
+        folders = None
+        if not reused:
+            folders = resolve_model_folders(wanted[0], family, task)
         if not reused and self._loaded is not None and (family, task) == (self._loaded.family, self._loaded.task):
-            # the same folder asked for differently (e.g. "auto" vs "cpu") still reuses
+            # the same folders asked for differently (e.g. "auto" vs "cpu") still reuse
             from ..devices import resolve_device
 
-            same_dir = pipeline.resolve_model_dir(wanted[0], family, task) == self._loaded.model_dir
             same_device = resolve_device(wanted[1]).type == self._loaded.device
-            reused = same_dir and same_device and wanted[2] == self._loaded.precision
+            reused = folders == self._loaded_folders and same_device and wanted[2] == self._loaded.precision
         if not reused:
             self.send_log(request.job_id, f"loading model {wanted[0]} (device {wanted[1]}, {wanted[2]})")
             self._loaded = None  # free the old model before loading another
             pipeline.free_gpu_memory()
-            self._loaded = pipeline.load_model(*wanted)
+            self._loaded = pipeline.load_model(folders, *wanted[1:])
+            self._loaded_folders = folders
         self._loaded_request = wanted
         loaded = self._loaded
         self.send(protocol.ModelLoaded(

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.bridge.options import SHAP_E
+from backend.shap_e.declaration import SHAP_E
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,9 @@ import torch
 from diffusers import DiffusionPipeline
 from shap_e_helpers import linear_to_srgb
 
-from backend.bridge.options import SHAP_E
 from backend.bridge.settings import GenerateSettings
 from backend.pipeline import generate_mesh
+from backend.shap_e.declaration import SHAP_E
 from backend.shap_e.frames import srgb_to_bytes
 from backend.shap_e.inputs import prepare_image
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from backend.bridge.errors import CheckpointError, ModelNotFoundError, WrongModelError
-from backend.bridge.options import SHAP_E, TRIPOSR
 from backend.model_folder import check_model_dir, detect_family, family_of_model, foreign_folder_message
+from backend.shap_e.declaration import SHAP_E
+from backend.triposr.declaration import TRIPOSR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

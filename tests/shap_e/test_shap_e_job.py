@@ -5,9 +5,9 @@ import pytest
 from shap_e_helpers import is_watertight, signed_volume
 
 from backend.bridge.errors import Cancelled, InputImageError, PromptError, WrongModelError
-from backend.bridge.options import SHAP_E
 from backend.bridge.settings import GenerateSettings, job_stages
 from backend.pipeline import generate_mesh
+from backend.shap_e.declaration import SHAP_E
 
 FAST = dict(family=SHAP_E, steps=6, shap_e_resolution=40)
 STAGES = job_stages(GenerateSettings(**FAST))  # prepare, encode, diffusion, field, surface, colors

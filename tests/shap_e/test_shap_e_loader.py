@@ -8,9 +8,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from backend.bridge.errors import CheckpointError, ModelNotFoundError, WrongModelError
-from backend.bridge.options import SHAP_E
 from backend.pipeline import load_model
 from backend.setup import hub
+from backend.shap_e.declaration import IMAGE_MODEL, SHAP_E
 from backend.shap_e.folders import hub_files
 
 
@@ -119,17 +119,17 @@ def test_download_failure_is_explained(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     with pytest.raises(ModelNotFoundError, match="openai/shap-e-img2img.*by hand"):
-        hub.fetch_shap_e("openai/shap-e-img2img", "image", cache_dir=str(tmp_path / "cache"))
+        hub.fetch_slot("openai/shap-e-img2img", IMAGE_MODEL, cache_dir=str(tmp_path / "cache"))
 
 
 def test_a_shap_e_hub_id_given_to_triposr_is_refused_before_downloading(monkeypatch):
-    monkeypatch.setattr(hub, "fetch_model", lambda *a, **k: pytest.fail("downloaded"))
+    monkeypatch.setattr(hub, "fetch_slot", lambda *a, **k: pytest.fail("downloaded"))
     with pytest.raises(WrongModelError, match="openai/shap-e holds Shap-E, not TripoSR"):
         load_model("openai/shap-e", "cpu")
 
 
 def test_local_paths_are_never_downloaded(monkeypatch, tmp_path):
-    monkeypatch.setattr(hub, "fetch_shap_e", lambda *a, **k: pytest.fail("downloaded"))
+    monkeypatch.setattr(hub, "fetch_slot", lambda *a, **k: pytest.fail("downloaded"))
     with pytest.raises(ModelNotFoundError):
         load_text(tmp_path / "a" / "b")
     with pytest.raises(ModelNotFoundError):

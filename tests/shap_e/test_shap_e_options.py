@@ -12,8 +12,6 @@ from backend.bridge.errors import BadRequest, PromptError, WrongModelError
 from backend.bridge.job_client import generate_request
 from backend.bridge.options import (
     JOB_OPTIONS,
-    SHAP_E,
-    TRIPOSR,
     add_arguments,
     check_family_takes,
     flags_not_used,
@@ -22,6 +20,8 @@ from backend.bridge.options import (
 )
 from backend.bridge.prompts import MAX_PROMPT_CHARACTERS, clean_prompt, prompt_name, read_prompts
 from backend.bridge.settings import GenerateSettings
+from backend.shap_e.declaration import SHAP_E
+from backend.triposr.declaration import TRIPOSR
 
 
 def names(options):
