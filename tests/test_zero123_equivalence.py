@@ -7,9 +7,11 @@ calls in order. The test replays that generator stream, hands each view its init
 latent and per-step noise, and draws all 40 views our way (stage 1 in one batch of 8,
 stage 2 in one batch of 32, from the stage-1 views quantised as PNGs).
 
-Tolerances (float32, CPU): latents 1e-3 absolute (the two UNets order their sums
-differently; |latent| is up to ~4), stage-1 pictures within 1 level of 255 and stage-2
-within 2 (a level's rounding in stage 1 moves stage 2's input), channel means within 0.05.
+Tolerances (float32, CPU; measured on this machine in brackets): stage-1 latents 1e-3
+absolute (1.3e-4; |latent| is up to 41: the two UNets order their sums differently);
+stage-2 latents 2e-2 (8.6e-3; |latent| up to 13: stage 2 is conditioned on the stage-1
+pictures, of which a few pixels round to the next level); pictures within 1 level of 255
+in stage 1 and 2 in stage 2 (1 and 1), channel means within 0.01 (0.0017).
 """
 
 import json
@@ -84,19 +86,6 @@ def test_carving_equals_image_preprocess_nosave():
     assert np.array_equal(inputs.carve(synthetic_rgba()), expected)
 
 
-def test_clip_embedding_and_token_equal_the_references(loaded, reference):
-    ref, _ = reference
-    picture = np.asarray(Image.open(DATA / "input_256.png").convert("RGB"))
-    x = conditioning.to_model_range(picture[None])
-    np.testing.assert_allclose(conditioning.image_embeddings(loaded, x)[0].numpy(), ref["clip_embedding"], atol=1e-5)
-    cond = conditioning.condition(loaded, x, [0] * 4, [0] * 4, [0, 90, 180, 270])
-    np.testing.assert_allclose(cond.context.numpy(), ref["context"], atol=1e-5)
-
-
-OPEN = "open (issue 20): the concatenated latent differs from ldm's by up to 8.6e-3 on the tiny VAE; cause not found yet"
-
-
-@pytest.mark.xfail(reason=OPEN, strict=False)
 def test_conditioning_pieces_equal_the_references(loaded, reference):
     ref, _ = reference
     picture = np.asarray(Image.open(DATA / "input_256.png").convert("RGB"))
@@ -104,10 +93,11 @@ def test_conditioning_pieces_equal_the_references(loaded, reference):
     np.testing.assert_allclose(conditioning.image_embeddings(loaded, x)[0].numpy(), ref["clip_embedding"], atol=1e-5)
     cond = conditioning.condition(loaded, x, [0] * 4, [0] * 4, [0, 90, 180, 270])
     np.testing.assert_allclose(cond.context.numpy(), ref["context"], atol=1e-5)
-    np.testing.assert_allclose(cond.concat[:1].numpy(), ref["concat"], atol=1e-5)
+    # the VAE posterior's mode, unscaled (measured 8.8e-6; a channels-last input made it 8.6e-3)
+    np.testing.assert_allclose(cond.concat[:1].numpy(), ref["concat"], atol=5e-5)
+    assert x.is_contiguous()  # (B, C, H, W) as ToTensor gives it
 
 
-@pytest.mark.xfail(reason=OPEN, strict=False)
 def test_views_equal_one2345s_sampling(loaded, reference):
     ref, run = reference
     picture = np.asarray(Image.open(DATA / "input_256.png").convert("RGB"))
@@ -116,9 +106,9 @@ def test_views_equal_one2345s_sampling(loaded, reference):
 
     original = views_module.decode
 
-    def keep(loaded_, z, chunk=8):
+    def keep(loaded_, z, chunk=8, should_cancel=None):
         latents.update({len(latents) + i: zi for i, zi in enumerate(z)})
-        return original(loaded_, z, chunk)
+        return original(loaded_, z, chunk, should_cancel)
 
     views_module.decode = keep
     try:
@@ -129,11 +119,12 @@ def test_views_equal_one2345s_sampling(loaded, reference):
     ordered = [v.view_id for v in result.stage1] + [v.view_id for v in result.stage2]
     by_id = {view_id: latents[i] for i, view_id in enumerate(ordered)}
     for view_id, expected in zip(ref["latent_ids"], ref["latents"]):
-        np.testing.assert_allclose(by_id[str(view_id)].numpy(), expected, atol=1e-3, err_msg=str(view_id))
+        limit = 2e-2 if "_" in str(view_id) else 1e-3
+        np.testing.assert_allclose(by_id[str(view_id)].numpy(), expected, atol=limit, err_msg=str(view_id))
     pictures = {v.view_id: v.picture for v in result.views}
     crop = slice(112, 144)
     for view_id, expected_crop, expected_mean in zip(ref["view_ids"], ref["crops"], ref["means"]):
         ours = pictures[str(view_id)]
         limit = 2 if "_" in str(view_id) else 1
         assert np.abs(ours[crop, crop].astype(int) - expected_crop).max() <= limit, view_id
-        np.testing.assert_allclose(ours.reshape(-1, 3).mean(0), expected_mean, atol=0.05, err_msg=str(view_id))
+        np.testing.assert_allclose(ours.reshape(-1, 3).mean(0), expected_mean, atol=0.01, err_msg=str(view_id))

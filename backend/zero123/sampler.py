@@ -111,12 +111,15 @@ def sample_latents(loaded, cond: Condition, steps: int, guidance: float, noise: 
 
 
 @torch.no_grad()
-def decode(loaded, latents: torch.Tensor, chunk: int = 8) -> np.ndarray:
+def decode(loaded, latents: torch.Tensor, chunk: int = 8, should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
     """Latents -> uint8 (B, H, W, 3) pictures: clamp((x + 1) / 2) * 255, truncated, as
-    One-2-3-45 saves them. Decoded `chunk` at a time to bound a GPU's memory."""
+    One-2-3-45 saves them. Decoded `chunk` at a time to bound a GPU's memory (Cancelled
+    between chunks when should_cancel() says so)."""
     scale = loaded.vae.config.scaling_factor
     pictures = []
     for part in latents.split(chunk):
+        if should_cancel is not None and should_cancel():
+            raise Cancelled()
         x = loaded.vae.decode(((1.0 / scale) * part).to(loaded.dtype)).sample.float()
         x = torch.clamp((x + 1.0) / 2.0, 0.0, 1.0).permute(0, 2, 3, 1).cpu().numpy()
         pictures.append((255.0 * x).astype(np.uint8))

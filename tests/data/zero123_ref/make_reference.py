@@ -166,7 +166,7 @@ def main(out_dir: str) -> None:
     pieces = {}
     model.get_learned_conditioning = _recorder(model.get_learned_conditioning, pieces, "clip_embedding")
     model.encode_first_stage = _recorder(model.encode_first_stage, pieces, "posterior", keep=lambda p: p.mode())
-    model.cc_projection.register_forward_hook(lambda m, i, o: pieces.setdefault("context", o.detach().clone()))
+    model.cc_projection.register_forward_hook(_keep_first(pieces, "context"))  # a hook returning a value replaces the output
     decoded = []
     model.decode_first_stage = _recorder(model.decode_first_stage, decoded, None, args=True)
     noises = []
@@ -190,7 +190,7 @@ def main(out_dir: str) -> None:
 
     order = [["0", "1", "2", "3"], [f"0_{k}" for k in range(4)], [str(i) for i in ring]]
     order += [[f"{i}_{k}" for k in range(4)] for i in rest]
-    latents = {vid: z for ids, (z,) in zip(order, decoded) for vid, z in zip(ids, z[0])}
+    latents = {vid: z for ids, (batch,) in zip(order, decoded) for vid, z in zip(ids, batch)}
     ids = [p.stem for p in sorted((exp / "stage1_8").glob("*.png"))] + [p.stem for p in sorted((exp / "stage2_8").glob("*.png"))]
     pictures = {i: np.asarray(Image.open(exp / ("stage1_8" if "_" not in i else "stage2_8") / f"{i}.png")) for i in ids}
     np.savez_compressed(
@@ -209,6 +209,15 @@ def main(out_dir: str) -> None:
 def _keep(store, value):
     store.append(value.detach().clone())
     return value
+
+
+def _keep_first(store, key):
+    def hook(module, inputs, output):
+        if key not in store:
+            store[key] = output.detach().clone()
+        return None  # the output as it is
+
+    return hook
 
 
 def _recorder(function, store, key, keep=lambda v: v, args=False):
