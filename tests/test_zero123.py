@@ -197,7 +197,8 @@ def test_progress_and_cancel(loaded):
     generate_views(loaded, picture(), 0.0, remove_background=False, progress=lambda s, f: events.append((s, f)), **FAST)
     fractions = [f for s, f in events if s == "views"]
     assert events[0] == ("prepare", 0.0) and fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert len(fractions) == evaluations(3) + evaluations(2)
+    assert {s for s, _ in events} == {"prepare", "views"}  # with the elevation given: no first_views, elevation
+    assert fractions[0] == 0.0 and len(fractions) == 1 + evaluations(3) + evaluations(2)
     calls = []
     with pytest.raises(Cancelled):
         generate_views(loaded, picture(), 0.0, remove_background=False, should_cancel=lambda: calls.append(1) or len(calls) > 2,
@@ -211,8 +212,13 @@ def test_estimated_elevation_runs_the_four_passes(loaded, monkeypatch):
     seen = []
     monkeypatch.setattr(views, "estimate_polar", lambda m, pictures, device: seen.append(len(pictures)) or
                         elevation.ElevationEstimate(80, True))
-    result = generate_views(loaded, picture(), matcher=object(), remove_background=False, **FAST)
+    events = []
+    result = generate_views(loaded, picture(), matcher=object(), remove_background=False, **FAST,
+                            progress=lambda s, f: events.append((s, f)))
     assert seen == [4] and result.polar == 80 and result.polar_estimated
+    stages = [s for s, _ in events]
+    assert [s for i, s in enumerate(stages) if i == 0 or s != stages[i - 1]] == list(views.STAGES)  # in order
+    assert [f for s, f in events if s == "first_views"][-1] == 1.0 and events[-1] == ("views", 1.0)
     assert [v.view_id for v in result.stage1][4:] == ["8", "9", "10", "11"]
 
 

@@ -53,12 +53,13 @@ def weights_name(component: str) -> str:
 
 def hint() -> str:
     return (f"use a folder of {HUB_REPO} in diffusers' layout (model_index.json and the component "
-            f"folders with their *.{VARIANT}.safetensors files), or "
-            "'python -m backend.test_models.zero123 DIR' for random test weights")
+            f"folders with their *.{VARIANT}.safetensors files), the hub id {HUB_REPO} to download it, or "
+            "'python -m backend make-test-model zero123 DIR' for random test weights")
 
 
 def loftr_hint() -> str:
-    return (f"use {LOFTR_FILE_NAME} from the hub repository {LOFTR_HUB_REPO} ({LOFTR_HUB_PATH}), "
+    return (f"use {LOFTR_FILE_NAME} from the hub repository {LOFTR_HUB_REPO} ({LOFTR_HUB_PATH}) in a folder, "
+            "'python -m backend make-test-model zero123 DIR' for random test weights, "
             "or give the elevation yourself")
 
 
@@ -68,6 +69,11 @@ def hub_files() -> tuple[list[str], list[str]]:
     required = [INDEX_NAME] + [f"{c}/{name}" for c, name in CONFIG_FILES.items()]
     required += [f"{c}/{weights_name(c)}" for c in WEIGHT_STEMS]
     return required, ["feature_extractor/preprocessor_config.json"]
+
+
+def holds(folder) -> bool:
+    """Whether model_index.json names Zero123's pipeline (the slot's quick check)."""
+    return is_zero123_folder(folder)
 
 
 def is_zero123_folder(folder) -> bool:
@@ -132,12 +138,35 @@ def check_folder(folder) -> Path:
     return folder
 
 
+def loftr_hub_files() -> tuple[list[str], list[str]]:
+    """(required, optional) paths in LOFTR_HUB_REPO that a download fetches."""
+    return [LOFTR_HUB_PATH], []
+
+
+def loftr_file_in(folder) -> Path | None:
+    """The weights file in a LoFTR folder: at its top, or where a download of
+    LOFTR_HUB_REPO puts it (LOFTR_HUB_PATH); None when neither is there."""
+    folder = Path(folder)
+    return next((path for path in (folder / LOFTR_FILE_NAME, folder / LOFTR_HUB_PATH) if path.is_file()), None)
+
+
+def holds_loftr(folder) -> bool:
+    return loftr_file_in(folder) is not None
+
+
+def check_loftr_folder(folder) -> Path:
+    """The folder, if it holds indoor_ds_new.ckpt (model_folder.py has checked it is a folder)."""
+    if loftr_file_in(folder) is None:
+        raise ModelNotFoundError(f"LoFTR folder {folder} lacks {LOFTR_FILE_NAME}: {loftr_hint()}")
+    return Path(folder)
+
+
 def check_loftr_file(path) -> Path:
-    """The path, if it is a file that may hold LoFTR's weights (loftr.py checks the tensors)."""
+    """The weights file: `path` itself, or the one in a LoFTR folder (loftr.py checks the tensors)."""
     path = Path(path).expanduser()
     if path.is_dir():
-        inside = path / LOFTR_FILE_NAME
-        if inside.is_file():
+        inside = loftr_file_in(path)
+        if inside is not None:
             return inside
         raise ModelNotFoundError(f"{path} is a folder without {LOFTR_FILE_NAME}: {loftr_hint()}")
     if not path.is_file():

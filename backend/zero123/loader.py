@@ -114,12 +114,13 @@ def _check_scheduler(scheduler, folder: Path) -> None:
                               f"{config.prediction_type}")
 
 
-def load_zero123(model, device: torch.device) -> LoadedZero123:
-    """Zero123-XL from a folder (folders.check_folder), on `device` (a resolved torch device)."""
+def load_zero123(model, device: torch.device, dtype: torch.dtype | None = None) -> LoadedZero123:
+    """Zero123-XL from a folder (folders.check_folder), on `device` (a resolved torch
+    device), in `dtype` (default compute_dtype(device))."""
     started = time.perf_counter()
     folder = check_folder(model)
     quiet_libraries()
-    dtype = compute_dtype(device)
+    dtype = dtype or compute_dtype(device)
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPVisionModelWithProjection
 

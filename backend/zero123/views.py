@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..bridge.errors import InputImageError
+from ..bridge.errors import Cancelled, InputImageError
 from .conditioning import condition, to_model_range
 from .elevation import estimate_polar
 from .inputs import prepare_input
@@ -28,7 +28,10 @@ STAGE2_STEPS = 50
 GUIDANCE = 3.0
 ETA = 1.0
 ELEVATION_RANGE = (-70.0, 70.0)  # beyond it the nearby views of the top or bottom ring pass the pole
-STAGES = ("prepare", "views", "elevation")
+# Progress stages (declaration.STAGES): with the elevation estimated, "first_views" (4
+# views and the 4 nearby views of view 0), "elevation", then "views" (the rest);
+# with it given, "views" alone. Each view stage's fraction counts its UNet evaluations.
+STAGES = ("prepare", "first_views", "elevation", "views")
 
 Progress = Callable[[str, float], None]
 
@@ -48,16 +51,26 @@ def _check_elevation(elevation) -> float | None:
 class _Run:
     """The state of one generate_views call: progress over all UNet evaluations."""
 
-    def __init__(self, loaded, seed, guidance, progress, should_cancel, noise_for, total):
+    def __init__(self, loaded, seed, guidance, progress, should_cancel, noise_for):
         self.loaded, self.seed, self.guidance = loaded, seed, guidance
         self.progress, self.should_cancel = progress, should_cancel
         self.noise_for = noise_for or (lambda ids: ViewNoise(seed, ids))
-        self.done, self.total = 0, total
+        self.stage, self.done, self.total = "views", 0, 1
         self.timings = {"stage1": 0.0, "stage2": 0.0}
 
     def report(self, stage: str, fraction: float) -> None:
         if self.progress is not None:
             self.progress(stage, fraction)
+
+    def check(self) -> None:
+        if self.should_cancel is not None and self.should_cancel():
+            raise Cancelled()
+
+    def begin(self, stage: str, evaluations_in_stage: int) -> None:
+        """A progress stage of views: its fraction counts these UNet evaluations."""
+        self.check()
+        self.stage, self.done, self.total = stage, 0, evaluations_in_stage
+        self.report(stage, 0.0)
 
     def draw(self, poses: list[ViewPose], sources: dict, steps: int, stage: str) -> dict:
         """Draw the views `poses` (all of one stage) in one batch; sources: id -> picture."""
@@ -70,11 +83,11 @@ class _Run:
 
         def step(index, total):
             self.done = done_before + index
-            self.report("views", self.done / self.total)
+            self.report(self.stage, self.done / self.total)
 
         latents = sample_latents(self.loaded, cond, steps, self.guidance, self.noise_for([p.view_id for p in poses]),
                                  ETA, step, self.should_cancel)
-        pictures = decode(self.loaded, latents)
+        pictures = decode(self.loaded, latents, should_cancel=self.should_cancel)
         self.timings[stage] += time.perf_counter() - started
         return {p.view_id: picture for p, picture in zip(poses, pictures)}
 
@@ -90,7 +103,7 @@ def generate_views(loaded, image, elevation: float | None = None, *, matcher=Non
     elevation: degrees above the horizon of the input's camera; None estimates it with
     `matcher` (loftr.load_loftr), which is then required.
     progress(stage, fraction) with STAGES; should_cancel() is polled before every UNet
-    step (raises Cancelled). noise_for(view_ids) -> sampler.NoiseSource replaces the
+    step and between stages (raises Cancelled). noise_for(view_ids) -> sampler.NoiseSource replaces the
     seeded noise (tests hand in the reference's).
     """
     started = time.perf_counter()
@@ -99,9 +112,7 @@ def generate_views(loaded, image, elevation: float | None = None, *, matcher=Non
         raise InputImageError("estimating the elevation needs LoFTR's weights (indoor_ds_new.ckpt); give them, "
                               "or give the elevation of the picture's camera in degrees")
     with_estimate = elevation is None
-    total = (2 * evaluations(stage1_steps) + 2 * evaluations(stage2_steps)) if with_estimate \
-        else evaluations(stage1_steps) + evaluations(stage2_steps)
-    run = _Run(loaded, seed, guidance, progress, should_cancel, noise_for, total)
+    run = _Run(loaded, seed, guidance, progress, should_cancel, noise_for)
     run.report("prepare", 0.0)
     picture = np.asarray(image, dtype=np.uint8) if prepared else prepare_input(image, remove_background, remover)
     if picture.shape != (256, 256, 3):
@@ -109,7 +120,9 @@ def generate_views(loaded, image, elevation: float | None = None, *, matcher=Non
     run.report("prepare", 1.0)
     sources = {"input": picture}
     notes = []
+    per_pass = evaluations(stage1_steps) + evaluations(stage2_steps)
     if with_estimate:
+        run.begin("first_views", per_pass)
         first = [v for v in plan(90) if v.stage == 1][:4]
         stage1 = run.draw(first, sources, stage1_steps, "stage1")
         nearby0 = [v for v in plan(90) if v.source == "0"]
@@ -123,11 +136,13 @@ def generate_views(loaded, image, elevation: float | None = None, *, matcher=Non
         notes += [estimate.note] if estimate.note else []
         views = plan(polar)
         ring = [str(i) for i in second_ring(polar)]
+        run.begin("views", per_pass)
         stage1.update(run.draw([v for v in views if v.view_id in ring], sources, stage1_steps, "stage1"))
         rest = [v for v in views if v.stage == 2 and v.source != "0"]
     else:
         polar, estimated = 90.0 - elevation, False
         views = plan(polar)
+        run.begin("views", per_pass)
         stage1 = run.draw([v for v in views if v.stage == 1], sources, stage1_steps, "stage1")
         stage2, rest = {}, [v for v in views if v.stage == 2]
     stage2.update(run.draw(rest, {k: quantise(p) for k, p in stage1.items()}, stage2_steps, "stage2"))
