@@ -97,6 +97,9 @@ def foreign_folder_message(folder, family: str) -> str | None:
         return f"{folder} holds a diffusers {kind.detail}, not {wanted}"
     owner = declared(kind.family)
     held = kind.slot.described if kind.slot is not None else f"a folder of {owner.label}'s model folders"
+    if isinstance(wanting, ExtraJob):
+        needed = " or ".join(slot.described for slot in wanting.all_slots())
+        return f"{folder} is {held}, not {wanted}'s: give {needed}"
     if isinstance(owner, ExtraJob):
         return f"{folder} is {held}, not {wanted}: {owner.use_hint}"
     return f"{folder} is {held}, not {wanted}: choose the {owner.label} model family for it"

@@ -5,13 +5,13 @@ write_views(result, out_dir) writes the layout the reconstruction reads (SPEC.md
 views.json (each view's polar, azimuth, elevation and camera) and contact_sheet.png.
 """
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..bridge.views_files import write_folder
 from .plan import ViewPose, intrinsics, pose_json
 
 TILE = 128
@@ -84,22 +84,21 @@ def contact_sheet(result: ViewsResult, tile: int = TILE) -> np.ndarray:
     return np.asarray(sheet)
 
 
-def _save(picture: np.ndarray, path: Path) -> None:
-    Image.fromarray(picture, "RGB").save(path, format="PNG")
+def transfer_parts(result: ViewsResult) -> tuple[dict, dict]:
+    """(fields, arrays) of the views as the protocol's views_result carries them."""
+    fields = {"view_ids": [v.view_id for v in result.views], "poses": result.summary(),
+              "pose_json": result.pose_json(), "polar": float(result.polar),
+              "polar_estimated": bool(result.polar_estimated), "notes": list(result.notes),
+              "timings": dict(result.timings)}
+    arrays = {"views": np.ascontiguousarray(np.stack([v.picture for v in result.views]), dtype=np.uint8),
+              "contact_sheet": np.ascontiguousarray(contact_sheet(result), dtype=np.uint8),
+              "input_picture": np.ascontiguousarray(result.input_picture, dtype=np.uint8)}
+    return fields, arrays
 
 
 def write_views(result: ViewsResult, out_dir) -> Path:
-    """Write the views as One-2-3-45's input folder (and views.json, contact_sheet.png, input.png);
-    pose.json is written last, so a folder with it is complete."""
-    out = Path(out_dir)
-    for name in ("stage1_8", "stage2_8"):
-        (out / name).mkdir(parents=True, exist_ok=True)
-    for view in result.stage1:
-        _save(view.picture, out / "stage1_8" / f"{view.view_id}.png")
-    for view in result.stage2:
-        _save(view.picture, out / "stage2_8" / f"{view.view_id}.png")
-    _save(result.input_picture, out / "input.png")
-    _save(contact_sheet(result), out / "contact_sheet.png")
-    (out / "views.json").write_text(json.dumps(result.summary(), indent=2), encoding="utf-8")
-    (out / "pose.json").write_text(json.dumps(result.pose_json(), indent=4), encoding="utf-8")
-    return out
+    """Write the views as One-2-3-45's input folder (and views.json, contact_sheet.png,
+    input.png; bridge/views_files.py); pose.json last, so a folder with it is complete."""
+    fields, arrays = transfer_parts(result)
+    return write_folder(out_dir, fields["view_ids"], arrays["views"], fields["poses"], fields["pose_json"],
+                        arrays["contact_sheet"], arrays["input_picture"])
