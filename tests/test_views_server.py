@@ -8,11 +8,16 @@ the views' folders: the session server's model list is asserted by other tests):
 """
 
 import asyncio
+import json
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import VIEWS_TEST_SETTINGS
+from PIL import Image
 from server_front import TOKEN, RunningFront, raw
 
 from backend.bridge.errors import WrongModelError
@@ -20,6 +25,7 @@ from backend.bridge.server_client import ServerClient
 from backend.bridge.views_files import ViewsJobResult
 
 pytest.importorskip("ray.serve")
+REPO = Path(__file__).resolve().parents[1]
 
 
 class InProcessHandle:
@@ -61,7 +67,7 @@ def same_views(result: ViewsJobResult, reference) -> bool:
             and np.array_equal(result.views, np.stack([view.picture for view in reference.views])))
 
 
-def test_a_views_job_through_the_server_front_and_a_replica(views_models, views_picture, views_reference):
+def test_a_views_job_through_the_server_front_and_a_replica(views_models, views_picture, views_reference, tmp_path):
     front = front_with_replica(str(views_models))
     try:
         client = ServerClient(front.url, TOKEN)
@@ -71,6 +77,19 @@ def test_a_views_job_through_the_server_front_and_a_replica(views_models, views_
         assert result.pose_json["c2ws"]["0.png"] == views_reference.pose_json()["c2ws"]["0.png"]
         assert result.contact_sheet.shape == (9 * 128, 5 * 128, 3) and not result.polar_estimated
         assert {event.stage for event in events if event.kind == "progress"} <= {"prepare", "views"}
+
+        # the CLI with --server writes the same folder as locally
+        token_file = tmp_path / "token"
+        token_file.write_text(TOKEN)
+        token_file.chmod(0o600)
+        out = tmp_path / "views"
+        done = subprocess.run([sys.executable, "-m", "backend", "views", str(views_picture), "--server", front.url,
+                               "--token-file", str(token_file), "--out", str(out), "--elevation", "20", "--steps", "3",
+                               "--seed", "5"], cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        last = views_reference.stage2[-1]
+        assert np.array_equal(np.asarray(Image.open(out / "stage2_8" / f"{last.view_id}.png")), last.picture)
+        assert json.loads((out / "pose.json").read_text()) == json.loads(json.dumps(views_reference.pose_json()))
     finally:
         front.stop()
 
@@ -88,7 +107,6 @@ def test_a_views_job_status_and_result_over_plain_http(views_models, views_pictu
     """The API itself: a generate_views frame in, its status names the views, the frame
     comes back as views_result, and a views job has no GLB."""
     import io
-    import json
     import time
 
     from backend.bridge import protocol, wire
