@@ -80,10 +80,6 @@ def disc_picture():
 
 # ---------------------------------------------------------------- the views job (Zero123-XL)
 
-# Small and quick: 3 steps for the first views (2 UNet evaluations), 2 for the nearby ones
-# (1), the elevation given (no LoFTR); tests of the estimate ask for it.
-VIEWS_TEST_SETTINGS = {"views_estimate_elevation": False, "views_elevation": 20.0, "views_steps": 3, "views_seed": 5}
-
 
 @pytest.fixture(scope="session")
 def views_models(tmp_path_factory) -> Path:
@@ -114,6 +110,8 @@ def views_picture(tmp_path_factory) -> Path:
 def views_reference(views_models, views_picture):
     """The views job in this process (CPU, float32) for VIEWS_TEST_SETTINGS: what every
     entry point must give for the same picture."""
+    from views_common import VIEWS_TEST_SETTINGS
+
     from backend.bridge.settings import ViewsSettings
     from backend.zero123.job import load_views, run_views
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import VIEWS_TEST_SETTINGS
 from PIL import Image
 from server_front import TOKEN, RunningFront, raw
+from views_common import VIEWS_TEST_SETTINGS
 
 from backend.bridge.errors import WrongModelError
 from backend.bridge.server_client import ServerClient

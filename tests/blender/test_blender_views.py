@@ -1,6 +1,6 @@
 """Generate Views inside real Blender (the bpy wheel), with tiny random Zero123-XL and
 LoFTR weights; see views_scenarios.py for what runs inside Blender. Its FAST settings are
-tests/conftest.py's VIEWS_TEST_SETTINGS, so the sheet must be views_reference's."""
+tests/views_common.py's VIEWS_TEST_SETTINGS, so the sheet must be views_reference's."""
 
 from pathlib import Path
 
