@@ -2,21 +2,21 @@
 textures included: GLB embeds them, FBX embeds them, OBJ gets its .mtl and PNGs beside
 it, PLY keeps the vertex colours.
 
-Files appear whole or not at all: the exporter writes into a private staging folder
-beside the destination, and each finished file is then renamed into place. A staging
-folder left by a process that was killed is removed by the next export into that folder
-(backend/bridge/atomic_files.py).
+Files appear whole or not at all, and never over an existing file: the exporter writes
+into a private staging folder beside the destination, and each finished file is then
+published under a free name. A staging folder left by a process that was killed is
+removed by a later export into that folder (backend/bridge/atomic_files.py).
 """
 
 import contextlib
 import io
 import os
-import shutil
 import sys
 
 import bpy
 
 from ..backend.bridge import atomic_files
+from ..backend.bridge.file_names import free_stem
 
 # format -> (file extension, operator path, keyword arguments wanted when the operator has them)
 FORMATS = {
@@ -47,34 +47,33 @@ def _operator(path: str):
     return getattr(getattr(bpy.ops, module), name)
 
 
-def file_name(obj_name: str, extension: str, taken: set | None = None) -> str:
-    """A file name for the object, not one of `taken` (names already written this run)."""
+def file_name(obj_name: str, extension: str, taken: set | None = None, folder: str | None = None) -> str:
+    """A file name for the object, not one of `taken` (names already written this run)
+    nor, with `folder`, of a file there, with its companions (OBJ: .mtl and the two
+    PNGs); letter case ignored, Windows device names (con, nul, ...) avoided."""
     stem = bpy.path.clean_name(obj_name)  # "a b" and "a_b" both become "a_b"
-    name, number = stem + extension, 1
-    while taken is not None and name in taken:
-        number += 1
-        name = f"{stem}_{number}{extension}"
-    return name
+    suffixes = [extension] + ([".mtl", "_color.png", "_normal.png"] if extension == ".obj" else [])
+    return free_stem(folder or "", stem, suffixes, taken or ()) + extension
 
 
 def export_object(context, obj, folder: str, fmt: str = "GLB", taken: set | None = None) -> str:
     """Write `obj` alone to <folder>/<object name><ext>; returns the path.
 
-    taken: file names already written by this run; the new name avoids them (and is
-    added), so two objects whose names clean to the same file name both survive.
+    No file is ever replaced: a name in use in the folder, or in `taken` (file names
+    already written by this run, to which the new one is added), gets _2, _3, ...
     """
     extension, op_path, wanted = FORMATS[fmt]
     os.makedirs(folder, exist_ok=True)
-    atomic_files.remove_stale(folder)
-    name = file_name(obj.name, extension, taken)
-    staging = atomic_files.temporary_path(folder, "export")
-    os.makedirs(staging, exist_ok=True)
-    try:
-        with _images_beside(obj, staging, os.path.splitext(name)[0], fmt == "OBJ"):
-            _run_exporter(context, obj, op_path, wanted, os.path.join(staging, name), fmt)
-        atomic_files.publish(staging, folder, name)  # companions (.mtl, textures) first
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with atomic_files.Staging(folder) as staging:  # clears what a killed earlier run left
+        while True:
+            name = file_name(obj.name, extension, taken, folder)
+            with _images_beside(obj, staging.path, os.path.splitext(name)[0], fmt == "OBJ"):
+                _run_exporter(context, obj, op_path, wanted, os.path.join(staging.path, name), fmt)
+            try:
+                staging.publish(name)  # companions (.mtl, textures) first
+                break
+            except FileExistsError:  # another run took a name meanwhile: the next free one
+                staging.clear()
     if taken is not None:
         taken.add(name)
     return os.path.join(folder, name)

@@ -12,6 +12,8 @@ from typing import ClassVar
 import bpy
 import numpy as np
 
+from ..backend.bridge.pixels import non_finite_problem
+
 # Files the backend reads itself (Pillow); anything else Blender shows (EXR, HDR, DDS...)
 # is sent as the pixels Blender decoded.
 PATH_FORMATS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".tga"}
@@ -28,11 +30,13 @@ class ImageInput:
     source: str  # file path or "image:<Blender image name>", stored on the object
     image_path: str | None = None
     image_pixels: np.ndarray | None = None
+    prompt: str | None = None  # for a family whose image jobs take one (what the picture shows)
 
     def submit_kwargs(self) -> dict:
+        prompt = {} if self.prompt is None else {"prompt": self.prompt}
         if self.image_path is not None:
-            return {"image_path": self.image_path}
-        return {"image_pixels": self.image_pixels}
+            return {"image_path": self.image_path, **prompt}
+        return {"image_pixels": self.image_pixels, **prompt}
 
 
 def object_name(path_or_name: str) -> str:
@@ -78,6 +82,9 @@ def image_pixels(image: bpy.types.Image) -> np.ndarray:
         rgba[..., :3] = pixels[..., :1]
         if channels == 2:
             rgba[..., 3] = pixels[..., 1]
+    problem = non_finite_problem(rgba, f"image '{image.name}'")  # 8-bit colours would hide them
+    if problem:
+        raise ValueError(problem)
     if image.is_float and image.colorspace_settings.name in LINEAR_SPACES:
         rgba[..., :3] = linear_to_srgb(rgba[..., :3])
     return (np.clip(rgba, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

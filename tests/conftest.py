@@ -1,14 +1,13 @@
-"""Shared fixtures: the tiny reference checkpoint and the example images in ../shared."""
+"""Shared fixtures: the tiny reference checkpoint, the full-size reference case, and the
+example pictures (drawn by tests/pictures.py: the suite needs nothing beside the checkout)."""
 
-import os
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL_DIR = REPO_ROOT / "tests" / "data" / "tiny"
-SHARED_DIR = Path(os.environ.get("IMAGE_TO_3D_SHARED", REPO_ROOT.parent / "shared"))
-EXAMPLES_DIR = SHARED_DIR / "examples"
+FULLSIZE_DATA_DIR = REPO_ROOT / "tests" / "data" / "fullsize"
 
 
 @pytest.fixture(scope="session")
@@ -18,24 +17,25 @@ def tiny_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_triposr_dir() -> Path:
-    """../shared/triposr: the official config and keys, the checkpoint maker, references."""
-    folder = SHARED_DIR / "triposr"
-    if not (folder / "make_test_checkpoint.py").is_file():
-        pytest.skip(f"{folder} not found (the shared/ folder beside the checkout)")
-    return folder
+def fullsize_data_dir() -> Path:
+    """The official config and checkpoint keys, the checkpoint maker, and the full-size
+    reference numbers (copied from ../shared/triposr, see its SOURCE.md)."""
+    return FULLSIZE_DATA_DIR
 
 
 @pytest.fixture(scope="session")
-def examples_dir() -> Path:
-    if not EXAMPLES_DIR.is_dir():
-        pytest.skip(f"example images not found at {EXAMPLES_DIR} (the shared/ folder beside the checkout)")
-    return EXAMPLES_DIR
+def examples_dir(tmp_path_factory) -> Path:
+    """A folder of drawn pictures (tests/pictures.py), named after the TripoSR examples they
+    stand in for: flamingo, chair, horse, robot (RGBA on transparency); house, teapot,
+    marble (opaque, need background removal)."""
+    from pictures import write_pictures
+
+    return write_pictures(tmp_path_factory.mktemp("examples"))
 
 
 @pytest.fixture(scope="session")
 def flamingo_path(examples_dir) -> Path:
-    """The RGBA input the tiny reference numbers were computed from."""
+    """The suite's usual input: a drawn flamingo, RGBA with soft edges, 512 x 512."""
     return examples_dir / "flamingo.png"
 
 

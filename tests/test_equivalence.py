@@ -1,8 +1,14 @@
-"""Our backend against the numbers the reference implementation computed (../shared)."""
+"""Our backend against the numbers the reference implementation computed: the tiny case
+(copied from ../shared, see tests/data/tiny/SOURCE.md) and the reference's preparation of
+the drawn pictures (tests/data/prepare_reference/README.md)."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from pictures import digest, picture, unframe
+from PIL import Image
 from scipy.spatial import cKDTree
 
 from backend.bridge.settings import GenerateSettings
@@ -15,6 +21,8 @@ from backend.prepare.framing import prepare_image
 FIELD_TOL = 1e-4
 VERTEX_TOL = 1e-3
 COLOR_TOL = 2
+PREPARE_REFERENCE = Path(__file__).parent / "data" / "prepare_reference" / "reference.npz"
+PREPARE_CASES = [key for key in np.load(PREPARE_REFERENCE).files if "@" in key]  # "<picture>@<ratio>"
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +35,29 @@ def tiny(tiny_model_dir):
     return load_model(tiny_model_dir, "cpu")
 
 
-def test_prepared_image_equals_reference(reference, flamingo_path):
-    prepared = prepare_image(flamingo_path, 0.85, remove_background=True)
-    np.testing.assert_array_equal(prepared, reference["pre"])
+@pytest.fixture(scope="module")
+def prepare_reference():
+    return np.load(PREPARE_REFERENCE)
+
+
+@pytest.mark.parametrize("case", PREPARE_CASES)
+def test_prepared_image_equals_reference(prepare_reference, case, tmp_path):
+    name, ratio = case.split("@")
+    pixels = picture(name)
+    assert digest(pixels) == prepare_reference[f"{name}.sha256"], (
+        f"tests/pictures.py draws {name} differently now: run tests/data/prepare_reference/make_reference.py again")
+    Image.fromarray(pixels).save(tmp_path / f"{name}.png")
+    prepared = prepare_image(tmp_path / f"{name}.png", float(ratio), remove_background=True)
+    np.testing.assert_array_equal(prepared, prepare_reference[case])
+
+
+@pytest.fixture(scope="module")
+def reference_input(reference, tmp_path_factory):
+    """A picture that prepares to the reference's prepared image `pre` (asserted where used),
+    so the meshes below start from exactly what the reference's model saw."""
+    path = tmp_path_factory.mktemp("reference_input") / "pre_unframed.png"
+    Image.fromarray(unframe(reference["pre"], 0.85)).save(path)
+    return path
 
 
 def test_scene_codes_and_field_match_reference(tiny, reference):
@@ -55,7 +83,8 @@ def assert_same_mesh(result, ref_vertices, ref_colors):
 
 @pytest.mark.parametrize("resolution", [32, 64])
 @pytest.mark.parametrize("reference_mode", [False, True], ids=["fast", "reference-mode"])
-def test_mesh_matches_reference(tiny, reference, flamingo_path, resolution, reference_mode):
-    result = generate_mesh(tiny, flamingo_path, GenerateSettings(resolution=resolution), reference_mode=reference_mode)
+def test_mesh_matches_reference(tiny, reference, reference_input, resolution, reference_mode):
+    result = generate_mesh(tiny, reference_input, GenerateSettings(resolution=resolution), reference_mode=reference_mode)
+    np.testing.assert_array_equal(result.prepared_image, reference["pre"])
     assert_same_mesh(result, reference[f"v{resolution}"], reference[f"c{resolution}"])
     assert result.faces.dtype == np.int32 and result.faces.max() < len(result.vertices)

@@ -1,4 +1,7 @@
-"""The official checkpoint layout at full size (random weights): strict load, one forward pass."""
+"""The official checkpoint layout at full size (random weights): strict load, one forward pass.
+
+Starts from the reference's prepared image (`pre`, of ../shared/examples/robot.png): the
+preparation itself is compared with the reference in test_equivalence.py."""
 
 import subprocess
 import sys
@@ -7,15 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from backend.prepare.framing import prepare_image
 from backend.triposr.checkpoint import load_tripo
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def fullsize_dir(tmp_path_factory, shared_triposr_dir):
-    tools = shared_triposr_dir
+def fullsize_dir(tmp_path_factory, fullsize_data_dir):
+    tools = fullsize_data_dir
     out = tmp_path_factory.mktemp("fullsize")
     subprocess.run(
         [sys.executable, str(tools / "make_test_checkpoint.py"), "--keys", str(tools / "checkpoint_keys.json"),
@@ -25,13 +27,11 @@ def fullsize_dir(tmp_path_factory, shared_triposr_dir):
     return out
 
 
-def test_official_layout_loads_strictly_and_matches_reference(fullsize_dir, shared_triposr_dir, examples_dir):
-    reference = np.load(shared_triposr_dir / "reference" / "fullsize" / "reference.npz")
+def test_official_layout_loads_strictly_and_matches_reference(fullsize_dir, fullsize_data_dir):
+    reference = np.load(fullsize_data_dir / "reference.npz")
     model = load_tripo(fullsize_dir)
     assert sum(p.numel() for p in model.parameters()) == 419_275_628
-    prepared = prepare_image(examples_dir / "robot.png", 0.85, remove_background=True)
-    np.testing.assert_array_equal(prepared, reference["pre"])
-    codes = model.encode(torch.from_numpy(prepared).float().div(255).unsqueeze(0))
+    codes = model.encode(torch.from_numpy(reference["pre"]).float().div(255).unsqueeze(0))
     assert codes.shape == (1, 3, 40, 64, 64)
     np.testing.assert_allclose(codes.numpy(), reference["codes"], rtol=1e-4, atol=1e-4)
     with torch.no_grad():

@@ -108,11 +108,14 @@ def test_ctrl_c_ends_with_a_sentence_and_leaves_no_temporary_files(tmp_path, tin
 def test_a_killed_run_s_temporary_file_is_removed_by_the_next(tmp_path, tiny_model_dir, flamingo_path):
     stale = tmp_path / f".image_to_3d-tmp-{dead_pid()}-flamingo.glb"
     stale.write_bytes(b"x" * 1000)
-    mine = tmp_path / f".image_to_3d-tmp-{os.getpid()}-other.glb"  # a live writer's: kept
-    mine.write_bytes(b"y")
+    an_hour_ago = time.time() - 3600  # stale: nothing written for longer than any export takes
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    # a pid that is dead here may be a live writer on another machine or container: kept while fresh
+    fresh = tmp_path / f".image_to_3d-tmp-{dead_pid()}-other.glb"
+    fresh.write_bytes(b"y")
     done = run_cli(flamingo_path, "--model", tiny_model_dir, "--out", tmp_path, "--resolution", "32")
     assert done.returncode == 0, done.stderr
-    assert not stale.exists() and mine.exists()
+    assert not stale.exists() and fresh.exists()
 
 
 def test_tiny_object_is_made_with_a_warning(tmp_path, tiny_model_dir):

@@ -64,15 +64,15 @@ def test_smoke_checkpoint_gives_a_surface_for_the_example(smoke_dir):
     assert len(result.faces) > 100
 
 
-def test_official_smoke_layout_matches_the_official_checkpoint(shared_triposr_dir):
+def test_official_smoke_layout_matches_the_official_checkpoint(fullsize_data_dir):
     """--size official writes exactly the official names and shapes (checked on the meta
     device: the real file would be 1.7 GB)."""
     import json
 
-    official = load_config(shared_triposr_dir / "config.yaml")
+    official = load_config(fullsize_data_dir / "config.yaml")
     ours = parse_config(_config_document("official"))
     assert ours == official
-    keys = json.loads((shared_triposr_dir / "checkpoint_keys.json").read_text())
+    keys = json.loads((fullsize_data_dir / "checkpoint_keys.json").read_text())
     with torch.device("meta"):
         model = TripoSR(ours)
     assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == {n: tuple(s) for n, s, _ in keys}

@@ -15,27 +15,45 @@ from .errors import PromptError
 # Far beyond what a text encoder reads (Shap-E's CLIP: 75 tokens, a few hundred
 # characters); a limit so that a pasted file cannot travel as one prompt.
 MAX_PROMPT_CHARACTERS = 1000
+# refused before it is cleaned at all (whitespace runs count here): cleaning is linear, and this bounds it
+MAX_RAW_PROMPT_CHARACTERS = 64 * 1024
+MAX_PROMPT_BYTES = 4 * MAX_RAW_PROMPT_CHARACTERS  # UTF-8: at most 4 bytes a character
+# letters (category Lo, So) that show nothing: Hangul fillers, the braille blank
+INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 MAX_PROMPTS_FILE_BYTES = 8 << 20
 EXAMPLE = '"a red wooden chair"'
 
 
 def clean_prompt(prompt) -> str:
     """The prompt with runs of whitespace (newlines too) made single spaces; PromptError
-    when it is not text, is empty, holds control characters or is too long."""
+    when it is not text, is empty (or invisible), holds control characters or is too long."""
     if not isinstance(prompt, str):
         raise PromptError(f"the prompt must be text, got {type(prompt).__name__}")
+    if len(prompt) > MAX_RAW_PROMPT_CHARACTERS:  # before any work on it: a pasted file costs nothing
+        raise PromptError(_too_long(len(prompt)))
     text = " ".join(prompt.split())
     if not text:
         raise PromptError(f"the prompt is empty: describe the object to make, e.g. {EXAMPLE}")
     control = next((c for c in text if unicodedata.category(c) in ("Cc", "Cs")), None)
     if control is not None:
         raise PromptError(f"the prompt holds a control character ({ascii(control)}): give plain text")
+    if not any(_visible(c) for c in text):
+        raise PromptError(f"the prompt has no visible characters (only {ascii(text[:8])[1:-1]}): describe the "
+                          f"object to make, e.g. {EXAMPLE}")
     if len(text) > MAX_PROMPT_CHARACTERS:
-        raise PromptError(
-            f"the prompt is {len(text):,} characters long, more than the {MAX_PROMPT_CHARACTERS:,} allowed "
-            "(the model reads only its first few dozen words anyway)"
-        )
+        raise PromptError(_too_long(len(text)))
     return text
+
+
+def _too_long(length: int) -> str:
+    return (f"the prompt is {length:,} characters long, more than the {MAX_PROMPT_CHARACTERS:,} allowed "
+            "(the model reads only its first few dozen words anyway)")
+
+
+def _visible(character: str) -> bool:
+    """A letter, digit, punctuation mark or symbol that shows: not a format character
+    (zero-width space, byte-order mark, joiners), a lone combining mark or a filler."""
+    return unicodedata.category(character)[0] in "LNPS" and character not in INVISIBLE_LETTERS
 
 
 @dataclass(frozen=True)

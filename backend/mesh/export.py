@@ -4,12 +4,10 @@ Raw surfaces (vertex colours) go through trimesh as they always have. Textured m
 (the mesh stage's UV map and images): GLB through trimesh with both images embedded
 (baseColorTexture, normalTexture); OBJ written here with its .mtl and two PNGs beside
 it; PLY keeps the vertex colours (PLY has no materials). Every file appears whole or
-not at all, companions included: they are written into a staging folder and renamed
-into place, the main file last.
+not at all, companions included: they are written into a staging folder and published
+under free names (never over an existing file), the main file last.
 """
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ import trimesh
 from PIL import Image
 
 from ..bridge import atomic_files
+from ..bridge.file_names import free_stem
 from .coordinates import blender_to_gltf
 
 FORMATS = ("glb", "obj", "ply")
@@ -26,28 +25,35 @@ ROUGHNESS = 0.8  # the scans are matte (Blender's material uses the same)
 def write_mesh(path: Path, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray, uvs: np.ndarray | None = None,
                base_color: np.ndarray | None = None, normal_map: np.ndarray | None = None) -> Path:
     """vertices in Blender's frame; uvs (M, 3, 2) per face corner with base_color (and
-    normal_map) (T, T, 3) uint8 make a textured file. Returns the main file's path."""
+    normal_map) (T, T, 3) uint8 make a textured file. Returns the main file's path.
+
+    No existing file is ever replaced: when a file of the name (or one of its companions'
+    names, compared case-insensitively) exists, the stem gets _2, _3, ...; a Windows
+    device name (con, nul, ...) gets a trailing underscore. The returned path says which."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise ValueError(f"unknown mesh format {fmt!r}: choose one of {', '.join(FORMATS)}")
     textured = uvs is not None and base_color is not None and fmt != "ply"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_files.remove_stale(str(path.parent))  # what a killed earlier run left
-    staging = atomic_files.temporary_path(str(path.parent), "export")
-    os.makedirs(staging, exist_ok=True)
-    try:
-        target = Path(staging) / path.name
-        if not textured:
-            _write_colored(target, fmt, vertices, faces, colors)
-        elif fmt == "glb":
-            _write_textured_glb(target, vertices, faces, uvs, base_color, normal_map)
-        else:
-            _write_textured_obj(target, vertices, faces, uvs, base_color, normal_map)
-        atomic_files.publish(staging, str(path.parent), path.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
+    suffixes = [f".{fmt}"] + ([".mtl", "_color.png", "_normal.png"] if textured and fmt == "obj" else [])
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_files.Staging(str(folder)) as staging:  # clears what a killed earlier run left
+        while True:
+            stem = free_stem(str(folder), path.stem, suffixes)
+            target = Path(staging.path) / f"{stem}.{fmt}"
+            if not textured:
+                _write_colored(target, fmt, vertices, faces, colors)
+            elif fmt == "glb":
+                _write_textured_glb(target, vertices, faces, uvs, base_color, normal_map)
+            else:
+                _write_textured_obj(target, vertices, faces, uvs, base_color, normal_map)
+            try:
+                staging.publish(target.name)
+            except FileExistsError:  # another run took a name meanwhile: the next free one
+                staging.clear()
+                continue
+            return folder / target.name
 
 
 def _write_colored(target: Path, fmt, vertices, faces, colors):

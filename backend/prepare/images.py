@@ -12,6 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..bridge.errors import InputImageError
 from ..bridge.image_files import checked_path
+from ..bridge.pixels import non_finite_problem
 
 MAX_INPUT_PIXELS = 8192 * 8192  # beyond this an input is refused (decompression bombs)
 
@@ -69,7 +70,10 @@ def _array_to_rgba8(pixels: np.ndarray) -> np.ndarray:
         raise InputImageError(f"image pixels must be (height, width, 3 or 4), got {pixels.shape}")
     _check_size((pixels.shape[1], pixels.shape[0]), "the input image")
     if pixels.dtype != np.uint8:
-        pixels = (np.clip(np.nan_to_num(pixels.astype(np.float32)), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        problem = non_finite_problem(pixels, "the input image")
+        if problem:
+            raise InputImageError(problem)
+        pixels = (np.clip(pixels.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if pixels.shape[2] == 3:
         pixels = np.concatenate([pixels, np.full(pixels.shape[:2] + (1,), 255, np.uint8)], axis=2)
     return np.ascontiguousarray(pixels)
@@ -84,7 +88,10 @@ def to_rgba8(image: Image.Image) -> np.ndarray:
         grey = np.clip(grey / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)
         image = Image.fromarray(grey, "L")
     elif mode == "F":
-        grey = np.clip(np.nan_to_num(np.asarray(image)), 0.0, 1.0) * 255.0 + 0.5
+        problem = non_finite_problem(np.asarray(image), "the input image")
+        if problem:
+            raise InputImageError(problem)
+        grey = np.clip(np.asarray(image), 0.0, 1.0) * 255.0 + 0.5
         image = Image.fromarray(grey.astype(np.uint8), "L")
     return np.asarray(image.convert("RGBA"), dtype=np.uint8).copy()
 

@@ -1,11 +1,13 @@
 """The HTTP API (Starlette): jobs in, status and results out, errors as codes and sentences.
 
-    POST   /v1/jobs                  image file bytes or a text/plain prompt (settings in the
+    POST   /v1/jobs                  image file bytes (with ?prompt= for a family whose image
+                                     jobs take one) or a text/plain prompt (settings in the
                                      query), or one `generate` or `generate_views` frame of
                                      the worker protocol -> 202 status
     GET    /v1/jobs/{id}             status; ?since=VERSION&wait=SECONDS long-polls
     GET    /v1/jobs/{id}/result      the `result` (`views_result`) frame of the worker protocol,
                                      or ?format=glb (a mesh job's)
+    GET    /v1/jobs/{id}/preview     the latest `preview` frame of a long job (status says when)
     POST   /v1/jobs/{id}/cancel      ask a job to stop
     DELETE /v1/jobs/{id}             cancel if needed and forget the job and its result
     GET    /v1/health, /v1/version, /v1/openapi.json
@@ -30,12 +32,14 @@ from starlette.routing import Route
 
 from ..bridge import protocol, wire
 from ..bridge.errors import BackendError
-from ..bridge.options import JOB_OPTIONS, check_family_takes
-from ..bridge.prompts import clean_prompt
+from ..bridge.options import JOB_OPTIONS, check_family_takes, prompt_with_image_problem
+from ..bridge.pixels import non_finite_problem
+from ..bridge.prompts import MAX_PROMPT_BYTES, clean_prompt
 from ..bridge.server_api import FRAME_TYPE
 from ..bridge.settings import GenerateSettings
 from ..families.registry import default_family
 from .auth import RequireBearerToken
+from .guard import Limits, RequestLimit
 from .jobs import DONE, QueueFull, UnknownJob
 from .openapi import build_openapi
 
@@ -44,6 +48,7 @@ log = logging.getLogger("image_to_3d.server")
 GLB_TYPE = "model/gltf-binary"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/tiff", "image/bmp", "application/octet-stream")
 PROMPT_TYPE = "text/plain"  # a text job: the body is the prompt (UTF-8)
+PROMPT_PARAMETER = "prompt"  # an image body's prompt, for a family whose image jobs take one
 MAX_WAIT_SECONDS = 30.0
 SWEEP_SECONDS = 10.0
 UPLOAD_SLOTS = 8  # bodies read at once: bounds the memory uploads in flight can take
@@ -62,17 +67,25 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
 # ---------------------------------------------------------------- request bodies
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing it as soon as it is known to exceed `limit` bytes."""
-    too_large = ApiError(413, "too_large", f"the request is larger than the server's limit of {limit >> 20} MiB")
+async def read_body(request: Request, limit: int, read_timeout: float, too_large: str | None = None) -> bytes:
+    """The whole body, refusing it as soon as it is known to exceed `limit` bytes, and when
+    a part of it is awaited longer than `read_timeout` (a stalled or vanished client)."""
+    too_large = ApiError(413, "too_large", too_large or f"the request is larger than the server's limit of {limit >> 20} MiB")
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise ApiError(400, "bad_request", "the Content-Length header is not a number")
         if int(declared) > limit:
             raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    chunks, size, stream = [], 0, request.stream()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(stream), read_timeout)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise ApiError(408, "request_timeout", f"the request's body stopped arriving: nothing came for "
+                                                   f"{read_timeout:g} s (a dropped connection?); send it again") from None
         size += len(chunk)
         if size > limit:
             raise too_large
@@ -88,6 +101,8 @@ def settings_from_query(query, defaults: dict | None = None) -> dict:
     options = {option.name: option for option in JOB_OPTIONS}
     values = {}
     for name, text in query.multi_items():
+        if name == PROMPT_PARAMETER:  # not a setting: image_prompt reads it
+            continue
         option = options.get(name)
         if option is None:
             raise ApiError(400, "bad_request", f"unknown setting {name!r}: known are {', '.join(options)}")
@@ -132,13 +147,17 @@ def parse_frame(body: bytes) -> tuple[dict, object, str | None, str]:
     if (request.model, request.device, request.precision) != (None, None, None):
         raise ApiError(400, "bad_request", "this server runs its own models: leave model, device and precision out")
     image = request.image_bytes.tobytes() if request.image_bytes is not None else request.image_pixels
+    problem = non_finite_problem(image, "image_pixels") if request.image_pixels is not None else None
+    if problem:  # refused here: 8-bit colours would hide them
+        raise ApiError(400, "bad_image", problem)
     if isinstance(request, protocol.GenerateViews):
         return request.job_settings().to_dict(), image, None, "views"
     return checked_settings(request.settings), image, request.prompt, "mesh"
 
 
 def prompt_from_body(body: bytes, settings: dict) -> str:
-    """The prompt of a text/plain body, checked as every client checks it."""
+    """The prompt of a text/plain body (at most MAX_PROMPT_BYTES, read_body saw to it),
+    checked as every client checks it."""
     try:
         prompt = clean_prompt(body.decode("utf-8"))
         check_family_takes(settings["family"], "text")
@@ -147,6 +166,31 @@ def prompt_from_body(body: bytes, settings: dict) -> str:
     except BackendError as exc:
         raise ApiError(400, exc.code, exc.message) from None
     return prompt
+
+
+def image_prompt(query, settings: dict) -> str | None:
+    """The ?prompt= of an image body, checked as every client checks it; None when none is
+    given and the family takes none."""
+    given = query.getlist(PROMPT_PARAMETER)
+    if len(given) > 1:
+        raise ApiError(400, "bad_request", "the prompt is given twice")
+    try:
+        prompt = clean_prompt(given[0]) if given else None
+    except BackendError as exc:
+        raise ApiError(400, exc.code, exc.message) from None
+    problem = prompt_with_image_problem(settings["family"], True, prompt is not None)
+    if problem:
+        raise ApiError(400, "bad_request", problem)
+    return prompt
+
+
+def preview_frame(job) -> Response:
+    """The job's latest preview as the worker protocol's `preview` event."""
+    preview = job.preview
+    event = protocol.Preview(job_id=job.job_id, stage=preview["stage"], iteration=preview["iteration"],
+                             image=preview["image"])
+    body = b"".join(bytes(part) for part in wire.encode(*protocol.frame_parts(event)))
+    return Response(body, media_type=FRAME_TYPE, headers={"X-Preview-Number": str(preview["number"])})
 
 
 # ---------------------------------------------------------------- responses
@@ -177,11 +221,13 @@ def _glb_bytes(arrays: dict) -> bytes:
 # ---------------------------------------------------------------- the application
 
 
-def create_app(*, table, pool, token: str, version_info: dict, replica_status, max_upload_bytes: int):
-    """The ASGI application, token gate outermost.
+def create_app(*, table, pool, token: str, version_info: dict, replica_status, max_upload_bytes: int,
+               limits: Limits = Limits()):
+    """The ASGI application, token gate outermost (inside it, the bound on requests served).
 
     pool: starts and cancels jobs (runner.ReplicaPool or a test double);
-    replica_status: async () -> {"running": int, "target": int}.
+    replica_status: async () -> {"running": int, "target": int}; limits: guard.Limits
+    (the body's read timeout, the wait for an upload slot, requests served at once).
     """
 
     upload_slots = asyncio.Semaphore(UPLOAD_SLOTS)
@@ -204,14 +250,29 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
             # a prompt goes to the first family that reads text (Shap-E) unless the query says otherwise
             text_family = {"family": default_family("text").identifier}
             settings = settings_from_query(request.query_params, text_family if kind == PROMPT_TYPE else None)
-        async with upload_slots:
-            body = await read_body(request, max_upload_bytes)
+        try:  # a client's wait for a slot is bounded too
+            await asyncio.wait_for(upload_slots.acquire(), limits.upload_wait)
+        except TimeoutError:
+            raise ApiError(503, "server_busy", f"{UPLOAD_SLOTS} uploads are being received: try again in a moment",
+                           {"Retry-After": "5"}) from None
+        try:
+            if kind == PROMPT_TYPE:  # a prompt is small: its size is checked before anything decodes it
+                limit = min(max_upload_bytes, MAX_PROMPT_BYTES)
+                body = await read_body(request, limit, limits.body_read_timeout,
+                                       f"a text/plain prompt may be at most {limit:,} bytes")
+            else:
+                body = await read_body(request, max_upload_bytes, limits.body_read_timeout)
+        finally:
+            upload_slots.release()
+        # decoding, checking and copying a body of up to --max-upload-mb: off the event loop
         if kind == FRAME_TYPE:
-            settings, image, prompt, job_kind = parse_frame(body)
+            settings, image, prompt, job_kind = await asyncio.to_thread(parse_frame, body)
         elif kind == PROMPT_TYPE:
-            image, prompt = None, prompt_from_body(body, settings)
+            if PROMPT_PARAMETER in request.query_params:
+                raise ApiError(400, "bad_request", "a text/plain body is the prompt: leave ?prompt= out")
+            image, prompt = None, await asyncio.to_thread(prompt_from_body, body, settings)
         else:
-            image = body
+            image, prompt = body, image_prompt(request.query_params, settings)
         try:
             job = table.create(settings, image, prompt, job_kind)
         except QueueFull:
@@ -248,6 +309,12 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
         if job.kind != "mesh":
             raise ApiError(400, "bad_request", "a views job has no mesh: fetch its frame (format=frame)")
         return Response(await asyncio.to_thread(_glb_bytes, job.result.arrays), media_type=GLB_TYPE)
+
+    async def preview(request: Request):
+        job = job_or_404(request)
+        if job.preview is None:
+            raise ApiError(409, "not_ready", "the job has sent no preview (yet): its status says when it has")
+        return preview_frame(job)
 
     async def cancel(request: Request):
         job = job_or_404(request)
@@ -309,6 +376,7 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
         Route("/v1/jobs/{job_id}", status, methods=["GET"]),
         Route("/v1/jobs/{job_id}", forget, methods=["DELETE"]),
         Route("/v1/jobs/{job_id}/result", result, methods=["GET"]),
+        Route("/v1/jobs/{job_id}/preview", preview, methods=["GET"]),
         Route("/v1/jobs/{job_id}/cancel", cancel, methods=["POST"]),
         Route("/v1/health", health, methods=["GET"]),
         Route("/v1/version", version, methods=["GET"]),
@@ -319,4 +387,4 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
         lifespan=lifespan,
         exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_unexpected},
     )
-    return RequireBearerToken(app, token)
+    return RequireBearerToken(RequestLimit(app, limits.max_requests), token)

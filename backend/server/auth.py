@@ -102,6 +102,7 @@ async def send_unauthorized(send):
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode("ascii")),
             (b"www-authenticate", b'Bearer realm="image_to_3d"'),
+            (b"connection", b"close"),  # nothing more to do here without the token: the place goes at once
         ],
     })
     await send({"type": "http.response.body", "body": body})

@@ -173,7 +173,7 @@ def local_models(models: list) -> list:
     (or extra job: the views') and input. A job that needs several folders keeps the
     folder that holds them."""
     from ..families.registry import declared
-    from ..model_folder import model_kind, resolve_model_folders
+    from ..model_folder import job_slots, model_kind, resolve_model_dir, resolve_model_folders
 
     folders, seen = [], {}
     for model in models:
@@ -182,9 +182,11 @@ def local_models(models: list) -> list:
             raise BackendError(f"--model {seen[family, task]} and --model {model} are both {declared(family).label} "
                                f"for {task}s: give one model per family and input")
         seen[family, task] = model
-        found = resolve_model_folders(model, family, task)
-        single = len(declared(family).slots_for(task)) == 1
-        folders.append(str(next(iter(found.values())) if single else Path(model).expanduser().resolve()))
+        if len(job_slots(family, task)) > 1:  # a folder holding the model folders (Make-It-3D's four, the views' two)
+            resolve_model_folders(model, family, task)
+            folders.append(str(Path(model).expanduser().resolve()))
+        else:
+            folders.append(str(resolve_model_dir(model, family, task)))
     return folders
 
 
@@ -194,6 +196,7 @@ def serve_http(args, token, token_path, sock, handle, plan) -> int:
 
     from ..bridge import wire
     from .api import create_app
+    from .guard import Limits, raise_open_file_limit, uvicorn_config
     from .jobs import JobTable
     from .ray_setup import replica_counter
     from .runner import ReplicaPool
@@ -205,11 +208,12 @@ def serve_http(args, token, token_path, sock, handle, plan) -> int:
                     "model": {k: model_info[k] for k in ("model", "models", "device", "precision", "torch", "torch_threads")},
                     "replicas": plan.count, "max_batch": args.max_batch, "concurrency": args.concurrency}
     table = JobTable(args.max_jobs, args.result_ttl, args.max_result_mb << 20)
+    limits = Limits(max_requests=4 * args.max_jobs + 64)  # the connection bounds and timeouts: guard.py
+    raise_open_file_limit(limits.max_waiting + limits.max_requests + 256)
     app = create_app(table=table, pool=pool, token=token, version_info=version_info,
-                     replica_status=replica_counter(plan), max_upload_bytes=args.max_upload_mb << 20)
-    config = uvicorn.Config(
-        app, log_level="info" if args.verbose else "warning", access_log=args.verbose, server_header=False,
-        timeout_keep_alive=30, limit_concurrency=4 * args.max_jobs + 64,
+                     replica_status=replica_counter(plan), max_upload_bytes=args.max_upload_mb << 20, limits=limits)
+    config = uvicorn_config(
+        app, limits, log_level="info" if args.verbose else "warning", access_log=args.verbose,
         ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
         ssl_keyfile=str(args.tls_key) if args.tls_key else None,
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..bridge.errors import CheckpointError, WrongModelError
 from ..families.diffusers_layout import INDEX_NAME, PICKLE_SUFFIXES, has_index, pipeline_class, read_index
+from ..model_files import check_component
 
 HUB_REPOS = {"text": "openai/shap-e", "image": "openai/shap-e-img2img"}
 PIPELINE_CLASSES = {"text": "ShapEPipeline", "image": "ShapEImg2ImgPipeline"}
@@ -95,7 +96,7 @@ def check_folder(folder: Path, task: str) -> Path:
     if task not in PIPELINE_CLASSES:
         raise ValueError(f"task must be one of {', '.join(PIPELINE_CLASSES)}, got {task!r}")
     index = read_index(folder)
-    held = task_of_pipeline(str(index.get("_class_name", "")))
+    held = task_of_pipeline(pipeline_class(folder))
     if held != task:
         raise WrongModelError(
             f"{folder} is Shap-E's {TASK_WORDS[held]} model ({HUB_REPOS[held]}), "
@@ -107,6 +108,7 @@ def check_folder(folder: Path, task: str) -> Path:
             raise CheckpointError(
                 f"{folder / INDEX_NAME}: component {component!r} is {entry!r}, expected [{library!r}, {class_name!r}]"
             )
+        check_component(folder, component)  # links out, named pipes, shard maps pointing elsewhere
         missing = [alts for alts in REQUIRED_FILES[component]
                    if not any((folder / component / name).is_file() for name in alts.split("|"))]
         if missing:

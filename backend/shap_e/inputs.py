@@ -1,10 +1,14 @@
 """What a Shap-E job reads: a prompt (text task) or a picture (image task)."""
 
+import unicodedata
+
 from PIL import Image
 
 from ..bridge.errors import InputImageError
 from ..bridge.prompts import clean_prompt
 from ..prepare.images import open_image, to_rgba8
+
+BROKEN_START = ("Mn", "Mc", "Me", "Cf", "Zs")  # marks, joiners and spaces cannot begin what was ignored
 
 
 def check_prompt(tokenizer, prompt) -> tuple[str, list[str]]:
@@ -17,12 +21,22 @@ def check_prompt(tokenizer, prompt) -> tuple[str, list[str]]:
     notes = []
     if len(ids) > limit:
         # keep the start marker and limit - 2 tokens; the end marker closes the prompt
-        dropped = tokenizer.decode(ids[limit - 1 : -1], skip_special_tokens=True).strip()
+        dropped = whole_start(tokenizer.decode(ids[limit - 1 : -1], skip_special_tokens=True))
         notes.append(
             f"the prompt is {len(ids) - 2} tokens long but the text encoder reads {limit - 2}; "
             f"this end was ignored: \"{dropped}\""
         )
     return prompt, notes
+
+
+def whole_start(text: str) -> str:
+    """`text` from its first whole character: the cut may go through a character (CLIP's
+    tokens are bytes), leaving replacement characters, or combining marks and joiners
+    of a split cluster, at the start."""
+    start = 0
+    while start < len(text) and (text[start] == "\ufffd" or unicodedata.category(text[start]) in BROKEN_START):
+        start += 1
+    return text[start:].strip() or "..."
 
 
 def prepare_image(image) -> Image.Image:

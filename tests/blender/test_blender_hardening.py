@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from harness import NEEDS_BPY, SCRIPT, blender_environment, run_scenario
@@ -61,9 +62,9 @@ def test_model_input_images_survive_a_save(hardening):
 # ---------------------------------------------------------------------- the headless script
 
 
-def headless(*args, home, cwd, **kwargs):
+def headless(*args, home, cwd, timeout=240, **kwargs):
     return subprocess.run([sys.executable, str(SCRIPT), "--", *map(str, args)], env=blender_environment(home),
-                          cwd=cwd, capture_output=True, text=True, timeout=240, **kwargs)
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 def test_save_onto_a_folder_is_refused_before_any_work(tmp_path, tiny_model_dir, flamingo_path):
@@ -101,3 +102,100 @@ def test_ctrl_c_in_a_headless_batch_keeps_what_is_done_and_writes_its_log(tmp_pa
     (log,) = (tmp_path / "out").glob("image_to_3d_batch_*.log")
     assert "not run" in log.read_text()
     assert not [p for p in os.listdir(tmp_path / "out") if p.startswith(".")]
+
+
+# ---------------------------------------------------------------------- issue 24
+
+PICTURE = Path(__file__).resolve().parents[2] / "assets" / "example.png"  # the project's own picture
+EXPORTS = Path(__file__).with_name("hardening_scenarios.py")
+
+
+@pytest.fixture(scope="module")
+def exports_run(extension_zip, tiny_model_dir, tmp_path_factory):
+    work = tmp_path_factory.mktemp("hardening_exports")
+    env = blender_environment(work / "home", zip=extension_zip, model=tiny_model_dir, picture=PICTURE)
+    return run_scenario("exports", work, env, EXPORTS)
+
+
+def test_pixels_that_are_not_numbers_are_refused_in_blender(exports_run):
+    assert "image 'broken render' has 2 pixels that are not numbers (NaN or infinity)" in exports_run["nan_error"]
+    assert exports_run["nan_objects_added"] == 0
+
+
+def test_a_batch_exporting_into_its_input_folder_overwrites_no_picture(exports_run):
+    assert exports_run["batch_failed"] == []
+    assert exports_run["inputs_unchanged"] == {"chair.png": True, "chair_color.png": True}
+    assert exports_run["made"] == [
+        "chair_2.mtl", "chair_2.obj", "chair_2_color.png", "chair_2_normal.png",
+        "chair_color.mtl", "chair_color.obj", "chair_color_color.png", "chair_color_normal.png"]
+    assert "chair_2_color.png" in exports_run["chair_mtl"]
+
+
+def test_export_names_are_one_file_on_every_system(exports_run):
+    assert exports_run["names"] == ["CON_.ply", "con__2.ply", "Table.ply", "table_2.ply"]
+
+
+def test_save_and_export_that_cannot_be_written_are_refused_before_any_work(tmp_path, tiny_model_dir):
+    (tmp_path / "file.txt").write_text("x")
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    shutil.copy(PICTURE, pictures / "chair.png")
+    for flag, where, source in (("--save", tmp_path / "file.txt" / "scene.blend", pictures / "chair.png"),
+                                ("--export", tmp_path / "file.txt" / "meshes", pictures)):
+        done = headless("--input", source, "--model", tiny_model_dir, flag, where, "--resolution", "32",
+                        home=tmp_path / "home", cwd=tmp_path)
+        assert done.returncode == 2, (flag, done.stdout, done.stderr)
+        assert f"{flag} {where} cannot be written: " in done.stderr and "Traceback" not in done.stderr
+        assert " -> " not in done.stdout  # nothing was converted
+
+
+def test_headless_faces_4_gives_at_most_4_triangles(tmp_path, tiny_model_dir):
+    import trimesh
+
+    done = headless("--input", PICTURE, "--model", tiny_model_dir, "--resolution", "64", "--faces", "4",
+                    "--texture", "64", "--export", tmp_path / "out", "--format", "ply",
+                    home=tmp_path / "home", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (path,) = (tmp_path / "out").glob("*.ply")
+    assert 1 <= len(trimesh.load(path, process=False).faces) <= 4
+
+
+INVISIBLE = "\u200b\ufeff"  # a zero-width space and a byte-order mark
+
+
+def test_headless_invisible_prompt_fails_alone(tmp_path, shap_e_dirs):
+    """As an empty --prompt does: that prompt fails, the others are made (exit 1)."""
+    done = headless("--prompt", INVISIBLE, "--prompt", "a chair", "--model", shap_e_dirs["text"],
+                    "--steps", "2", "--resolution", "16", "--preset", "raw", "--export", tmp_path / "out",
+                    "--format", "ply", home=tmp_path / "home", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert f"FAILED {INVISIBLE!r}: " in done.stderr and "the prompt has no visible characters" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_chair.ply"]
+
+
+def test_headless_fifo_token_file_and_config_are_named_without_waiting(tmp_path, tiny_model_dir):
+    os.mkfifo(tmp_path / "token")
+    done = headless("--input", PICTURE, "--server", "http://127.0.0.1:9", "--token-file", tmp_path / "token",
+                    home=tmp_path / "home", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2 and "is a named pipe (FIFO), not a file" in done.stderr
+    model = tmp_path / "model"
+    model.mkdir()
+    shutil.copy(tiny_model_dir / "model.ckpt", model)
+    os.mkfifo(model / "config.yaml")
+    done = headless("--input", PICTURE, "--model", model, "--resolution", "32", home=tmp_path / "home", cwd=tmp_path,
+                    timeout=120)
+    assert done.returncode == 1 and "config.yaml is a named pipe (FIFO), not a file" in done.stderr
+    assert "lacks" not in done.stderr
+
+
+def test_headless_class_name_as_a_list_is_reported_cleanly(tmp_path, shap_e_dirs):
+    import json
+
+    model = tmp_path / "shap-e"
+    shutil.copytree(shap_e_dirs["text"], model)
+    index = json.loads((model / "model_index.json").read_text())
+    index["_class_name"] = ["ShapEPipeline"]
+    (model / "model_index.json").write_text(json.dumps(index))
+    done = headless("--prompt", "a red chair", "--model", model, home=tmp_path / "home", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "_class_name must name the pipeline's class as text, got list" in done.stderr

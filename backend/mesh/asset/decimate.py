@@ -107,8 +107,19 @@ def quadric_decimate(vertices: np.ndarray, faces: np.ndarray, max_faces: int):
         out_v, out_f = fast_simplification.simplify(out_v, out_f.astype(np.int32), target_count=int(max_faces),
                                                     agg=10.0)
         out_f = _no_degenerate(out_f)
+    if len(out_f) > max_faces:
+        # seen on tiny targets (--faces 4 on a surface of several parts, or with corners
+        # the collapse may not fold): the promise is at most max_faces, so the largest stay
+        out_f = _largest(out_v, out_f, max_faces)
     used, inverse = np.unique(out_f.reshape(-1), return_inverse=True)
     return out_v[used].astype(np.float32), inverse.reshape(-1, 3).astype(np.int32)
+
+
+def _largest(vertices: np.ndarray, faces: np.ndarray, count: int) -> np.ndarray:
+    """The `count` faces of largest area, in their order."""
+    corners = np.asarray(vertices, np.float64)[faces]
+    area = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    return faces[np.sort(np.argsort(-area, kind="stable")[:count])]
 
 
 def _no_degenerate(faces: np.ndarray) -> np.ndarray:
