@@ -76,3 +76,44 @@ def disc_picture():
     rgba = np.zeros((size, size, 4), dtype=np.uint8)
     rgba[inside] = (200, 60, 40, 255)
     return rgba
+
+
+# ---------------------------------------------------------------- the views job (Zero123-XL)
+
+
+@pytest.fixture(scope="session")
+def views_models(tmp_path_factory) -> Path:
+    """A folder holding tiny random Zero123-XL and LoFTR folders, as `make-test-model
+    zero123 OUT` writes it (zero123_xl/, loftr/indoor_ds_new.ckpt)."""
+    from backend.families.registry import VIEWS
+
+    out = tmp_path_factory.mktemp("views_models")
+    VIEWS.test_models(out, "tiny", 0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def views_picture(tmp_path_factory) -> Path:
+    """A cut-out PNG (an orange box with a darker band on a transparent background)."""
+    import numpy as np
+    from PIL import Image
+
+    rgba = np.zeros((160, 120, 4), np.uint8)
+    rgba[20:140, 20:100] = (220, 120, 40, 255)
+    rgba[60:80, 20:100, :3] = (90, 40, 20)
+    path = tmp_path_factory.mktemp("views_picture") / "box.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def views_reference(views_models, views_picture):
+    """The views job in this process (CPU, float32) for VIEWS_TEST_SETTINGS: what every
+    entry point must give for the same picture."""
+    from views_common import VIEWS_TEST_SETTINGS
+
+    from backend.bridge.settings import ViewsSettings
+    from backend.zero123.job import load_views, run_views
+
+    loaded = load_views(views_models, "cpu")
+    return run_views(loaded, views_picture, ViewsSettings(**VIEWS_TEST_SETTINGS))

@@ -48,8 +48,9 @@ class ServerApi:
     def version(self) -> dict:
         return self._json("GET", "/version")
 
-    def submit(self, request: protocol.Generate) -> dict:
-        """POST one generate frame (image bytes or pixels, never a path); the job's status."""
+    def submit(self, request) -> dict:
+        """POST one generate or generate_views frame (image bytes or pixels, never a path);
+        the job's status."""
         body = b"".join(bytes(part) for part in wire.encode(*protocol.frame_parts(request)))
         return self._json("POST", "/jobs", body, {"Content-Type": FRAME_TYPE}, ok=(202,))
 
@@ -58,14 +59,15 @@ class ServerApi:
         query = f"?since={since}&wait={wait:g}" if since is not None else ""
         return self._json("GET", f"/jobs/{job_id}{query}", timeout=self.timeout + wait)
 
-    def result(self, job_id: str) -> protocol.Result:
-        return self._event_frame(f"/jobs/{job_id}/result", protocol.Result, "result")
+    def result(self, job_id: str):
+        """The job's protocol.Result, or a views job's protocol.ViewsResult."""
+        return self._event_frame(f"/jobs/{job_id}/result", (protocol.Result, protocol.ViewsResult), "result")
 
     def preview(self, job_id: str) -> protocol.Preview:
         """The job's latest preview (its status's "preview" says when there is one)."""
         return self._event_frame(f"/jobs/{job_id}/preview", protocol.Preview, "preview")
 
-    def _event_frame(self, path: str, kind: type, words: str):
+    def _event_frame(self, path: str, kind, words: str):
         # the frame is read straight from the socket into the arrays' own buffers
         status, event = self._request("GET", path, read_body=self._result_event)
         if status != 200:

@@ -50,8 +50,30 @@ class Stage:
     weight: float
 
 
+class _Declared:
+    """What a family and an extra job share: model slots per input, stages, a command name."""
+
+    @property
+    def command_name(self) -> str:
+        return self.test_model_name or self.label.lower().replace(" ", "-")
+
+    def slots_for(self, task: str) -> tuple:
+        return tuple(self.slots.get(task, ()))
+
+    def all_slots(self) -> tuple:
+        """Every slot once, in declaration order (a slot may serve several inputs)."""
+        seen = {}
+        for task in self.tasks:
+            for slot in self.slots_for(task):
+                seen.setdefault(slot.identifier, slot)
+        return tuple(seen.values())
+
+    def stage_names(self) -> tuple:
+        return tuple(stage.name for stage in self.stages)
+
+
 @dataclass(frozen=True)
-class Family:
+class Family(_Declared):
     """A model family: the inputs it turns into objects and all the rest the shared parts
     need to know of it. The registry (registry.py) is the one list of families."""
 
@@ -77,30 +99,37 @@ class Family:
     notes: dict = field(default_factory=dict)  # free words for the README/help (speed, memory)
 
     @property
-    def command_name(self) -> str:
-        return self.test_model_name or self.label.lower().replace(" ", "-")
-
-    def slots_for(self, task: str) -> tuple:
-        return tuple(self.slots.get(task, ()))
-
-    def all_slots(self) -> tuple:
-        """Every slot once, in declaration order (a slot may serve several inputs)."""
-        seen = {}
-        for task in self.tasks:
-            for slot in self.slots_for(task):
-                seen.setdefault(slot.identifier, slot)
-        return tuple(seen.values())
-
-    def stage_names(self) -> tuple:
-        return tuple(stage.name for stage in self.stages)
-
-    @property
     def finishes_mesh(self) -> bool:
         """True when its engine runs the mesh stage itself (finishing_stages declared)."""
         return self.finishing_stages is not None
 
 
+@dataclass(frozen=True)
+class ExtraJob(_Declared):
+    """A job of the registry that makes no object (the views job: pictures of the object
+    from other sides). Its model slots are listed with the families' (preferences,
+    downloads, `make-test-model`, the folder checks); its options and stages are its own
+    (a settings class of their own, its own protocol messages and entry points). A family
+    may reuse its very ModelSlot objects and Option declarations (One-2-3-45 reuses the
+    views job's)."""
+
+    identifier: str  # "VIEWS": upper case, never a family's
+    label: str  # "Views"
+    description: str
+    tasks: tuple  # inputs it starts from (TASKS)
+    options: tuple  # its options (Option), named apart from every family's
+    slots: dict  # task -> tuple of ModelSlot
+    stages: tuple  # Stage, in order
+    engine: Callable[[], object]  # imports and returns its job module (torch side)
+    test_models: Callable  # (out_dir, size, seed, tasks) -> {slot id: folder}
+    test_model_sizes: tuple = ("tiny",)
+    test_model_name: str = ""
+    seed_option: str | None = None
+    optional_slots: tuple = ()  # slot ids a job may go without (the job says when it needs them)
+    use_hint: str = ""  # how a user runs it, for messages about its model folders
+
+
 # What a plug-in module outside the project builds its Family from (see registry.py):
 # the same classes, whichever copy of the package imported it.
-API = {"Family": Family, "ModelSlot": ModelSlot, "Stage": Stage, "Option": Option, "TASKS": TASKS,
+API = {"Family": Family, "ExtraJob": ExtraJob, "ModelSlot": ModelSlot, "Stage": Stage, "Option": Option, "TASKS": TASKS,
        "ModelNotFoundError": ModelNotFoundError, "CheckpointError": CheckpointError}

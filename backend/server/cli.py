@@ -169,18 +169,20 @@ def run_server(args, token: str, token_path: Path, sock: socket.socket, local: b
 
 
 def local_models(models: list) -> list:
-    """Each --model as a checked local folder (a hub id is fetched now); one per family and input."""
-    from ..bridge.options import FAMILIES_BY_NAME
+    """Each --model as a checked local folder (a hub id is fetched now); one per family
+    (or extra job: the views') and input. A job that needs several folders keeps the
+    folder that holds them."""
+    from ..families.registry import declared
     from ..model_folder import job_slots, model_kind, resolve_model_dir, resolve_model_folders
 
     folders, seen = [], {}
     for model in models:
         family, task = model_kind(model)
         if (family, task) in seen:
-            raise BackendError(f"--model {seen[family, task]} and --model {model} are both {FAMILIES_BY_NAME[family].label} "
+            raise BackendError(f"--model {seen[family, task]} and --model {model} are both {declared(family).label} "
                                f"for {task}s: give one model per family and input")
         seen[family, task] = model
-        if len(job_slots(family, task)) > 1:  # a folder holding the family's model folders (Make-It-3D's four)
+        if len(job_slots(family, task)) > 1:  # a folder holding the model folders (Make-It-3D's four, the views' two)
             resolve_model_folders(model, family, task)
             folders.append(str(Path(model).expanduser().resolve()))
         else:
