@@ -37,7 +37,7 @@ class Attention(nn.Module):
         self.to_k = nn.Linear(context_dim or dim, inner, bias=False)
         self.to_v = nn.Linear(context_dim or dim, inner, bias=False)
         self.to_out = nn.ModuleList([nn.Linear(inner, dim)])
-        self.attend = F.scaled_dot_product_attention  # fast_encoder may swap in split products
+        self.attend = F.scaled_dot_product_attention  # fast_encoder may swap in the flash kernel
 
     def forward(self, x, context=None):
         context = x if context is None else context

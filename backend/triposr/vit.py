@@ -73,7 +73,7 @@ class SelfAttention(nn.Module):
         self.query = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=cfg.qkv_bias)
         self.key = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=cfg.qkv_bias)
         self.value = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=cfg.qkv_bias)
-        self.attend = F.scaled_dot_product_attention  # fast_encoder may swap in split products
+        self.attend = F.scaled_dot_product_attention  # fast_encoder may swap in the flash kernel
 
     def forward(self, x):
         b, n, c = x.shape
