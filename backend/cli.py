@@ -5,6 +5,7 @@ model server, and test models.
     python -m backend generate --prompt TEXT [--prompt TEXT ...] [--prompts FILE] --model DIR --out DIR [options]
     python -m backend generate IMAGE... --server URL --token-file F --out DIR [options]
     python -m backend serve --model DIR [--model DIR ...] [--host H --port P --token-file F ...]   (docs/server.md)
+    python -m backend views IMAGE --model DIR --out DIR [--elevation DEG] [--steps N] [--seed S]   (cli_views.py)
     python -m backend make-test-model FAMILY OUT_DIR [--size SIZE] [--variant text|image|both] [--seed 0]
 
 The model family comes from --family, else from the model folder (or the official hub
@@ -15,7 +16,6 @@ flags, its models and its test models here; none is named in this module.
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,12 +35,15 @@ from .bridge.options import (
 )
 from .bridge.prompts import clean_prompt, prompt_name, read_prompts
 from .bridge.settings import GenerateSettings
+from .families.registry import EXTRA_JOBS
 from .mesh.export import FORMATS
+from .output_folder import output_problem
 
 EXIT_FAILED_IMAGES = 1
 EXIT_SETUP = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl+C
-TEST_MODEL_FAMILIES = {family.command_name: family for family in FAMILIES}
+# make-test-model NAME: every family's test models, and the extra jobs' (the views')
+TEST_MODEL_FAMILIES = {owner.command_name: owner for owner in (*FAMILIES, *EXTRA_JOBS)}
 
 
 def _models_help() -> str:
@@ -78,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_arguments(serve)
 
+    from .cli_views import add_parser as add_views_parser
+
+    add_views_parser(commands)
+
     make = commands.add_parser("make-test-model", help="write a random-weight model folder (tests, demos)")
     make.add_argument("family", choices=tuple(TEST_MODEL_FAMILIES))
     make.add_argument("out_dir", type=Path)
@@ -88,19 +95,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help="for a family that takes several inputs: the models for one of them, or for all (default)")
     make.add_argument("--seed", type=int, default=0)
     return parser
-
-
-def output_problem(out: Path) -> str | None:
-    """Why --out cannot take the meshes, found before the model runs; None when it can."""
-    if out.exists() and not out.is_dir():
-        return f"--out {out} is a file: give a folder (it is created when missing)"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        return f"--out {out} cannot be written: {exc.strerror or exc}"
-    return None
 
 
 def output_paths(sources: list, out: Path, fmt: str) -> list[Path]:
@@ -312,6 +306,10 @@ def main(argv=None) -> int:
             return generate_command(args)
         if args.command == "make-test-model":
             return make_test_model_command(args)
+        if args.command == "views":
+            from .cli_views import views_command
+
+            return views_command(args)
         if args.command == "serve":
             from .server.cli import serve_command
 

@@ -16,14 +16,24 @@ from pathlib import Path
 from .bridge.errors import ModelNotFoundError, WrongModelError
 from .bridge.options import check_family_takes, looks_like_hub_id
 from .families import diffusers_layout
-from .families.registry import FAMILIES, FAMILIES_BY_NAME, default_family, job_needing, slot_for_repo, slot_holding
+from .families.contract import ExtraJob
+from .families.registry import (
+    EXTRA_JOBS_BY_NAME,
+    FAMILIES,
+    FAMILIES_BY_NAME,
+    declared,
+    default_family,
+    job_needing,
+    slot_for_repo,
+    slot_holding,
+)
 
 MAX_LISTED_SUBFOLDERS = 64  # a parent folder's entries looked at for model folders
 
 
 @dataclass(frozen=True)
 class FolderKind:
-    family: str  # a family's identifier, "diffusers" (another diffusers pipeline) or "unknown"
+    family: str  # a family's or extra job's identifier, "diffusers" (another diffusers pipeline) or "unknown"
     task: str | None = None  # the input its model takes: "image" or "text"
     detail: str = ""  # for another diffusers pipeline: its class name
     slot: object = None  # the ModelSlot whose files the folder holds
@@ -57,10 +67,10 @@ def family_of_model(model: str) -> FolderKind:
 
 
 def model_kind(model) -> tuple[str, str]:
-    """(family, task) a --model is for: its folder's or hub id's, else the first family's
-    image model (whose check then says what the folder lacks)."""
+    """(family or extra job, task) a --model is for: its folder's or hub id's, else the
+    first family's image model (whose check then says what the folder lacks)."""
     kind = family_of_model(model)
-    if kind.family in FAMILIES_BY_NAME:
+    if kind.family in FAMILIES_BY_NAME or kind.family in EXTRA_JOBS_BY_NAME:
         return kind.family, kind.task
     return FAMILIES[0].identifier, FAMILIES[0].tasks[0]
 
@@ -79,21 +89,28 @@ def foreign_folder_message(folder, family: str) -> str | None:
     """What to say when `family` was given a folder of another family or another diffusers
     pipeline; None when the folder is not recognisably someone else's."""
     kind = detect_family(folder)
-    wanted = FAMILIES_BY_NAME[family].label
-    if kind.family in (family, "unknown"):
+    wanting = declared(family)
+    wanted = wanting.label
+    if kind.family in (family, "unknown") or kind.slot in wanting.all_slots():  # a slot they share
         return None
     if kind.family == "diffusers":
         return f"{folder} holds a diffusers {kind.detail}, not {wanted}"
-    owner = FAMILIES_BY_NAME[kind.family].label
-    held = kind.slot.described if kind.slot is not None else f"a folder of {owner}'s model folders"
-    return f"{folder} is {held}, not {wanted}: choose the {owner} model family for it"
+    owner = declared(kind.family)
+    held = kind.slot.described if kind.slot is not None else f"a folder of {owner.label}'s model folders"
+    if isinstance(wanting, ExtraJob):
+        needed = " or ".join(slot.described for slot in wanting.all_slots())
+        return f"{folder} is {held}, not {wanted}'s: give {needed}"
+    if isinstance(owner, ExtraJob):
+        return f"{folder} is {held}, not {wanted}: {owner.use_hint}"
+    return f"{folder} is {held}, not {wanted}: choose the {owner.label} model family for it"
 
 
 def job_slots(family: str, task: str) -> tuple:
-    """The model slots a job of this family and input needs (WrongModelError when the
-    family does not start from that input)."""
-    check_family_takes(family, task)
-    return FAMILIES_BY_NAME[family].slots_for(task)
+    """The model slots a job of this family (or extra job) and input needs
+    (WrongModelError when the family does not start from that input)."""
+    if family in FAMILIES_BY_NAME:
+        check_family_takes(family, task)
+    return declared(family).slots_for(task)
 
 
 def _single_slot(family: str, task: str):
@@ -178,22 +195,31 @@ def resolve_model_dir(model, family: str | None = None, task: str = "image") -> 
 
 
 def resolve_model_folders(model, family: str, task: str) -> dict:
-    """slot id -> folder for every model a job of this family and input needs. `model`:
-    one folder or hub id (a family with one slot), a folder holding one model folder per
-    slot (as `make-test-model` writes them), or a dict slot id -> folder or hub id."""
+    """slot id -> folder for every model a job of this family (or extra job) and input
+    needs. `model`: one folder or hub id (a family with one slot), a folder holding one
+    model folder per slot (as `make-test-model` writes them), or a dict slot id -> folder
+    or hub id. A slot the job may go without (ExtraJob.optional_slots) is left out when
+    it is not there; a folder of one of its slots alone is taken as that slot's."""
+    owner = declared(family)
     needed = job_slots(family, task)
+    optional = set(getattr(owner, "optional_slots", ()))
     if isinstance(model, dict):
         unknown = set(model) - {slot.identifier for slot in needed}
-        missing = [slot.label for slot in needed if slot.identifier not in model]
+        missing = [slot.label for slot in needed if slot.identifier not in model and slot.identifier not in optional]
         if unknown or missing:
-            raise ModelNotFoundError(f"{FAMILIES_BY_NAME[family].label} needs {', '.join(s.label for s in needed)}"
+            raise ModelNotFoundError(f"{owner.label} needs {', '.join(s.label for s in needed)}"
                                      + (f"; missing: {', '.join(missing)}" if missing else "")
                                      + (f"; not its slots: {', '.join(sorted(unknown))}" if unknown else ""))
-        return {slot.identifier: resolve_slot_dir(model[slot.identifier], slot, family) for slot in needed}
+        return {slot.identifier: resolve_slot_dir(model[slot.identifier], slot, family) for slot in needed
+                if slot.identifier in model}
     if len(needed) == 1:
         return {needed[0].identifier: resolve_slot_dir(model, needed[0], family)}
     parent = Path(model).expanduser()
+    held = slot_holding(parent)
+    if held is not None and held[2] in needed and optional >= {s.identifier for s in needed if s is not held[2]}:
+        return resolve_model_folders({held[2].identifier: str(parent)}, family, task)
     inside = {held.identifier: path for path, held in model_folders_inside(parent)} if parent.is_dir() else {}
     return resolve_model_folders({slot.identifier: inside.get(slot.identifier, parent / slot.identifier)
-                                  for slot in needed}, family, task)
+                                  for slot in needed if slot.identifier in inside or slot.identifier not in optional},
+                                 family, task)
 

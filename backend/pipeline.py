@@ -19,7 +19,7 @@ from .bridge.options import PRECISIONS, check_family_takes
 from .bridge.settings import GenerateSettings, asset_stage_runs, job_resolution
 from .devices import default_chunk, resolve_device
 from .families.engine_api import JobInput, StageClock
-from .families.registry import FAMILIES, FAMILIES_BY_NAME
+from .families.registry import EXTRA_JOBS_BY_NAME, FAMILIES, FAMILIES_BY_NAME, declared
 from .mesh.asset.stage import make_asset
 from .mesh.result import MeshResult
 from .model_folder import resolve_model_folders
@@ -29,15 +29,17 @@ __all__ = ["MeshResult", "generate_mesh", "generate_mesh_within_memory", "load_m
 
 def load_model(model: str | Path | dict, device: str = "auto", precision: str = "float32", family: str | None = None,
                task: str = "image"):
-    """The model for jobs of `family` (the first registered family by default) starting from `task`'s
-    input: its engine's loaded model. `model`: a folder or hub id, a folder holding one
+    """The model for jobs of `family` (the first registered family by default; or an
+    extra job's, such as the views job's) starting from `task`'s input: its engine's loaded model. `model`: a folder or hub id, a folder holding one
     model folder per slot, or a dict slot id -> folder (model_folder.resolve_model_folders).
     A folder of another family or task raises WrongModelError before anything loads."""
     started = time.perf_counter()
-    if precision not in PRECISIONS:
-        raise DeviceError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     family = family or FAMILIES[0].identifier
-    check_family_takes(family, task)
+    extra_job = EXTRA_JOBS_BY_NAME.get(family)  # the views job: its engine, its own precisions
+    if precision not in PRECISIONS and extra_job is None:
+        raise DeviceError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if extra_job is None:
+        check_family_takes(family, task)
     torch_device = resolve_device(device)
     if torch_device.type == "cuda":
         # cuDNN convolutions default to TF32, which moves TripoSR's scene codes by ~5e-4:
@@ -45,7 +47,7 @@ def load_model(model: str | Path | dict, device: str = "auto", precision: str = 
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
     folders = resolve_model_folders(model, family, task)
-    loaded = FAMILIES_BY_NAME[family].engine().load(folders, task, torch_device, precision)
+    loaded = declared(family).engine().load(folders, task, torch_device, precision)
     loaded.load_seconds = time.perf_counter() - started
     return loaded
 

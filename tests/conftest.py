@@ -76,3 +76,46 @@ def disc_picture():
     rgba = np.zeros((size, size, 4), dtype=np.uint8)
     rgba[inside] = (200, 60, 40, 255)
     return rgba
+
+
+# ---------------------------------------------------------------- the views job (Zero123-XL)
+
+# Small and quick: 3 steps for the first views (2 UNet evaluations), 2 for the nearby ones
+# (1), the elevation given (no LoFTR); tests of the estimate ask for it.
+VIEWS_TEST_SETTINGS = {"views_estimate_elevation": False, "views_elevation": 20.0, "views_steps": 3, "views_seed": 5}
+
+
+@pytest.fixture(scope="session")
+def views_models(tmp_path_factory) -> Path:
+    """A folder holding tiny random Zero123-XL and LoFTR folders, as `make-test-model
+    zero123 OUT` writes it (zero123_xl/, loftr/indoor_ds_new.ckpt)."""
+    from backend.families.registry import VIEWS
+
+    out = tmp_path_factory.mktemp("views_models")
+    VIEWS.test_models(out, "tiny", 0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def views_picture(tmp_path_factory) -> Path:
+    """A cut-out PNG (an orange box with a darker band on a transparent background)."""
+    import numpy as np
+    from PIL import Image
+
+    rgba = np.zeros((160, 120, 4), np.uint8)
+    rgba[20:140, 20:100] = (220, 120, 40, 255)
+    rgba[60:80, 20:100, :3] = (90, 40, 20)
+    path = tmp_path_factory.mktemp("views_picture") / "box.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def views_reference(views_models, views_picture):
+    """The views job in this process (CPU, float32) for VIEWS_TEST_SETTINGS: what every
+    entry point must give for the same picture."""
+    from backend.bridge.settings import ViewsSettings
+    from backend.zero123.job import load_views, run_views
+
+    loaded = load_views(views_models, "cpu")
+    return run_views(loaded, views_picture, ViewsSettings(**VIEWS_TEST_SETTINGS))

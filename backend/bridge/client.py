@@ -16,7 +16,7 @@ import uuid
 import weakref
 from pathlib import Path
 
-from .job_client import Event, JobEvents, JobResult, generate_request  # noqa: F401 - Event and JobResult are part of the API
+from .job_client import Event, JobEvents, JobResult, generate_request, views_request  # noqa: F401 - Event and JobResult are part of the API
 from .supervisor import Submission, Supervision
 from .worker_process import LOG_NAME, default_log_dir
 
@@ -97,6 +97,20 @@ class WorkerClient(Supervision, JobEvents):
         request.model = _model_reference(model) if model is not None else self.model
         request.device = device or self.device
         request.precision = precision or self.precision
+        self._ensure_supervisor()
+        self._inbox.put(("submit", Submission(request), None))
+        return request.job_id
+
+    def submit_views(self, settings, *, image_path=None, image_bytes=None, image_pixels=None, model=None, device=None,
+                     precision="auto") -> str:
+        """A views job (bridge/settings.py ViewsSettings; registry.VIEWS): its result event
+        carries a ViewsJobResult. model: the views' folders (a folder holding the
+        Zero123-XL and LoFTR folders, or {slot id: folder}); None = the client's model.
+        precision: auto (float16 on CUDA, as One-2-3-45), float32 or float16."""
+        request = views_request(settings, image_path=image_path, image_bytes=image_bytes, image_pixels=image_pixels)
+        request.model = _model_reference(model) if model is not None else self.model
+        request.device = device or self.device
+        request.precision = precision
         self._ensure_supervisor()
         self._inbox.put(("submit", Submission(request), None))
         return request.job_id

@@ -1,4 +1,5 @@
-"""What both job clients share: Event, JobResult, the generate request, poll() and run().
+"""What both job clients share: Event, JobResult, the generate and generate_views
+requests, poll(), run() and run_views().
 
 WorkerClient (client.py) runs jobs in a local model process, ServerClient
 (server_client.py) on a model server; Blender's runs and the CLI use either through
@@ -19,7 +20,8 @@ from . import protocol, wire
 from .errors import Cancelled, WorkerTimeout, error_from
 from .options import check_family_takes, prompt_with_image_problem
 from .prompts import clean_prompt
-from .settings import GenerateSettings
+from .settings import GenerateSettings, ViewsSettings
+from .views_files import ViewsJobResult
 
 
 @dataclass
@@ -44,7 +46,7 @@ class Event:
     fraction: float | None = None
     message: str | None = None
     code: str | None = None
-    result: JobResult | None = None
+    result: JobResult | None = None  # a ViewsJobResult for a views job
 
 
 class JobEvents:
@@ -76,7 +78,13 @@ class JobEvents:
     def run(self, settings, *, on_event=None, timeout=None, **source) -> JobResult:
         """Submit a job (`source`: submit's keywords) and wait for it; raises the job's
         BackendError, Cancelled when cancelled, WorkerTimeout after `timeout` seconds."""
-        job_id = self.submit(settings, **source)
+        return self._wait(self.submit(settings, **source), on_event, timeout)
+
+    def run_views(self, settings, *, on_event=None, timeout=None, **source):
+        """submit_views and wait: the views job's ViewsJobResult (bridge/views_files.py)."""
+        return self._wait(self.submit_views(settings, **source), on_event, timeout)
+
+    def _wait(self, job_id: str, on_event, timeout):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if deadline is not None and time.monotonic() > deadline:
@@ -141,6 +149,24 @@ def generate_request(settings, *, image_path=None, image_bytes=None, image_pixel
     problem = prompt_with_image_problem(settings.family, bool(images), prompt is not None)
     if problem:
         raise ValueError(problem)
+    _set_image(request, image_path, image_bytes, image_pixels)
+    return request
+
+
+def views_request(settings, *, image_path=None, image_bytes=None, image_pixels=None) -> protocol.GenerateViews:
+    """A checked generate_views request with a new job id and exactly one image."""
+    if isinstance(settings, dict):
+        settings = ViewsSettings.from_dict(settings)
+    if not isinstance(settings, ViewsSettings):
+        raise TypeError("settings must be a ViewsSettings or a dict of its fields")
+    if sum(x is not None for x in (image_path, image_bytes, image_pixels)) != 1:
+        raise ValueError("give exactly one of image_path, image_bytes, image_pixels")
+    request = protocol.GenerateViews(job_id=uuid.uuid4().hex[:12], settings=settings.to_dict())
+    _set_image(request, image_path, image_bytes, image_pixels)
+    return request
+
+
+def _set_image(request, image_path, image_bytes, image_pixels) -> None:
     if image_path is not None:
         request.image_path = os.path.abspath(os.path.expanduser(os.fspath(image_path)))
     elif image_bytes is not None:
@@ -150,7 +176,6 @@ def generate_request(settings, *, image_path=None, image_bytes=None, image_pixel
     image = request.image_bytes if request.image_bytes is not None else request.image_pixels
     if image is not None and image.nbytes > wire.MAX_PAYLOAD_BYTES:
         raise ValueError(f"the image is larger than the {wire.MAX_PAYLOAD_BYTES >> 30} GiB a job can carry")
-    return request
 
 
 def _check_pixels(pixels) -> np.ndarray:
@@ -164,3 +189,11 @@ def _check_pixels(pixels) -> np.ndarray:
     if np.issubdtype(pixels.dtype, np.floating):
         return pixels.astype(np.float32, copy=False)
     raise ValueError(f"image_pixels must be uint8 or float in [0, 1], got {pixels.dtype}")
+
+
+def views_job_result(event, timings: dict | None = None) -> ViewsJobResult:
+    """A protocol.ViewsResult (from a worker or a server) as the client's ViewsJobResult."""
+    return ViewsJobResult(event.views, list(event.view_ids), dict(event.poses), dict(event.pose_json),
+                          event.contact_sheet, event.input_picture, float(event.polar), bool(event.polar_estimated),
+                          dict(timings if timings is not None else event.timings), event.device,
+                          [str(note) for note in event.notes])

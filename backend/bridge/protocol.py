@@ -15,7 +15,7 @@ import numpy as np
 from .errors import BadRequest
 from .options import check_family_takes, prompt_with_image_problem
 from .prompts import clean_prompt
-from .settings import GenerateSettings
+from .settings import GenerateSettings, ViewsSettings
 from .wire import Message, write_message
 
 MAX_ID_LENGTH = 128
@@ -58,16 +58,8 @@ class Generate:
     def check(self):
         _check_id(self)
         settings = self.job_settings()
-        for name in ("device", "precision", "image_path"):
-            _check_text(name, getattr(self, name))
-        if isinstance(self.model, dict):
-            if not 0 < len(self.model) <= MAX_MODEL_SLOTS or not all(isinstance(k, str) for k in self.model):
-                raise BadRequest(f"'model' must name 1 to {MAX_MODEL_SLOTS} model folders by their slots")
-            for slot, folder in self.model.items():
-                _check_text(f"model[{slot[:64]!r}]", folder if isinstance(folder, str) else "")
-        else:
-            _check_text("model", self.model)
-        images = sum(source is not None for source in (self.image_path, self.image_bytes, self.image_pixels))
+        _check_where(self)
+        images = _count_images(self)
         if images > 1 or (images == 0 and self.prompt is None):
             raise BadRequest("a generate request needs exactly one of image_path, image_bytes, image_pixels, prompt")
         if self.prompt is not None:
@@ -76,18 +68,73 @@ class Generate:
         problem = prompt_with_image_problem(settings.family, images == 1, self.prompt is not None)
         if problem:
             raise BadRequest(problem)
-        if self.image_bytes is not None and (self.image_bytes.dtype != np.uint8 or self.image_bytes.ndim != 1):
-            raise BadRequest("image_bytes must be a 1-D uint8 buffer")
-        pixels = self.image_pixels
-        if pixels is not None and (pixels.ndim != 3 or pixels.shape[2] not in (3, 4)
-                                   or pixels.dtype.name not in ("uint8", "float32")):
-            raise BadRequest("image_pixels must be (height, width, 3 or 4) uint8 or float32")
+        _check_image_arrays(self)
 
     def job_settings(self) -> GenerateSettings:
         try:
             return GenerateSettings.from_dict(self.settings)
         except ValueError as exc:
             raise BadRequest(f"bad settings: {exc}") from None
+
+
+@dataclass
+class GenerateViews:
+    """Draw the object in one image from 40 cameras around it (the views job: Zero123-XL,
+    backend/zero123/): exactly one of image_path, image_bytes, image_pixels."""
+
+    TYPE: typing.ClassVar[str] = "generate_views"
+    job_id: str
+    settings: dict  # ViewsSettings.to_dict()
+    # a folder holding the Zero123-XL and LoFTR folders, a Zero123-XL folder alone, or a
+    # dict slot id -> folder (zero123_xl, loftr); None: the views models already loaded
+    model: str | dict | None = None
+    device: str | None = None
+    precision: str | None = None  # auto (float16 on CUDA), float32, float16
+    image_path: str | None = None
+    image_bytes: np.ndarray | None = None
+    image_pixels: np.ndarray | None = None
+
+    task: typing.ClassVar[str] = "image"
+
+    def check(self):
+        _check_id(self)
+        self.job_settings()
+        _check_where(self)
+        if _count_images(self) != 1:
+            raise BadRequest("a generate_views request needs exactly one of image_path, image_bytes, image_pixels")
+        _check_image_arrays(self)
+
+    def job_settings(self) -> ViewsSettings:
+        try:
+            return ViewsSettings.from_dict(self.settings)
+        except ValueError as exc:
+            raise BadRequest(f"bad views settings: {exc}") from None
+
+
+def _check_where(request) -> None:
+    """The model, device and precision fields of a job request."""
+    for name in ("device", "precision", "image_path"):
+        _check_text(name, getattr(request, name))
+    if isinstance(request.model, dict):
+        if not 0 < len(request.model) <= MAX_MODEL_SLOTS or not all(isinstance(k, str) for k in request.model):
+            raise BadRequest(f"'model' must name 1 to {MAX_MODEL_SLOTS} model folders by their slots")
+        for slot, folder in request.model.items():
+            _check_text(f"model[{slot[:64]!r}]", folder if isinstance(folder, str) else "")
+    else:
+        _check_text("model", request.model)
+
+
+def _count_images(request) -> int:
+    return sum(source is not None for source in (request.image_path, request.image_bytes, request.image_pixels))
+
+
+def _check_image_arrays(request) -> None:
+    if request.image_bytes is not None and (request.image_bytes.dtype != np.uint8 or request.image_bytes.ndim != 1):
+        raise BadRequest("image_bytes must be a 1-D uint8 buffer")
+    pixels = request.image_pixels
+    if pixels is not None and (pixels.ndim != 3 or pixels.shape[2] not in (3, 4)
+                               or pixels.dtype.name not in ("uint8", "float32")):
+        raise BadRequest("image_pixels must be (height, width, 3 or 4) uint8 or float32")
 
 
 @dataclass
@@ -201,6 +248,36 @@ class Result:
 
 
 @dataclass
+class ViewsResult:
+    """A views job's result: the 40 views in pose.json's order (8 first views, then the 4
+    nearby views of each) with their poses, and the contact sheet."""
+
+    TYPE: typing.ClassVar[str] = "views_result"
+    job_id: str
+    device: str
+    timings: dict
+    view_ids: list  # N ids: "0".."11", "<i>_<k>"
+    poses: dict  # views.json: polar, elevation, polar_estimated, seed, intrinsics, notes, views [{id, ...}]
+    pose_json: dict  # One-2-3-45's pose.json
+    polar: float  # the input camera's polar angle (degrees from straight above)
+    polar_estimated: bool
+    views: np.ndarray  # (N, H, W, 3) uint8, top row first
+    contact_sheet: np.ndarray  # (H, W, 3) uint8
+    input_picture: np.ndarray  # (256, 256, 3) uint8: what the model saw
+    notes: list = field(default_factory=list)
+
+    def check(self):
+        if self.views.dtype != np.uint8 or self.views.ndim != 4 or self.views.shape[3] != 3:
+            raise BadRequest("views must be (N, H, W, 3) uint8")
+        if len(self.view_ids) != len(self.views) or not all(isinstance(v, str) for v in self.view_ids):
+            raise BadRequest(f"view_ids must name the {len(self.views)} views")
+        for name in ("contact_sheet", "input_picture"):
+            image = getattr(self, name)
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise BadRequest(f"{name} must be an (H, W, 3) uint8 image")
+
+
+@dataclass
 class Error:
     """A job failed (job_id set), or a request or the worker itself did (job_id None)."""
 
@@ -222,9 +299,10 @@ class Bye:
     TYPE: typing.ClassVar[str] = "bye"
 
 
-REQUESTS = {cls.TYPE: cls for cls in (Generate, Cancel, Ping, Shutdown)}
-EVENTS = {cls.TYPE: cls for cls in (Ready, Pong, Accepted, ModelLoaded, ModelUnloaded, Progress, Log, Result, Error,
-                                    Cancelled, Bye)}
+REQUESTS = {cls.TYPE: cls for cls in (Generate, GenerateViews, Cancel, Ping, Shutdown)}
+EVENTS = {cls.TYPE: cls for cls in (Ready, Pong, Accepted, ModelLoaded, ModelUnloaded, Progress, Log, Result,
+                                    ViewsResult, Error, Cancelled, Bye)}
+JOB_REQUESTS = (Generate, GenerateViews)  # the requests that start a job
 
 
 # ---------------------------------------------------------------- building and parsing

@@ -48,8 +48,9 @@ class ServerApi:
     def version(self) -> dict:
         return self._json("GET", "/version")
 
-    def submit(self, request: protocol.Generate) -> dict:
-        """POST one generate frame (image bytes or pixels, never a path); the job's status."""
+    def submit(self, request) -> dict:
+        """POST one generate or generate_views frame (image bytes or pixels, never a path);
+        the job's status."""
         body = b"".join(bytes(part) for part in wire.encode(*protocol.frame_parts(request)))
         return self._json("POST", "/jobs", body, {"Content-Type": FRAME_TYPE}, ok=(202,))
 
@@ -58,12 +59,13 @@ class ServerApi:
         query = f"?since={since}&wait={wait:g}" if since is not None else ""
         return self._json("GET", f"/jobs/{job_id}{query}", timeout=self.timeout + wait)
 
-    def result(self, job_id: str) -> protocol.Result:
+    def result(self, job_id: str):
+        """The job's protocol.Result, or a views job's protocol.ViewsResult."""
         # the frame is read straight from the socket into the arrays' own buffers
         status, event = self._request("GET", f"/jobs/{job_id}/result", read_body=self._result_event)
         if status != 200:
             self._raise_for(status, event)
-        if not isinstance(event, protocol.Result):
+        if not isinstance(event, (protocol.Result, protocol.ViewsResult)):
             raise BackendError(f"the server at {self.url} sent no result frame")
         return event
 

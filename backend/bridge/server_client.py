@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import protocol
 from .errors import BackendError, InputImageError
 from .image_files import checked_path
-from .job_client import JobEvents, JobResult, generate_request
+from .job_client import JobEvents, JobResult, generate_request, views_job_result, views_request
 from .server_api import ServerApi
 
 RUNNING, DONE, FAILED, CANCELLED = "running", "done", "failed", "cancelled"
@@ -26,7 +27,7 @@ RUNNING, DONE, FAILED, CANCELLED = "running", "done", "failed", "cancelled"
 class RemoteJob:
     """A job of ours: its request until it is sent, then the server's id for it."""
 
-    request: object  # protocol.Generate with image bytes or pixels, or a prompt
+    request: object  # protocol.Generate (image bytes or pixels, or a prompt) or protocol.GenerateViews
     cancel_asked: threading.Event = field(default_factory=threading.Event)
     server_id: str | None = None
 
@@ -52,8 +53,16 @@ class ServerClient(JobEvents):
     def submit(self, settings, *, image_path=None, image_bytes=None, image_pixels=None, prompt=None) -> str:
         """Start a job; returns at once. A file is read here and sent as its bytes (the
         server reads no paths); a bad path raises InputImageError now, as a worker says."""
-        request = generate_request(settings, image_path=image_path, image_bytes=image_bytes, image_pixels=image_pixels,
-                                   prompt=prompt)
+        return self._start(generate_request(settings, image_path=image_path, image_bytes=image_bytes,
+                                            image_pixels=image_pixels, prompt=prompt))
+
+    def submit_views(self, settings, *, image_path=None, image_bytes=None, image_pixels=None) -> str:
+        """Start a views job (bridge/settings.py ViewsSettings) on the server's views
+        models; its result event carries a ViewsJobResult."""
+        return self._start(views_request(settings, image_path=image_path, image_bytes=image_bytes,
+                                         image_pixels=image_pixels))
+
+    def _start(self, request) -> str:
         if request.image_path is not None:
             path = checked_path(Path(request.image_path))
             try:
@@ -133,7 +142,9 @@ class ServerClient(JobEvents):
                 shown = (status["stage"], status["fraction"])
                 self._emit("progress", job_id, stage=shown[0], fraction=float(shown[1]))
             if state == DONE:
-                self._emit("result", job_id, result=job_result(self.api.result(job.server_id)))
+                event = self.api.result(job.server_id)
+                views = isinstance(event, protocol.ViewsResult)
+                self._emit("result", job_id, result=views_job_result(event) if views else job_result(event))
                 return
             if state == CANCELLED:
                 self._emit("cancelled", job_id, message="cancelled")

@@ -5,12 +5,12 @@ GenerateSettings' fields, defaults and checks come from the declarations in opti
 
 from dataclasses import asdict, field, fields, make_dataclass
 
-from ..families.registry import FAMILIES, FAMILIES_BY_NAME, MESH_STAGES
+from ..families.registry import FAMILIES, FAMILIES_BY_NAME, MESH_STAGES, VIEWS
 from .options import JOB_OPTIONS
 
 
 def _check_all(self):
-    for option in JOB_OPTIONS:
+    for option in self.OPTIONS:
         # frozen: the checked (possibly normalised, e.g. int -> float) value goes in directly
         object.__setattr__(self, option.name, option.check(getattr(self, option.name)))
 
@@ -29,14 +29,21 @@ def _from_dict(cls, data: dict):
     return cls(**data)
 
 
-GenerateSettings = make_dataclass(
-    "GenerateSettings",
-    [(option.name, option.kind, field(default=option.default)) for option in JOB_OPTIONS],
-    frozen=True,
-    namespace={"__post_init__": _check_all, "to_dict": _to_dict, "from_dict": _from_dict,
-               "__doc__": "One job's options (see options.JOB_OPTIONS); invalid values raise ValueError."},
-)
-GenerateSettings.__module__ = __name__
+def _settings_class(name: str, options: tuple, doc: str):
+    cls = make_dataclass(
+        name, [(option.name, option.kind, field(default=option.default)) for option in options], frozen=True,
+        namespace={"__post_init__": _check_all, "to_dict": _to_dict, "from_dict": _from_dict, "OPTIONS": options,
+                   "__doc__": doc},
+    )
+    cls.__module__ = __name__
+    return cls
+
+
+GenerateSettings = _settings_class(
+    "GenerateSettings", JOB_OPTIONS, "One job's options (see options.JOB_OPTIONS); invalid values raise ValueError.")
+# A views job's options (backend/zero123/declaration.py): its own, no family's.
+ViewsSettings = _settings_class(
+    "ViewsSettings", VIEWS.options, "One views job's options (registry.VIEWS); invalid values raise ValueError.")
 
 DEFAULTS = {option.name: option.default for option in JOB_OPTIONS}
 # Every progress stage a job can report, in the order jobs go: each family's own up to

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from . import protocol
 from .errors import WorkerFailed, WorkerTimeout
-from .job_client import JobResult
+from .job_client import JobResult, views_job_result
 from .worker_process import EXTENSION_ROOT, WorkerProcess, log_folder_problem
 
 
@@ -20,7 +20,7 @@ from .worker_process import EXTENSION_ROOT, WorkerProcess, log_folder_problem
 class Submission:
     """A job this client was asked to run, from submit() until its last event."""
 
-    request: protocol.Generate
+    request: protocol.Generate  # or protocol.GenerateViews
     sent: bool = False
     stage: str = "start-up"  # named in timeout messages
     last_activity: float = 0.0
@@ -173,6 +173,12 @@ class Supervision:
             result = JobResult(event.vertices, event.faces, event.colors, event.prepared_image, timings, event.device,
                                [str(note) for note in event.notes], event.uvs, event.base_color, event.normal_map)
             self._emit("result", job_id, result=result)
+        elif isinstance(event, protocol.ViewsResult):
+            self._current = None
+            timings = dict(event.timings)
+            if job.load_seconds is not None:
+                timings["load"] = job.load_seconds
+            self._emit("result", job_id, result=views_job_result(event, timings))
         elif isinstance(event, protocol.Error):
             self._current = None
             self._emit("error", job_id, code=event.code, message=event.message)

@@ -49,26 +49,8 @@ class Stage:
     weight: float
 
 
-@dataclass(frozen=True)
-class Family:
-    """A model family: the inputs it turns into objects and all the rest the shared parts
-    need to know of it. The registry (registry.py) is the one list of families."""
-
-    identifier: str  # the `family` option's value, e.g. "TRIPOSR"
-    label: str
-    description: str
-    tasks: tuple  # inputs it starts from (TASKS)
-    options: tuple  # its own job options (Option); the registry tags them with this family
-    slots: dict  # task -> tuple of ModelSlot: the model folders a job from that input needs
-    stages: tuple  # Stage, in order, up to and including "surface"; the mesh stage's follow
-    engine: Callable[[], object]  # imports and returns the engine module (torch side)
-    test_models: Callable  # (out_dir: Path, size: str, seed: int, tasks: tuple) -> {slot id: folder}
-    test_model_sizes: tuple = ("tiny",)  # the first is the default
-    resolution_option: str | None = None  # the option to lower when memory runs out
-    seed_option: str | None = None  # the option naming the starting noise, when the job draws any
-    test_model_name: str = ""  # `make-test-model NAME`; default: the label in lower case
-    prompt_with_image: bool = False  # its image jobs need a text prompt too (what to make of the picture)
-    notes: dict = field(default_factory=dict)  # free words for the README/help (speed, memory)
+class _Declared:
+    """What a family and an extra job share: model slots per input, stages, a command name."""
 
     @property
     def command_name(self) -> str:
@@ -89,7 +71,54 @@ class Family:
         return tuple(stage.name for stage in self.stages)
 
 
+@dataclass(frozen=True)
+class Family(_Declared):
+    """A model family: the inputs it turns into objects and all the rest the shared parts
+    need to know of it. The registry (registry.py) is the one list of families."""
+
+    identifier: str  # the `family` option's value, e.g. "TRIPOSR"
+    label: str
+    description: str
+    tasks: tuple  # inputs it starts from (TASKS)
+    options: tuple  # its own job options (Option); the registry tags them with this family
+    slots: dict  # task -> tuple of ModelSlot: the model folders a job from that input needs
+    stages: tuple  # Stage, in order, up to and including "surface"; the mesh stage's follow
+    engine: Callable[[], object]  # imports and returns the engine module (torch side)
+    test_models: Callable  # (out_dir: Path, size: str, seed: int, tasks: tuple) -> {slot id: folder}
+    test_model_sizes: tuple = ("tiny",)  # the first is the default
+    resolution_option: str | None = None  # the option to lower when memory runs out
+    seed_option: str | None = None  # the option naming the starting noise, when the job draws any
+    test_model_name: str = ""  # `make-test-model NAME`; default: the label in lower case
+    prompt_with_image: bool = False  # its image jobs need a text prompt too (what to make of the picture)
+    notes: dict = field(default_factory=dict)  # free words for the README/help (speed, memory)
+
+
+@dataclass(frozen=True)
+class ExtraJob(_Declared):
+    """A job of the registry that makes no object (the views job: pictures of the object
+    from other sides). Its model slots are listed with the families' (preferences,
+    downloads, `make-test-model`, the folder checks); its options and stages are its own
+    (a settings class of their own, its own protocol messages and entry points). A family
+    may reuse its very ModelSlot objects and Option declarations (One-2-3-45 reuses the
+    views job's)."""
+
+    identifier: str  # "VIEWS": upper case, never a family's
+    label: str  # "Views"
+    description: str
+    tasks: tuple  # inputs it starts from (TASKS)
+    options: tuple  # its options (Option), named apart from every family's
+    slots: dict  # task -> tuple of ModelSlot
+    stages: tuple  # Stage, in order
+    engine: Callable[[], object]  # imports and returns its job module (torch side)
+    test_models: Callable  # (out_dir, size, seed, tasks) -> {slot id: folder}
+    test_model_sizes: tuple = ("tiny",)
+    test_model_name: str = ""
+    seed_option: str | None = None
+    optional_slots: tuple = ()  # slot ids a job may go without (the job says when it needs them)
+    use_hint: str = ""  # how a user runs it, for messages about its model folders
+
+
 # What a plug-in module outside the project builds its Family from (see registry.py):
 # the same classes, whichever copy of the package imported it.
-API = {"Family": Family, "ModelSlot": ModelSlot, "Stage": Stage, "Option": Option, "TASKS": TASKS,
+API = {"Family": Family, "ExtraJob": ExtraJob, "ModelSlot": ModelSlot, "Stage": Stage, "Option": Option, "TASKS": TASKS,
        "ModelNotFoundError": ModelNotFoundError, "CheckpointError": CheckpointError}

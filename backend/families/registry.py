@@ -25,9 +25,13 @@ from pathlib import Path
 
 from ..shap_e.declaration import FAMILY as SHAP_E_FAMILY
 from ..triposr.declaration import FAMILY as TRIPOSR_FAMILY
-from .contract import API, TASKS, Family, ModelSlot, Stage
+from ..zero123.declaration import JOB as VIEWS_JOB
+from .contract import API, TASKS, ExtraJob, Family, ModelSlot, Stage
 
 BUILT_IN = (TRIPOSR_FAMILY, SHAP_E_FAMILY)
+# Jobs that make no object but use model folders (their slots are listed with the
+# families' for the preferences, downloads and make-test-model): the views job.
+EXTRA_JOBS = (VIEWS_JOB,)
 PLUGINS_ENV = "IMAGE_TO_3D_FAMILIES"
 PLUGIN_PATH_ENV = "IMAGE_TO_3D_FAMILY_PATH"
 
@@ -105,8 +109,37 @@ def _register_all() -> tuple:
     return tuple(registered)
 
 
+def _checked_extra_job(job: ExtraJob, families: tuple) -> ExtraJob:
+    """The job, if its identifier, options and slots clash with no family's (a slot it
+    shares with a family must be the very same ModelSlot)."""
+    def refuse(problem):
+        raise FamilyDeclarationError(f"job {job.identifier!r}: {problem}")
+
+    if not job.identifier.isidentifier() or job.identifier != job.identifier.upper():
+        refuse("the identifier must be an upper-case name such as VIEWS")
+    if any(family.identifier == job.identifier for family in families):
+        refuse("a family has this identifier")
+    taken = {slot.identifier: slot for family in families for slot in family.all_slots()}
+    taken.update({slot.preference: slot for family in families for slot in family.all_slots()})
+    for slot in job.all_slots():
+        for found in (taken.get(slot.identifier), taken.get(slot.preference)):
+            if found is not None and found != slot:
+                refuse(f"model slot {slot.identifier!r} (preference {slot.preference!r}) is another family's")
+    family_options = {option.name: option for family in families for option in family.options}
+    for option in job.options:
+        shared = family_options.get(option.name)
+        if shared is not None and dataclasses.replace(shared, families=()) != option:
+            refuse(f"option {option.name!r} is declared differently by a family")
+    if set(job.optional_slots) - {slot.identifier for slot in job.all_slots()}:
+        refuse("optional_slots names a slot it does not have")
+    return job
+
+
 FAMILIES = _register_all()
 FAMILIES_BY_NAME = {family.identifier: family for family in FAMILIES}
+EXTRA_JOBS = tuple(_checked_extra_job(job, FAMILIES) for job in EXTRA_JOBS)
+EXTRA_JOBS_BY_NAME = {job.identifier: job for job in EXTRA_JOBS}
+VIEWS = EXTRA_JOBS_BY_NAME[VIEWS_JOB.identifier]  # the views job (backend/zero123/)
 # name -> weight of every stage any job reports, families' first, in the order jobs go
 STAGE_WEIGHTS = {stage.name: stage.weight for family in FAMILIES for stage in family.stages}
 STAGE_WEIGHTS.update({stage.name: stage.weight for stage in MESH_STAGES})
@@ -121,18 +154,25 @@ def default_family(task: str) -> Family:
     return families_taking(task)[0]
 
 
+def declared(identifier: str):
+    """The family or extra job of this identifier (KeyError when there is none)."""
+    return FAMILIES_BY_NAME.get(identifier) or EXTRA_JOBS_BY_NAME[identifier]
+
+
 def slots() -> tuple:
-    """(family, task, slot) for every model folder any job needs, in declaration order."""
-    return tuple((family, task, slot) for family in FAMILIES for task in family.tasks for slot in family.slots_for(task))
+    """(family or extra job, task, slot) for every model folder any job needs, the
+    families' first, in declaration order."""
+    return tuple((owner, task, slot) for owner in (*FAMILIES, *EXTRA_JOBS) for task in owner.tasks
+                 for slot in owner.slots_for(task))
 
 
 def unique_slots() -> tuple:
-    """(family, slot) for every model slot once (a slot may serve several inputs and
-    families: the first family that declares it is named)."""
+    """(family or extra job, slot) for every model slot once (a slot may serve several
+    inputs, families and jobs: the first that declares it is named)."""
     seen = {}
-    for family in FAMILIES:
-        for slot in family.all_slots():
-            seen.setdefault(slot.identifier, (family, slot))
+    for owner in (*FAMILIES, *EXTRA_JOBS):
+        for slot in owner.all_slots():
+            seen.setdefault(slot.identifier, (owner, slot))
     return tuple(seen.values())
 
 
@@ -142,10 +182,10 @@ def slot_for_repo(repo_id: str):
 
 
 def job_needing(slot_ids: set):
-    """(family, task) of the first job whose model slots are exactly these (a folder that
-    holds one model folder per slot, as make-test-model writes them), or None."""
-    return next(((family, task) for family in FAMILIES for task in family.tasks
-                 if len(family.slots_for(task)) > 1 and {s.identifier for s in family.slots_for(task)} == slot_ids),
+    """(family or extra job, task) of the first job whose model slots are exactly these (a
+    folder that holds one model folder per slot, as make-test-model writes them), or None."""
+    return next(((owner, task) for owner in (*FAMILIES, *EXTRA_JOBS) for task in owner.tasks
+                 if len(owner.slots_for(task)) > 1 and {s.identifier for s in owner.slots_for(task)} == slot_ids),
                 None)
 
 

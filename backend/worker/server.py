@@ -17,7 +17,8 @@ from pathlib import Path
 from ..bridge import protocol, wire
 from ..bridge.errors import BackendError, BadRequest, Cancelled, OutOfMemoryError
 from ..bridge.image_files import checked_path
-from ..bridge.settings import job_resolution
+from ..bridge.settings import GenerateSettings, job_resolution
+from ..families.registry import VIEWS
 from ..model_folder import resolve_model_folders
 
 PROGRESS_INTERVAL = 0.1  # seconds between progress events of one stage
@@ -29,16 +30,23 @@ NOISE_ENV = "IMAGE_TO_3D_WORKER_TEST_NOISE"
 log = logging.getLogger("image_to_3d.worker")
 
 
-def job_inputs(request: protocol.Generate):
-    """(GenerateSettings, image, prompt) of a generate request (image None for a text job,
-    prompt None for an image job of a family that takes no prompt with it); BackendError
-    naming what is wrong."""
-    settings = request.job_settings()
+def job_inputs(request):
+    """(settings, image, prompt) of a generate or generate_views request (image None for a
+    text job, prompt None for an image job of a family that takes no prompt with it, and
+    for views); BackendError naming what is wrong."""
+    settings, prompt = request.job_settings(), getattr(request, "prompt", None)
     if request.image_path is not None:
-        return settings, checked_path(Path(request.image_path)), request.prompt
+        return settings, checked_path(Path(request.image_path)), prompt
     if request.image_bytes is not None:
-        return settings, request.image_bytes.tobytes(), request.prompt
-    return settings, request.image_pixels, request.prompt
+        return settings, request.image_bytes.tobytes(), prompt
+    return settings, request.image_pixels, prompt
+
+
+def job_kind(request) -> tuple[str, str]:
+    """(family or extra job, input) whose model a request needs."""
+    if isinstance(request, protocol.GenerateViews):
+        return VIEWS.identifier, "image"
+    return request.job_settings().family, request.task
 
 
 class WorkerServer:
@@ -152,6 +160,9 @@ class WorkerServer:
             settings, image, prompt = job_inputs(request)
             self.send(protocol.Accepted(job_id=job_id))
             loaded = self.ensure_model(request, pipeline)
+            if isinstance(request, protocol.GenerateViews):
+                self.draw_views(job_id, settings, image, loaded)
+                return
             result = self.generate(job_id, settings, image, loaded, pipeline, prompt)
         except Cancelled as exc:
             log.info("job %s cancelled", job_id)
@@ -159,7 +170,7 @@ class WorkerServer:
         except BackendError as exc:
             self.send_error(job_id, exc.code, exc.message)
         except MemoryError:
-            resolution = job_resolution(settings) if settings is not None else None
+            resolution = job_resolution(settings) if isinstance(settings, GenerateSettings) else None
             at = f" at resolution {resolution}: lower the resolution setting" if resolution else ": close other programs"
             message = f"the computer ran out of memory{at}"
             self.send_error(job_id, OutOfMemoryError.code, message)
@@ -191,8 +202,9 @@ class WorkerServer:
     def ensure_model(self, request: protocol.Generate, pipeline):
         """The loaded model for this job's model/device/precision and family/input; loads
         only on a change."""
-        family, task = request.job_settings().family, request.task
-        wanted = (request.model, request.device or "auto", request.precision or "float32", family, task)
+        family, task = job_kind(request)
+        default_precision = "auto" if isinstance(request, protocol.GenerateViews) else "float32"
+        wanted = (request.model, request.device or "auto", request.precision or default_precision, family, task)
         if request.model is None:
             if self._loaded is None:
                 raise BadRequest("no model given and none loaded")
@@ -222,7 +234,8 @@ class WorkerServer:
         ))
         return loaded
 
-    def generate(self, job_id, settings, image, loaded, pipeline, prompt=None):
+    def job_hooks(self, job_id):
+        """(progress, should_cancel) of one job."""
         last_sent = {}
 
         def progress(stage, fraction):
@@ -236,10 +249,23 @@ class WorkerServer:
         def should_cancel():
             return job_id in self._cancelled or self._stopping
 
+        return progress, should_cancel
+
+    def generate(self, job_id, settings, image, loaded, pipeline, prompt=None):
+        progress, should_cancel = self.job_hooks(job_id)
         return pipeline.generate_mesh_within_memory(
             loaded, image, settings, progress, should_cancel,
             warn=lambda message: self.send_log(job_id, message, "warning"), prompt=prompt,
         )
+
+    def draw_views(self, job_id, settings, image, loaded):
+        """A views job through its one job function, then its views_result."""
+        engine = VIEWS.engine()
+        progress, should_cancel = self.job_hooks(job_id)
+        result = engine.run_views(loaded, image, settings, progress, should_cancel)
+        fields, arrays = engine.transfer_parts(result)
+        self.send(protocol.ViewsResult(job_id=job_id, device=loaded.device, **fields, **arrays))
+        log.info("job %s done: %d views", job_id, len(arrays["views"]))
 
 
 def _print_test_noise():
