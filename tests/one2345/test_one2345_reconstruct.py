@@ -12,9 +12,9 @@ import torch
 from one2345_cases import REPO_ROOT
 
 from backend.bridge.errors import Cancelled, InputImageError
-from backend.one2345 import STAGES, ViewSet, read_input_folder, reconstruct, world_to_blender, world_to_official_export
-from backend.one2345.frames import WORLD_TO_BLENDER
-from backend.one2345.reconstruct import PLANES_PER_STEP
+from backend.one2345.frames import WORLD_TO_BLENDER, world_to_blender, world_to_official_export
+from backend.one2345.reconstruct import PLANES_PER_STEP, STAGES, reconstruct
+from backend.one2345.views import ViewSet, read_input_folder
 from backend.test_models.one2345 import camera_pose, make_state_dicts
 
 RESOLUTION = 32
