@@ -18,7 +18,8 @@ FIRST_BATCH = {True: 4, False: 8}  # views in the first batch: estimating the el
 
 
 def view_steps(settings) -> int:
-    """UNet evaluations of one view, summed over every view of a job (4,352 for 75 steps)."""
+    """UNet evaluations of one view (both guidance halves), summed over every view of a job
+    (2,176 for 75 steps)."""
     return FIRST_VIEWS * evaluations(settings.views_steps) + NEARBY_VIEWS * evaluations(nearby_steps(settings.views_steps))
 
 

@@ -23,7 +23,7 @@ from ..bridge.errors import WrongModelError
 from ..bridge.settings import ViewsSettings
 from ..families.engine_api import JobInput, StageClock, Surface
 from ..zero123 import job as views_job
-from ..zero123.declaration import ELEVATION, LOFTR, VIEWS_OPTIONS, ZERO123_XL
+from ..zero123.declaration import ELEVATION, ESTIMATE_ELEVATION, LOFTR, VIEWS_OPTIONS, ZERO123_XL
 from ..zero123.result import contact_sheet
 from .budget import CpuBudget
 from .checkpoint import load_reconstruction
@@ -114,6 +114,14 @@ def color_field(model, surface, chunk: int | None = None):
     return color_at
 
 
+def elevation_notes(settings) -> list:
+    """A note when an elevation was given but the estimate is on (it is then not used)."""
+    if settings.views_estimate_elevation and settings.views_elevation != ELEVATION.default:
+        return [f"the elevation was estimated: Elevation ({settings.views_elevation:g}) is used only with "
+                f"Estimate Elevation off ({ESTIMATE_ELEVATION.cli_flag})"]
+    return []
+
+
 def run(loaded: LoadedOne2345, job: JobInput, settings, clock: StageClock, chunk_size: int | None = None,
         **extras) -> Surface:
     """prepare, views, reconstruction, surface (see the module's words)."""
@@ -122,10 +130,7 @@ def run(loaded: LoadedOne2345, job: JobInput, settings, clock: StageClock, chunk
     device = torch.device(loaded.device)
     estimating = bool(settings.views_estimate_elevation)
     budget = CpuBudget(settings, device.type, "One-2-3-45", CPU_LIMIT)
-    notes = []
-    if estimating and settings.views_elevation != ELEVATION.default:
-        notes.append(f"the elevation was estimated: Elevation ({settings.views_elevation:g}) is used only with "
-                     "Estimate Elevation off (--no-estimate-elevation)")
+    notes = elevation_notes(settings)
 
     clock.start("prepare")
     views_settings = ViewsSettings(**{option.name: getattr(settings, option.name) for option in VIEWS_OPTIONS})
