@@ -112,7 +112,8 @@ def _run_local(args, settings, progress):
     from .zero123.job import load_views, run_views
     from .zero123.result import write_views
 
-    loaded = load_views(model_argument(args.model), args.device or "auto", args.precision or "auto")
+    loaded = load_views(model_argument(args.model), args.device or "auto", args.precision or "auto",
+                        with_loftr=settings.views_estimate_elevation)
     held = ", ".join(f"{slot.label} {loaded.folders[slot.identifier]}" for slot in VIEWS.all_slots()
                      if slot.identifier in loaded.folders)
     print(f"{held} on {loaded.device} ({loaded.precision}), loaded in {loaded.load_seconds:.1f} s", file=sys.stderr)

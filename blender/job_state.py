@@ -1,5 +1,5 @@
 """Where a job's state lives in Blender: what the panels, the status bar and the headless
-script show of the running or last generate or batch run (one runs at a time)."""
+script show of the running or last generate, batch or views run (one runs at a time)."""
 
 from dataclasses import dataclass
 
@@ -13,6 +13,7 @@ class Status:
     last_result: str = ""
     last_error: str = ""
     last_input_image: str = ""  # the Blender image holding what the model saw
+    last_views_image: str = ""  # the Blender image holding the last views job's contact sheet
     last_batch: object = None  # the last runs.BatchRun (the headless script reads it)
 
 

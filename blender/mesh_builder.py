@@ -92,11 +92,11 @@ def texture_image(name: str, pixels: np.ndarray, non_color: bool = False) -> bpy
     image = bpy.data.images.new(name, width, height, alpha=False)
     if non_color:  # a normal map is data: no sRGB curve on its way to the shader
         image.colorspace_settings.name = "Non-Color"
-    _store_pixels(image, pixels)
+    store_pixels(image, pixels)
     return image
 
 
-def _store_pixels(image: bpy.types.Image, pixels: np.ndarray) -> None:
+def store_pixels(image: bpy.types.Image, pixels: np.ndarray) -> None:
     """(H, W, 3) uint8, top row first, into a byte image (bytes kept exactly), packed
     into the .blend: it has no file behind it, and nothing is lost when the file moves."""
     height, width = pixels.shape[:2]
@@ -175,6 +175,6 @@ def show_prepared_image(name: str, pixels: np.ndarray) -> bpy.types.Image | None
         image = None
     if image is None:
         image = bpy.data.images.new(image_name, width, height, alpha=False)
-    _store_pixels(image, pixels)
+    store_pixels(image, pixels)
     image.use_fake_user = True  # nothing uses it in the scene: without this a save drops it
     return image

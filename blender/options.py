@@ -30,6 +30,7 @@ from ..backend.bridge.options import (
     apply_preset,
 )
 from ..backend.bridge.settings import GenerateSettings
+from ..backend.families.registry import VIEWS
 
 PREFERENCE_PREFIX = "default_"
 
@@ -71,6 +72,13 @@ def annotations(prefix: str = "", remembered: bool = True, with_preset: bool = F
     (the preset too for the panel and the operators; the preferences hold none)."""
     chosen = ALL_OPTIONS + ((PRESET_OPTION,) if with_preset else ())
     return {prefix + option.name: blender_property(option, remembered) for option in chosen}
+
+
+def views_annotations() -> dict:
+    """The panel's properties for the views job's options (registry.VIEWS) that no
+    family shares (a family reusing one, as One-2-3-45 does, has it in ALL_OPTIONS)."""
+    taken = {option.name for option in ALL_OPTIONS}
+    return {option.name: blender_property(option) for option in VIEWS.options if option.name not in taken}
 
 
 def resolve(operator=None, panel=None, preferences=None, task: str = "image") -> dict:

@@ -27,6 +27,8 @@ class ImageTo3DSceneSettings(bpy.types.PropertyGroup):
                                      description="Take resolution, threshold and the rest from the add-on preferences"),
         # resolution, threshold, ..., and the preset: the job options, as declared once
         **options.annotations(with_preset=True),
+        # the views job's own (views_steps, ...), unless a family shares them
+        **options.views_annotations(),
         "batch_source": EnumProperty(
             name="Batch Of",
             items=[("FOLDER", "Images", "Every image of a folder"),

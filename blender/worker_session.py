@@ -19,7 +19,8 @@ from pathlib import Path
 import bpy
 
 from ..backend.bridge.errors import BackendError
-from ..backend.bridge.options import FAMILIES, FAMILIES_BY_NAME, check_family_takes, looks_like_hub_id
+from ..backend.bridge.options import FAMILIES, check_family_takes, looks_like_hub_id
+from ..backend.families.registry import declared
 from ..backend.model_folder import check_slot_folder, job_slots, model_folders_inside
 from .addon import ADDON_ID, preferences
 
@@ -225,7 +226,7 @@ def model_readiness(prefs, family: str, slot) -> tuple[bool, str]:
     try:
         check_slot_folder(model, slot, family)
     except BackendError as error:
-        return False, f"{FAMILIES_BY_NAME[family].label}: {error.message}"
+        return False, f"{declared(family).label}: {error.message}"
     return True, "Ready"
 
 

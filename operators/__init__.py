@@ -3,7 +3,7 @@
 modal.py is the base every long-running operator shares (timer, cancel, status bar).
 """
 
-from . import batch, download_model, generate, install_backend, release_model
+from . import batch, download_model, generate, generate_views, install_backend, release_model
 
-classes = (*generate.classes, *batch.classes, *release_model.classes, *install_backend.classes,
+classes = (*generate.classes, *generate_views.classes, *batch.classes, *release_model.classes, *install_backend.classes,
            *download_model.classes)

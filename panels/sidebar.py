@@ -3,12 +3,14 @@
 import bpy
 
 from ..backend.bridge.options import ALL_OPTIONS, ASSET_OPTIONS, FAMILIES_BY_NAME, PRESET_OPTION
-from ..backend.families.registry import families_taking
-from ..blender import options, worker_session
+from ..backend.families.registry import VIEWS, families_taking
+from ..backend.zero123.declaration import ELEVATION
+from ..blender import options, views_run, worker_session
 from ..blender.addon import ADDON_ID, preferences
 from ..blender.job_state import STATUS
 
 CATEGORY = "Image to 3D"
+ELEVATION_NAME = ELEVATION.name  # greyed out while the elevation is estimated
 
 
 def draw_progress(layout) -> bool:
@@ -178,6 +180,65 @@ class IMAGE_PT_image_to_3d(SidebarPanel, bpy.types.Panel):
         draw_main(self.layout, context, "image", draw_editor_image)
 
 
+def draw_views(layout, context, source) -> None:
+    """The views job for the panel's image (`source`: ("filepath" | "image", value) or
+    None): its model folders' readiness, its options, Generate Views, the last sheet."""
+    settings = context.scene.image_to_3d
+    prefs = preferences()
+    views = views_run.views_settings(settings)
+    for ready, line in views_run.readiness_lines(prefs, views) if prefs else [(False, "Enable the add-on")]:
+        for i, text in enumerate(_wrap(line, 48)):
+            layout.label(text=text, icon=("CHECKMARK" if ready else "INFO") if i == 0 else "BLANK1")
+    column = layout.column(align=True)
+    for option in VIEWS.options:
+        row = column.row()
+        row.enabled = option.name != ELEVATION_NAME or not settings.views_estimate_elevation
+        row.prop(settings, option.name)
+    if not STATUS.running:
+        row = layout.row()
+        row.enabled = source is not None
+        op = row.operator("image_to_3d.generate_views", icon="IMAGE_REFERENCE")
+        if source is not None:
+            setattr(op, source[0], source[1])
+    if STATUS.last_views_image in bpy.data.images:
+        layout.operator("image_to_3d.show_model_input", text="Show Views", icon="IMAGE_DATA").image = STATUS.last_views_image
+
+
+def scene_views_source(settings):
+    """The 3D Viewport's image for the views: the panel's file or Blender image."""
+    if settings.source == "FILE":
+        return ("filepath", settings.filepath) if settings.filepath else None
+    return ("image", settings.image.name) if settings.image is not None else None
+
+
+class ViewsPanel(SidebarPanel):
+    """The views job: the sides and back of the object as Zero123-XL imagines them."""
+
+    bl_label = "Views (Zero123-XL)"
+    bl_options = {"DEFAULT_CLOSED"}
+
+
+class VIEW3D_PT_image_to_3d_views(ViewsPanel, bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_parent_id = "VIEW3D_PT_image_to_3d"
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene.image_to_3d.source != "TEXT"
+
+    def draw(self, context):
+        draw_views(self.layout, context, scene_views_source(context.scene.image_to_3d))
+
+
+class IMAGE_PT_image_to_3d_views(ViewsPanel, bpy.types.Panel):
+    bl_space_type = "IMAGE_EDITOR"
+    bl_parent_id = "IMAGE_PT_image_to_3d"
+
+    def draw(self, context):
+        image = context.space_data.image
+        draw_views(self.layout, context, ("image", image.name) if image is not None else None)
+
+
 class BatchPanel(SidebarPanel):
     bl_label = "Batch"
     bl_options = {"DEFAULT_CLOSED"}
@@ -222,4 +283,5 @@ class IMAGE_PT_image_to_3d_batch(BatchPanel, bpy.types.Panel):
     bl_parent_id = "IMAGE_PT_image_to_3d"
 
 
-classes = (VIEW3D_PT_image_to_3d, VIEW3D_PT_image_to_3d_batch, IMAGE_PT_image_to_3d, IMAGE_PT_image_to_3d_batch)
+classes = (VIEW3D_PT_image_to_3d, VIEW3D_PT_image_to_3d_views, VIEW3D_PT_image_to_3d_batch, IMAGE_PT_image_to_3d,
+           IMAGE_PT_image_to_3d_views, IMAGE_PT_image_to_3d_batch)

@@ -82,10 +82,6 @@ def disc_picture():
 
 # ---------------------------------------------------------------- the views job (Zero123-XL)
 
-# Small and quick: 3 steps for the first views (2 UNet evaluations), 2 for the nearby ones
-# (1), the elevation given (no LoFTR); tests of the estimate ask for it.
-VIEWS_TEST_SETTINGS = {"views_estimate_elevation": False, "views_elevation": 20.0, "views_steps": 3, "views_seed": 5}
-
 
 @pytest.fixture(scope="session")
 def views_models(tmp_path_factory) -> Path:
@@ -116,6 +112,8 @@ def views_picture(tmp_path_factory) -> Path:
 def views_reference(views_models, views_picture):
     """The views job in this process (CPU, float32) for VIEWS_TEST_SETTINGS: what every
     entry point must give for the same picture."""
+    from views_common import VIEWS_TEST_SETTINGS
+
     from backend.bridge.settings import ViewsSettings
     from backend.zero123.job import load_views, run_views
 
@@ -125,15 +123,14 @@ def views_reference(views_models, views_picture):
 
 # ---------------------------------------------------------------- One-2-3-45 (issue 21)
 
-# The views as VIEWS_TEST_SETTINGS, then the reconstruction's mesh at 32 (the tiny test
-# model's cost volume is 32^3): about 20 s a job on 2 cores.
-ONE2345_TEST_SETTINGS = {"family": "ONE2345", **VIEWS_TEST_SETTINGS, "one2345_resolution": 32}
-
-
 @pytest.fixture(scope="session")
 def one2345_settings() -> dict:
-    """ONE2345_TEST_SETTINGS (a fixture: tests in sub-folders cannot import this conftest)."""
-    return dict(ONE2345_TEST_SETTINGS)
+    """A One-2-3-45 job's settings for the tests: the views as VIEWS_TEST_SETTINGS, then
+    the reconstruction's mesh at 32 (the tiny test model's cost volume is 32^3): 20-40 s
+    a job on 2 cores."""
+    from views_common import VIEWS_TEST_SETTINGS
+
+    return {"family": "ONE2345", **VIEWS_TEST_SETTINGS, "one2345_resolution": 32}
 
 
 @pytest.fixture(scope="session")
@@ -148,11 +145,11 @@ def one2345_models(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def one2345_reference(one2345_models, views_picture):
-    """The One-2-3-45 job in this process (CPU) for ONE2345_TEST_SETTINGS: what every
-    entry point must give for the same picture and seed."""
+def one2345_reference(one2345_models, one2345_settings, views_picture):
+    """The One-2-3-45 job in this process (CPU) for one2345_settings: what every entry
+    point must give for the same picture and seed."""
     from backend.bridge.settings import GenerateSettings
     from backend.pipeline import generate_mesh, load_model
 
     loaded = load_model(one2345_models, "cpu", family="ONE2345")
-    return generate_mesh(loaded, views_picture, GenerateSettings(**ONE2345_TEST_SETTINGS))
+    return generate_mesh(loaded, views_picture, GenerateSettings(**one2345_settings))

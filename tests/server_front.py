@@ -71,14 +71,15 @@ class FakePool:
 class RunningFront:
     """create_app served by uvicorn on 127.0.0.1 (a free port), in a thread."""
 
-    def __init__(self, tls=None, max_upload_bytes=1 << 20, max_active=4, limits=None):
+    def __init__(self, tls=None, max_upload_bytes=1 << 20, max_active=4, limits=None, pool=None):
+        """pool: FakePool by default (or, e.g., a runner.ReplicaPool on an in-process replica)."""
         import uvicorn
 
         from backend.server.api import create_app
         from backend.server.guard import Limits, uvicorn_config
         from backend.server.jobs import JobTable
 
-        self.pool = FakePool()
+        self.pool = pool or FakePool()
         self.table = JobTable(max_active, result_ttl=60, max_result_bytes=1 << 20)
 
         async def replica_status():

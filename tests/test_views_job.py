@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import VIEWS_TEST_SETTINGS
 from PIL import Image
+from views_common import VIEWS_TEST_SETTINGS
 
 from backend.bridge import protocol, wire
 from backend.bridge.errors import BadRequest, ModelNotFoundError, WrongModelError

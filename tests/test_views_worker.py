@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import VIEWS_TEST_SETTINGS
+from views_common import VIEWS_TEST_SETTINGS
 
 from backend.bridge.client import WorkerClient
 from backend.bridge.errors import ModelNotFoundError

@@ -1,10 +1,11 @@
 """The HTTP API (Starlette): jobs in, status and results out, errors as codes and sentences.
 
     POST   /v1/jobs                  image file bytes or a text/plain prompt (settings in the
-                                     query), or one `generate` frame of the worker protocol
-                                     -> 202 status
+                                     query), or one `generate` or `generate_views` frame of
+                                     the worker protocol -> 202 status
     GET    /v1/jobs/{id}             status; ?since=VERSION&wait=SECONDS long-polls
-    GET    /v1/jobs/{id}/result      the `result` frame of the worker protocol, or ?format=glb
+    GET    /v1/jobs/{id}/result      the `result` (`views_result`) frame of the worker protocol,
+                                     or ?format=glb (a mesh job's)
     POST   /v1/jobs/{id}/cancel      ask a job to stop
     DELETE /v1/jobs/{id}             cancel if needed and forget the job and its result
     GET    /v1/health, /v1/version, /v1/openapi.json
@@ -121,9 +122,9 @@ def checked_settings(values) -> dict:
         raise ApiError(400, "bad_request", f"bad settings: {exc}") from None
 
 
-def parse_frame(body: bytes) -> tuple[dict, object, str | None]:
-    """(settings, image, prompt) from one `generate` frame: image_bytes, image_pixels or a
-    prompt, no path."""
+def parse_frame(body: bytes) -> tuple[dict, object, str | None, str]:
+    """(settings, image, prompt, kind) from one `generate` frame (kind "mesh": image_bytes,
+    image_pixels or a prompt) or `generate_views` frame (kind "views"); no path."""
     stream = io.BytesIO(body)
     try:
         message = wire.FrameReader(stream).read()
@@ -134,17 +135,19 @@ def parse_frame(body: bytes) -> tuple[dict, object, str | None]:
         raise ApiError(400, "bad_request", f"malformed frame: {getattr(exc, 'message', exc)}") from None
     except BackendError as exc:  # bad_request; bad_prompt or wrong_model for a text job
         raise ApiError(400, exc.code, exc.message) from None
-    if not isinstance(request, protocol.Generate):
-        raise ApiError(400, "bad_request", f"expected a generate frame, got {request.TYPE!r}")
+    if not isinstance(request, protocol.JOB_REQUESTS):
+        raise ApiError(400, "bad_request", f"expected a generate or generate_views frame, got {request.TYPE!r}")
     if request.image_path is not None:
         raise ApiError(400, "bad_request", "the server reads no paths: send the image's bytes or pixels")
     if (request.model, request.device, request.precision) != (None, None, None):
-        raise ApiError(400, "bad_request", "this server runs one model: leave model, device and precision out")
+        raise ApiError(400, "bad_request", "this server runs its own models: leave model, device and precision out")
     image = request.image_bytes.tobytes() if request.image_bytes is not None else request.image_pixels
     problem = non_finite_problem(image, "image_pixels") if request.image_pixels is not None else None
     if problem:  # refused here: 8-bit colours would hide them
         raise ApiError(400, "bad_image", problem)
-    return checked_settings(request.settings), image, request.prompt
+    if isinstance(request, protocol.GenerateViews):
+        return request.job_settings().to_dict(), image, None, "views"
+    return checked_settings(request.settings), image, request.prompt, "mesh"
 
 
 def prompt_from_body(body: bytes, settings: dict) -> str:
@@ -169,7 +172,8 @@ def result_frame(job) -> Response:
     Its parts go out as they are (the arrays' own buffers), not joined into one copy:
     a 500k-vertex mesh is 20 MB.
     """
-    event = protocol.Result(job_id=job.job_id, **job.result.fields, **job.result.arrays)
+    kind = protocol.ViewsResult if job.kind == "views" else protocol.Result
+    event = kind(job_id=job.job_id, **job.result.fields, **job.result.arrays)
     parts = wire.encode(*protocol.frame_parts(event))
     length = sum(memoryview(part).nbytes for part in parts)
     return StreamingResponse(iter(parts), media_type=FRAME_TYPE, headers={"Content-Length": str(length)})
@@ -211,7 +215,7 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
                            f"send an image file ({', '.join(IMAGE_TYPES)}), a {PROMPT_TYPE} prompt or a {FRAME_TYPE}")
         if kind == FRAME_TYPE and request.query_params:
             raise ApiError(400, "bad_request", "a frame carries its settings inside: leave the query empty")
-        settings, prompt = None, None
+        settings, prompt, job_kind = None, None, "mesh"
         if kind != FRAME_TYPE:
             # a prompt goes to the first family that reads text (Shap-E) unless the query says otherwise
             text_family = {"family": default_family("text").identifier}
@@ -232,13 +236,13 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
             upload_slots.release()
         # decoding, checking and copying a body of up to --max-upload-mb: off the event loop
         if kind == FRAME_TYPE:
-            settings, image, prompt = await asyncio.to_thread(parse_frame, body)
+            settings, image, prompt, job_kind = await asyncio.to_thread(parse_frame, body)
         elif kind == PROMPT_TYPE:
             image, prompt = None, await asyncio.to_thread(prompt_from_body, body, settings)
         else:
             image = body
         try:
-            job = table.create(settings, image, prompt)
+            job = table.create(settings, image, prompt, job_kind)
         except QueueFull:
             raise ApiError(503, "server_busy",
                            f"the server already holds {table.max_active} unfinished jobs: try again in a moment",
@@ -270,6 +274,8 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
             raise ApiError(409, "not_ready", f"the job is {job.state}: poll its status until it is done")
         if fmt == "frame":
             return result_frame(job)
+        if job.kind != "mesh":
+            raise ApiError(400, "bad_request", "a views job has no mesh: fetch its frame (format=frame)")
         return Response(await asyncio.to_thread(_glb_bytes, job.result.arrays), media_type=GLB_TYPE)
 
     async def cancel(request: Request):

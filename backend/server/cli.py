@@ -169,24 +169,22 @@ def run_server(args, token: str, token_path: Path, sock: socket.socket, local: b
 
 
 def local_models(models: list) -> list:
-    """Each --model as a checked local folder (a hub id is fetched now); one per family and
-    input. A family that needs several model folders gets the folder that holds them (each
-    replica resolves it again)."""
-    from ..bridge.options import FAMILIES_BY_NAME
-    from ..model_folder import job_slots, model_kind, resolve_model_dir, resolve_model_folders
+    """Each --model as a checked local folder (a hub id is fetched now); one per family
+    (or extra job: the views') and input. A job that needs several folders keeps the
+    folder that holds them."""
+    from ..families.registry import declared
+    from ..model_folder import model_kind, resolve_model_folders
 
     folders, seen = [], {}
     for model in models:
         family, task = model_kind(model)
         if (family, task) in seen:
-            raise BackendError(f"--model {seen[family, task]} and --model {model} are both {FAMILIES_BY_NAME[family].label} "
+            raise BackendError(f"--model {seen[family, task]} and --model {model} are both {declared(family).label} "
                                f"for {task}s: give one model per family and input")
         seen[family, task] = model
-        if len(job_slots(family, task)) > 1:
-            resolve_model_folders(model, family, task)  # every slot's folder checked now
-            folders.append(str(Path(model).expanduser()))
-        else:
-            folders.append(str(resolve_model_dir(model, family, task)))
+        found = resolve_model_folders(model, family, task)
+        single = len(declared(family).slots_for(task)) == 1
+        folders.append(str(next(iter(found.values())) if single else Path(model).expanduser().resolve()))
     return folders
 
 

@@ -29,8 +29,8 @@ class UnknownJob(Exception):
 class StoredResult:
     """A finished job's mesh, kept until the client fetches it or it expires."""
 
-    arrays: dict  # vertices, faces, colors, prepared_image (numpy, the worker protocol's names)
-    fields: dict  # device, timings, notes (the protocol's result fields)
+    arrays: dict  # vertices, faces, colors, prepared_image (numpy, the worker protocol's names); views: views, ...
+    fields: dict  # device, timings, notes (the protocol's result fields; a views job's: view_ids, poses, ...)
 
     @property
     def nbytes(self) -> int:
@@ -43,6 +43,7 @@ class Job:
     settings: dict
     image: object  # encoded file bytes or a pixel array (None for a text job); dropped when the job ends
     prompt: str | None = None  # a text job's prompt
+    kind: str = "mesh"  # "mesh" (generate) or "views" (generate_views: the views job)
     created: float = field(default_factory=time.time)
     state: str = QUEUED
     stage: str | None = None
@@ -124,11 +125,16 @@ class Job:
             "replica": self.replica,
             "error": {"code": self.error[0], "message": self.error[1]} if self.error else None,
         }
+        if self.kind != "mesh":
+            info["kind"] = self.kind
         if self.result is not None:
             info["timings"] = self.result.fields.get("timings", {})
             info["notes"] = self.result.fields.get("notes", [])
-            info["vertices"] = int(len(self.result.arrays["vertices"]))
-            info["faces"] = int(len(self.result.arrays["faces"]))
+            if "views" in self.result.arrays:
+                info["views"] = int(len(self.result.arrays["views"]))
+            else:
+                info["vertices"] = int(len(self.result.arrays["vertices"]))
+                info["faces"] = int(len(self.result.arrays["faces"]))
         return info
 
 
@@ -141,10 +147,10 @@ class JobTable:
         self.max_result_bytes = max_result_bytes
         self._jobs: dict[str, Job] = {}
 
-    def create(self, settings: dict, image, prompt: str | None = None) -> Job:
+    def create(self, settings: dict, image, prompt: str | None = None, kind: str = "mesh") -> Job:
         if self.count_active() >= self.max_active:
             raise QueueFull(self.max_active)
-        job = Job(secrets.token_hex(16), settings, image, prompt)  # unguessable, also between clients
+        job = Job(secrets.token_hex(16), settings, image, prompt, kind)  # unguessable, also between clients
         self._jobs[job.job_id] = job
         return job
 

@@ -73,7 +73,9 @@ def build_openapi(max_upload_bytes: int) -> dict:
                     FRAME: {"schema": {"type": "string", "format": "binary"},
                             "description": "one 'generate' frame of docs/protocol.md with 'settings' and one "
                                            "source: a buffer, image_bytes or image_pixels, or the field 'prompt' "
-                                           "(no image_path)"},
+                                           "(no image_path); or one 'generate_views' frame (the views job: "
+                                           "Zero123-XL's 40 views of the object in image_bytes or image_pixels, "
+                                           "its own settings), when the server runs the views' models"},
                 }},
                 "responses": {
                     "202": {**_job_status("accepted; Location names the job"),
@@ -103,13 +105,15 @@ def build_openapi(max_upload_bytes: int) -> dict:
                 },
             },
             "/v1/jobs/{job_id}/result": {"get": {
-                "summary": "the mesh of a finished job",
+                "summary": "the mesh (or the views) of a finished job",
                 "parameters": [JOB_ID, {"name": "format", "in": "query",
                                         "schema": {"type": "string", "enum": ["frame", "glb"], "default": "frame"}}],
                 "responses": {
                     "200": {"description": "a 'result' frame (vertices float32 (N,3) Blender frame, faces int32 (M,3), "
                                            "colors uint8 (N,4), prepared_image uint8 (H,W,3); fields job_id, device, "
-                                           "timings) or a GLB file (y up)",
+                                           "timings) or a GLB file (y up); for a views job a 'views_result' frame "
+                                           "(views uint8 (N,H,W,3), contact_sheet, input_picture; fields view_ids, "
+                                           "poses, pose_json, polar, polar_estimated) and no GLB (400)",
                             "content": {FRAME: {"schema": {"type": "string", "format": "binary"}},
                                         "model/gltf-binary": {"schema": {"type": "string", "format": "binary"}}}},
                     **COMMON_ERRORS, "404": _error("unknown_job"),
@@ -140,7 +144,8 @@ def build_openapi(max_upload_bytes: int) -> dict:
                     "job_id": {"type": "string"},
                     "state": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
                     "stage": {"type": ["string", "null"],
-                              "enum": ["prepare", "encode", "diffusion", "field", "surface", "colors", None]},
+                              "enum": ["prepare", "encode", "diffusion", "field", "surface", "colors", "cleanup",
+                                       "decimate", "unwrap", "bake", "first_views", "elevation", "views", None]},
                     "fraction": {"type": "number"},
                     "version": {"type": "integer", "description": "bumped on every change"},
                     "created": {"type": "number"}, "started": {"type": ["number", "null"]},
@@ -150,6 +155,8 @@ def build_openapi(max_upload_bytes: int) -> dict:
                     "error": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Error/properties/error"}]},
                     "timings": {"type": "object", "additionalProperties": {"type": "number"}},
                     "vertices": {"type": "integer"}, "faces": {"type": "integer"},
+                    "kind": {"type": "string", "enum": ["views"], "description": "a views job's (absent: a mesh job)"},
+                    "views": {"type": "integer", "description": "a finished views job's number of views"},
                 }},
                 "Health": {"type": "object", "properties": {
                     "status": {"type": "string", "enum": ["ok", "degraded"]},

@@ -33,8 +33,8 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from ..bridge.errors import BackendError, OutOfMemoryError, WrongModelError
-from ..bridge.options import FAMILIES_BY_NAME
-from ..bridge.settings import GenerateSettings
+from ..bridge.settings import GenerateSettings, ViewsSettings
+from ..families.registry import EXTRA_JOBS_BY_NAME, VIEWS, declared
 from .encode_batcher import EncodeBatcher
 from .jobs import result_arrays
 
@@ -61,7 +61,9 @@ class MeshModel:
         self._models = {}  # (family, task) -> the loaded model
         for name in [model] if isinstance(model, str) else model:
             family, task = model_kind(name)  # on this node: the folder is here
-            loaded = pipeline.load_model(name, device, precision, family, task)
+            # the views job has its own precisions: float16 on a GPU as One-2-3-45 (auto)
+            held_precision = "auto" if family in EXTRA_JOBS_BY_NAME else precision
+            loaded = pipeline.load_model(name, device, held_precision, family, task)
             self._models[(family, task)] = loaded
             log.info("model %s loaded on %s (%s) in %.2f s", loaded.model_dir, loaded.device, loaded.precision,
                      loaded.load_seconds)
@@ -70,7 +72,7 @@ class MeshModel:
         self.batcher, self._batched = None, None
         # the first model whose engine encodes batches (TripoSR's) gets the batcher; others run alone
         for (family, _), loaded in self._models.items():
-            encode_batch = getattr(FAMILIES_BY_NAME[family].engine(), "encode_batch", None)
+            encode_batch = getattr(declared(family).engine(), "encode_batch", None)
             if max_batch > 1 and encode_batch is not None:
                 self.batcher = EncodeBatcher(functools.partial(encode_batch, loaded), max_batch, BATCH_WAIT_S)
                 self._batched = loaded
@@ -90,10 +92,13 @@ class MeshModel:
 
     def model_for(self, settings: GenerateSettings, task: str):
         """The loaded model of the job's family and input; WrongModelError naming what the server runs."""
-        loaded = self._models.get((settings.family, task))
+        return self._model(settings.family, task)
+
+    def _model(self, family: str, task: str):
+        loaded = self._models.get((family, task))
         if loaded is None:
-            held = ", ".join(f"{FAMILIES_BY_NAME[f].label} ({t})" for f, t in self._models)
-            wanted = f"{FAMILIES_BY_NAME[settings.family].label} for {'text prompts' if task == 'text' else 'images'}"
+            held = ", ".join(f"{declared(f).label} ({t})" for f, t in self._models)
+            wanted = f"{declared(family).label} for {'text prompts' if task == 'text' else 'images'}"
             raise WrongModelError(f"this server runs {held}, not {wanted}: its admin can add that model "
                                   "(python -m backend serve --model ... --model ...)")
         return loaded
@@ -106,6 +111,53 @@ class MeshModel:
         next check. We wait for the thread before letting go, so the replica never runs
         more jobs at once than its concurrency.
         """
+        job_settings = GenerateSettings.from_dict(settings)
+        try:
+            loaded = self.model_for(job_settings, "image" if image is not None else "text")
+        except WrongModelError as exc:
+            yield {"event": "error", "code": exc.code, "message": exc.message}
+            return
+
+        def job(progress, should_cancel):
+            return self._pipeline.generate_mesh_within_memory(
+                loaded, image, job_settings, progress, should_cancel,
+                warn=lambda message: log.warning("job %s: %s", job_id, message),
+                remedy="",  # the client cannot switch the server to the CPU
+                encode=self.batcher.encode if self.batcher and loaded is self._batched else None, prompt=prompt,
+            )
+
+        stream = self._stream(job_id, job, outcome_event)
+        try:
+            async for event in stream:
+                yield event
+        finally:
+            await stream.aclose()  # its own finally waits for the job's thread
+
+    async def generate_views(self, job_id: str, settings: dict, image):
+        """A views job (registry.VIEWS), with the same events as generate; its result
+        event carries the views' fields and arrays (protocol.ViewsResult's)."""
+        job_settings = ViewsSettings.from_dict(settings)
+        try:
+            loaded = self._model(VIEWS.identifier, "image")
+        except WrongModelError as exc:
+            yield {"event": "error", "code": exc.code, "message": exc.message}
+            return
+        engine = VIEWS.engine()
+
+        def job(progress, should_cancel):
+            return engine.run_views(loaded, image, job_settings, progress, should_cancel,
+                                    remedy="ask the server's admin for a GPU with more free memory")
+
+        stream = self._stream(job_id, job, views_outcome_event)
+        try:
+            async for event in stream:
+                yield event
+        finally:
+            await stream.aclose()  # its own finally waits for the job's thread
+
+    async def _stream(self, job_id: str, job, outcome):
+        """Run job(progress, should_cancel) on the pool; yield started, progress..., then
+        outcome(job_id, future, device)."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
         stop = threading.Event()
@@ -118,26 +170,14 @@ class MeshModel:
                 event = {"event": "progress", "stage": stage, "fraction": float(fraction)}
                 loop.call_soon_threadsafe(events.put_nowait, event)
 
-        job_settings = GenerateSettings.from_dict(settings)
-        try:
-            loaded = self.model_for(job_settings, "image" if image is not None else "text")
-        except WrongModelError as exc:
-            yield {"event": "error", "code": exc.code, "message": exc.message}
-            return
-        job = functools.partial(
-            self._pipeline.generate_mesh_within_memory, loaded, image, job_settings,
-            progress, stop.is_set, warn=lambda message: log.warning("job %s: %s", job_id, message),
-            remedy="",  # the client cannot switch the server to the CPU
-            encode=self.batcher.encode if self.batcher and loaded is self._batched else None, prompt=prompt,
-        )
-        future = loop.run_in_executor(self._pool, job)
+        future = loop.run_in_executor(self._pool, functools.partial(job, progress, stop.is_set))
         future.add_done_callback(lambda _: events.put_nowait(None))
         log.info("job %s started", job_id)
         try:
             yield {"event": "started", "replica": self._replica, "device": self._loaded.device}
             while (event := await events.get()) is not None:
                 yield event
-            yield outcome_event(job_id, future, self._loaded.device)
+            yield outcome(job_id, future, self._loaded.device)
         finally:
             if not future.done():
                 stop.set()
@@ -145,20 +185,40 @@ class MeshModel:
                 await asyncio.wait([future])
 
 
-def outcome_event(job_id: str, future, device: str) -> dict:
-    """The last event of a job: its result, or its error as a code and a sentence."""
+def _failure_event(job_id: str, future, memory_remedy: str) -> dict | None:
+    """The error event of a job that failed (a code and a sentence), or None."""
     try:
-        result = future.result()
+        future.result()
     except BackendError as exc:
         log.info("job %s failed (%s): %s", job_id, exc.code, exc.message)
         return {"event": "error", "code": exc.code, "message": exc.message}
     except MemoryError:
         return {"event": "error", "code": OutOfMemoryError.code,
-                "message": "the server ran out of memory on this job: lower the resolution setting"}
+                "message": f"the server ran out of memory on this job: {memory_remedy}"}
     except Exception as exc:  # noqa: BLE001 (the traceback stays in the replica's log)
         log.error("job %s: unexpected error\n%s", job_id, traceback.format_exc())
         return {"event": "error", "code": BackendError.code,
                 "message": f"unexpected error in the model server: {exc.__class__.__name__}: {exc}"}
+    return None
+
+
+def views_outcome_event(job_id: str, future, device: str) -> dict:
+    """The last event of a views job: its views (fields and arrays), or its error."""
+    failure = _failure_event(job_id, future, "ask the server's admin for more memory")
+    if failure is not None:
+        return failure
+    fields, arrays = VIEWS.engine().transfer_parts(future.result())
+    log.info("job %s done: %d views", job_id, len(arrays["views"]))
+    return {"event": "result", "device": device, "timings": fields.pop("timings"), "notes": fields.pop("notes"),
+            "fields": fields, "arrays": arrays}
+
+
+def outcome_event(job_id: str, future, device: str) -> dict:
+    """The last event of a job: its result, or its error as a code and a sentence."""
+    failure = _failure_event(job_id, future, "lower the resolution setting")
+    if failure is not None:
+        return failure
+    result = future.result()
     log.info("job %s done: %d vertices", job_id, len(result.vertices))
     arrays = result_arrays(result.vertices, result.faces, result.colors, result.prepared_image, result.uvs,
                            result.base_color, result.normal_map)

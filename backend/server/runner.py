@@ -79,7 +79,11 @@ class ReplicaPool:
         ))
 
     async def _run_once(self, job: Job):
-        job.stream = self._handle.options(stream=True).generate.remote(job.job_id, job.settings, job.image, job.prompt)
+        handle = self._handle.options(stream=True)
+        if job.kind == "views":
+            job.stream = handle.generate_views.remote(job.job_id, job.settings, job.image)
+        else:
+            job.stream = handle.generate.remote(job.job_id, job.settings, job.image, job.prompt)
         if job.cancel_requested:  # asked while this call was being made
             self.cancel(job)
         try:
@@ -113,7 +117,8 @@ class ReplicaPool:
         elif kind == "progress":
             job.mark_progress(event["stage"], event["fraction"])
         elif kind == "result":
-            fields = {"device": event["device"], "timings": event["timings"], "notes": event.get("notes", [])}
+            fields = {"device": event["device"], "timings": event["timings"], "notes": event.get("notes", []),
+                      **event.get("fields", {})}  # a views job's view_ids, poses, ...
             job.finish(DONE, result=StoredResult(event["arrays"], fields))
             return True
         elif kind == "error":

@@ -72,13 +72,16 @@ def load(folders: dict, task: str, device: torch.device, precision: str = "auto"
                        time.perf_counter() - started)
 
 
-def load_views(model, device: str = "auto", precision: str = "auto") -> LoadedViews:
+def load_views(model, device: str = "auto", precision: str = "auto", with_loftr: bool = True) -> LoadedViews:
     """Views models from `model`: a folder holding the Zero123-XL and LoFTR folders (as
     `make-test-model zero123 OUT` writes them), a Zero123-XL folder alone (then the
-    elevation must be given), or a dict slot id -> folder."""
+    elevation must be given), or a dict slot id -> folder. with_loftr=False leaves LoFTR
+    out (jobs that are given the elevation)."""
     from ..model_folder import resolve_model_folders
 
     folders = resolve_model_folders(model, VIEWS, "image")
+    if not with_loftr:
+        folders.pop(LOFTR.identifier, None)
     return load(folders, "image", resolve_device(device), precision)
 
 

@@ -25,7 +25,7 @@ import scenarios
 from scenarios import mesh_arrays, snapshot
 from text_scenarios import drawn_props
 
-# the views as the backend tests run them (tests/conftest.py ONE2345_TEST_SETTINGS)
+# the views as the backend tests run them (tests/conftest.py one2345_settings)
 JOB = {"views_estimate_elevation": False, "views_elevation": 20.0, "views_steps": 3, "views_seed": 5,
        "one2345_resolution": 32}
 PREFERENCES = ("zero123_model_path", "loftr_model_path", "sparseneus_model_path")

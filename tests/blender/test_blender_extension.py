@@ -146,7 +146,8 @@ def test_registration_and_preferences(generate_run):
     assert readiness["no_python"][0] is False and "Install backend" in readiness["no_python"][1]
     assert facts["preference_properties"] == sorted([
         "run_on", "server_url", "server_token", "server_ca_file",
-        "python_path", "model_path", "shap_e_model_path", "shap_e_image_model_path", "device", "precision",
+        "python_path", "model_path", "shap_e_model_path", "shap_e_image_model_path", "zero123_model_path",
+        "loftr_model_path", "device", "precision",
         "unload_after_minutes", "default_family", "default_resolution", "default_threshold", "default_foreground_ratio",
         "default_remove_background", "default_text_guidance", "default_image_guidance", "default_steps", "default_seed",
         "default_shap_e_resolution", "default_max_faces", "default_texture_size", "default_normal_map",
@@ -161,7 +162,7 @@ def test_preferences_draw_each_part_once(generate_run):
     operators = [args[0] for name, args, _ in calls if name == "operator"]
     assert operators.count("image_to_3d.install_backend") == 1, operators
     for idname in ("image_to_3d.download_model", "image_to_3d.use_local_model"):  # one per model folder
-        assert operators.count(idname) == 3, operators
+        assert operators.count(idname) == 5, operators  # TripoSR, Shap-E text and image, Zero123-XL, LoFTR
     drawn_props = [args[0] for name, args, _ in calls if name == "prop"]
     assert drawn_props.count("default_resolution") == 1 and "default_shading" in drawn_props
 
