@@ -23,6 +23,7 @@ from .cameras import VolumeCameras, volume_cameras
 from .colours import vertex_colours
 from .cost_volume import build_cost_volume
 from .features import fuse_pyramid
+from .heap import reused_heap
 from .model import SparseNeuS
 from .sdf import sdf_grid
 from .views import ViewSet, read_input_folder
@@ -148,12 +149,13 @@ def colour_points(model: SparseNeuS, cond: Conditioning, points_n: torch.Tensor,
     w2cs = cond.cameras.w2cs.to(device)
     intrinsics = cond.cameras.intrinsics.to(device)
     out = torch.empty(len(points), 3, device=device)
-    for start in range(0, len(points), chunk):
-        if steps is not None:
-            steps.report(stage, start / max(len(points), 1))
-        part = points[start : start + chunk]
-        out[start : start + chunk] = vertex_colours(model.rendering_network_lod0, part, cond.volume, cond.valid,
-                                                    weights, cond.view_maps, w2cs, intrinsics)
+    with reused_heap():
+        for start in range(0, len(points), chunk):
+            if steps is not None:
+                steps.report(stage, start / max(len(points), 1))
+            part = points[start : start + chunk]
+            out[start : start + chunk] = vertex_colours(model.rendering_network_lod0, part, cond.volume, cond.valid,
+                                                        weights, cond.view_maps, w2cs, intrinsics)
     return out
 
 
@@ -187,13 +189,14 @@ def reconstruct_surface(model: SparseNeuS, views: ViewSet, resolution: int = DEF
     """features, volume, sdf, mesh: the stages up to marching cubes (see reconstruct)."""
     steps = _Steps(progress, should_cancel)
     # full float32 convolutions on GPUs too (cuDNN would use TF32 on Ampere and newer)
-    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=False):
+    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=False), \
+            reused_heap():
         cond = condition(model, views, steps)
-    weights = model.sdf_weights()
-    steps.report("sdf", 0.0)
-    planes = PLANES_PER_STEP.get(model.device.type, 4)
-    sdf = sdf_grid(weights, cond.volume, resolution, on_plane=lambda done, total: steps.report("sdf", done / total),
-                   planes_per_step=planes)
+        weights = model.sdf_weights()
+        steps.report("sdf", 0.0)
+        planes = PLANES_PER_STEP.get(model.device.type, 4)
+        sdf = sdf_grid(weights, cond.volume, resolution, on_plane=lambda done, total: steps.report("sdf", done / total),
+                       planes_per_step=planes)
     steps.report("mesh", 0.0)
     vertices_n, faces = marching_cubes(sdf)
     del sdf

@@ -144,3 +144,22 @@ def test_benchmark_tiny_mode(tmp_path):
     assert report["setting"]["volume"] == 32 and report["ours"]["vertices"] > 0
     assert set(report["ours"]["stages_s"]) == set(STAGES)
     assert "| ours (dense 3-D convolutions) | cpu | 32^3 | 32 |" in done.stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator thresholds")
+def test_inside_reused_heap_a_large_temporary_is_reused_not_faulted_in_again():
+    import resource
+
+    from backend.one2345.heap import reused_heap
+
+    def faults_of_second_fill() -> int:
+        torch.empty(48 << 20, dtype=torch.uint8).fill_(1)  # 48 MB: over glibc's largest mmap threshold
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        torch.empty(48 << 20, dtype=torch.uint8).fill_(1)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    pages = (48 << 20) // 4096
+    assert faults_of_second_fill() > pages // 2  # given back to the kernel, faulted in again
+    with reused_heap(), reused_heap():  # nested: the outer one decides
+        assert faults_of_second_fill() < pages // 10
+    assert faults_of_second_fill() > pages // 2  # the thresholds are back afterwards
