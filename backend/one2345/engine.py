@@ -135,11 +135,7 @@ def run(loaded: LoadedOne2345, job: JobInput, settings, clock: StageClock, chunk
     clock.start("prepare")
     views_settings = ViewsSettings(**{option.name: getattr(settings, option.name) for option in VIEWS_OPTIONS})
     progress = _ViewsProgress(clock, budget, estimating)
-    try:
-        result = views_job.run_views(loaded.views, job.image, views_settings, progress, clock.should_cancel)
-    finally:
-        if budget.estimate_minutes is not None:
-            clock.timings["views_estimate_minutes"] = budget.estimate_minutes
+    result = views_job.run_views(loaded.views, job.image, views_settings, progress, clock.should_cancel)
     clock.done("views")
     notes += list(result.notes)
 

@@ -4,6 +4,7 @@ seed (same seed -> same mesh, across processes), reports the family's stages in 
 a cancel during the views ends the job between UNet steps. Blender's side is in
 tests/blender/test_blender_one2345.py."""
 
+import json
 import subprocess
 import sys
 import time
@@ -96,3 +97,15 @@ def test_the_model_server_runs_the_family(model_server, one2345_models, one2345_
     assert seen == sorted(seen, key=stages.index)  # status polls may skip a stage, never reorder
     served = [(m["family"], m["task"]) for m in model_server.client().api.version()["model"]["models"]]
     assert ("ONE2345", "image") in served
+
+
+def test_the_benchmarks_tiny_mode_times_whole_jobs(tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "bench/one2345_bench.py", "--tiny", "--device", "cpu", "--json", str(out)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["settings"]["one2345_resolution"] == 32 and report["vertices"] > 0 and len(report["jobs"]) == 1
+    assert set(report["stages_median_s"]) == {"prepare", "views", "reconstruction", "surface", "colors"}
+    assert report["median_seconds"] >= report["stages_median_s"]["views"] > 0
+    assert "| cpu | float32 |" in done.stdout
