@@ -3,6 +3,8 @@ model server, and test models.
 
     python -m backend generate IMAGE... --model DIR --out DIR [options]
     python -m backend generate --prompt TEXT [--prompt TEXT ...] [--prompts FILE] --model DIR --out DIR [options]
+    python -m backend generate IMAGE... --prompt TEXT --model DIR --out DIR [options]   (a family whose image
+                                                                                        jobs take a prompt)
     python -m backend generate IMAGE... --server URL --token-file F --out DIR [options]
     python -m backend serve --model DIR [--model DIR ...] [--host H --port P --token-file F ...]   (docs/server.md)
     python -m backend views IMAGE --model DIR --out DIR [--elevation DEG] [--steps N] [--seed S]   (cli_views.py)
@@ -30,6 +32,7 @@ from .bridge.options import (
     add_arguments,
     check_family_takes,
     flags_not_used,
+    prompt_with_image_problem,
     value_problem,
     values_given,
 )
@@ -59,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("generate", help="turn images or text prompts into coloured meshes")
     gen.add_argument("images", nargs="*", type=Path, help="input images (PNG, JPEG, WebP, TIFF, BMP)")
     text_families = " or ".join(family.label for family in FAMILIES if "text" in family.tasks)
-    gen.add_argument("--prompt", action="append", default=[], help=f"a text prompt ({text_families}); repeat for more objects")
+    with_images = " or ".join(family.label for family in FAMILIES if family.prompt_with_image)
+    gen.add_argument("--prompt", action="append", default=[],
+                     help=f"a text prompt ({text_families}); repeat for more objects"
+                          + (f"; with images, the one prompt of every image ({with_images})" if with_images else ""))
     gen.add_argument("--prompts", type=Path, help="a text file of prompts, one object per line (# starts a comment)")
     gen.add_argument("--model", help=f"model folder or hub id: {_models_help()}; a folder holding model folders "
                                      "for a family that needs several; not with --server: the server has its own")
@@ -117,8 +123,11 @@ def output_paths(sources: list, out: Path, fmt: str) -> list[Path]:
 
 def argument_problem(args) -> str | None:
     """What is wrong with how generate was asked for, before any work; None if nothing."""
-    if bool(args.images) == bool(args.prompt or args.prompts):
-        return "give images or text prompts (--prompt, --prompts), one of the two"
+    if not args.images and not (args.prompt or args.prompts):
+        return "give images or text prompts (--prompt, --prompts)"
+    if args.images and (args.prompts or len(args.prompt) > 1):
+        return ("images take at most one --prompt (a family whose image jobs take one applies it to every image); "
+                "--prompts is for text jobs")
     if args.server:
         if args.model or args.device or args.precision:
             return ("--model, --device and --precision are the server's own (python -m backend serve ...): "
@@ -137,10 +146,22 @@ def job_kind(args) -> tuple[str, str]:
     else Shap-E for prompts and TripoSR for images; WrongModelError when they disagree."""
     from .model_folder import family_for_job
 
-    task = "text" if args.prompt or args.prompts else "image"
+    task = "image" if args.images else "text"
     family = family_for_job(task, args.family, args.model)
     check_family_takes(family, task)
     return family, task
+
+
+def image_prompt(args, family: str, task: str) -> str | None:
+    """The prompt that goes with every image (a family whose image jobs take one), checked;
+    ValueError when the family takes none, or needs one and none was given."""
+    if task != "image":
+        return None
+    prompt = clean_prompt(args.prompt[0]) if args.prompt else None
+    problem = prompt_with_image_problem(family, True, prompt is not None)
+    if problem:
+        raise ValueError(problem + (" (--prompt TEXT)" if prompt is None else ""))
+    return prompt
 
 
 def job_sources(args) -> tuple[list, list]:
@@ -171,10 +192,10 @@ def local_runner(args, family: str, task: str):
     if slow_here:  # said before the first job starts (One-2-3-45's views on a CPU)
         where += f"\nnote: {FAMILIES_BY_NAME[family].label} on {loaded.device}: {slow_here}"
 
-    def run(source, settings, progress):
+    def run(source, settings, progress, detail, prompt=None):
         if isinstance(source, str):
-            return generate_mesh(loaded, None, settings, progress=progress, prompt=source)
-        return generate_mesh(loaded, source, settings, progress=progress)
+            return generate_mesh(loaded, None, settings, progress=progress, prompt=source, detail=detail)
+        return generate_mesh(loaded, source, settings, progress=progress, prompt=prompt, detail=detail)
 
     return run, where
 
@@ -193,14 +214,16 @@ def server_runner(args, family: str, task: str):
     model = info.get("model", {})
     where = f"server {client.url}: model {model.get('model')} on {info.get('replicas')} {model.get('device')} replica(s)"
 
-    def run(source, settings, progress):
+    def run(source, settings, progress, detail, prompt=None):
         def on_event(event):
-            if event.kind == "progress":
+            if event.kind == "progress" and event.detail:
+                detail(event.stage, event.fraction, event.detail)
+            elif event.kind == "progress":
                 progress(event.stage, event.fraction)
 
         if isinstance(source, str):
             return client.run(settings, prompt=source, on_event=on_event)
-        return client.run(settings, image_path=source, on_event=on_event)
+        return client.run(settings, image_path=source, prompt=prompt, on_event=on_event)
 
     return run, where
 
@@ -208,6 +231,7 @@ def server_runner(args, family: str, task: str):
 def job_settings(args) -> tuple[GenerateSettings, str, str]:
     """(settings, family, task); ValueError or BackendError saying what is wrong."""
     family, task = job_kind(args)
+    image_prompt(args, family, task)  # a prompt with images only for a family that takes one
     unused = flags_not_used(args, JOB_OPTIONS, family, task)
     if unused:
         raise ValueError(f"{', '.join(unused)}: not used by {FAMILIES_BY_NAME[family].label} "
@@ -229,6 +253,7 @@ def generate_command(args) -> int:
     try:
         settings, family, task = job_settings(args)
         sources, failures = job_sources(args)
+        prompt = image_prompt(args, family, task)
         run_job, where = server_runner(args, family, task) if args.server else local_runner(args, family, task)
     except (BackendError, ValueError) as exc:
         print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
@@ -249,6 +274,7 @@ def generate_command(args) -> int:
         try:
             result = run_job(
                 source, settings, lambda stage, fraction: bar.set_postfix_str(f"{stage} {fraction:4.0%}", refresh=False),
+                lambda stage, fraction, text: bar.set_postfix_str(text, refresh=True), prompt,
             )
             written = write_mesh(destination, result.vertices, result.faces, result.colors, result.uvs,
                                  result.base_color, result.normal_map)

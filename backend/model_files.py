@@ -74,20 +74,22 @@ def model_file(folder: Path, relative: str, roots: list[Path] | None = None) -> 
     return path
 
 
-def check_component(folder: Path, component: str) -> None:
-    """Every file directly in folder/component (what the libraries may open there), and
-    the shards a safetensors index of it names."""
+def check_component(folder: Path, component: str | None = None) -> None:
+    """Every file directly in folder/component (what the libraries may open there; the
+    folder itself without a component, e.g. a transformers model's), and the shards a
+    safetensors index there names."""
     roots = allowed_roots(folder)
-    part = checked_path(folder, component, roots)
+    part = checked_path(folder, component, roots) if component else Path(folder).expanduser()
+    prefix = f"{component}/" if component else ""
     if not part.is_dir():
         return  # the caller says what is missing
     for entry in sorted(os.listdir(part)):
         if (part / entry).is_dir() and not (part / entry).is_symlink():
             continue  # the libraries read no subfolders of a component
-        model_file(folder, f"{component}/{entry}", roots)
+        model_file(folder, f"{prefix}{entry}", roots)
         if entry.endswith(".safetensors.index.json"):
             for shard in shard_names(part / entry):
-                model_file(folder, f"{component}/{shard}", roots)
+                model_file(folder, f"{prefix}{shard}", roots)
 
 
 def shard_names(index_path: Path) -> list[str]:

@@ -91,8 +91,8 @@ def foreign_folder_message(folder, family: str) -> str | None:
     kind = detect_family(folder)
     wanting = declared(family)
     wanted = wanting.label
-    if kind.family in (family, "unknown") or kind.slot in wanting.all_slots():  # a slot they share
-        return None
+    if kind.family in (family, "unknown") or kind.slot in wanting.all_slots():
+        return None  # its own, or a slot it shares with the family (or job) that declared it first
     if kind.family == "diffusers":
         return f"{folder} holds a diffusers {kind.detail}, not {wanted}"
     owner = declared(kind.family)

@@ -18,7 +18,7 @@ from .bridge.errors import DeviceError, OutOfMemoryError, WrongModelError
 from .bridge.options import PRECISIONS, check_family_takes
 from .bridge.settings import GenerateSettings, asset_stage_runs, job_resolution
 from .devices import default_chunk, resolve_device
-from .families.engine_api import JobInput, StageClock
+from .families.engine_api import DetailFn, JobInput, PreviewFn, StageClock
 from .families.registry import EXTRA_JOBS_BY_NAME, FAMILIES, FAMILIES_BY_NAME, declared
 from .mesh.asset.stage import make_asset
 from .mesh.result import MeshResult
@@ -62,10 +62,15 @@ def generate_mesh(
     reference_mode: bool = False,
     encode: Callable[[np.ndarray], torch.Tensor] | None = None,
     prompt: str | None = None,
+    detail: DetailFn | None = None,
+    preview: PreviewFn | None = None,
 ) -> MeshResult:
-    """Run the whole job: `image`, or `prompt` for a text job, with the loaded model of
-    settings.family. `reference_mode` and `encode` go to the engine (TripoSR's reference
-    density grid for benchmarks; the server's batched encoder)."""
+    """Run the whole job: `image`, or `prompt` for a text job (or with the image, for a
+    family whose image jobs take one), with the loaded model of settings.family.
+    `reference_mode` and `encode` go to the engine (TripoSR's reference density grid for
+    benchmarks; the server's batched encoder). detail(stage, fraction, text) hears the
+    progress an engine puts in words (instead of progress), preview(image, stage,
+    iteration) the images a long job shows of its object (families/engine_api.py)."""
     family = FAMILIES_BY_NAME[settings.family]
     if settings.family != loaded.family:
         raise WrongModelError(f"the loaded model is {FAMILIES_BY_NAME[loaded.family].label}, but this job asks "
@@ -73,9 +78,14 @@ def generate_mesh(
     job = JobInput(image, prompt)
     check_family_takes(settings.family, job.task)
     device = torch.device(loaded.device)
-    clock = StageClock(progress, should_cancel, device)
+    clock = StageClock(progress, should_cancel, device, detail, preview)
     surface = family.engine().run(loaded, job, settings, clock, chunk_size, reference_mode=reference_mode,
                                   encode=encode)
+    if surface.finished is not None:  # the family ran the mesh stage itself (Family.finishing_stages)
+        done = surface.finished
+        clock.timings.update(done.timings)
+        return MeshResult(done.vertices, done.faces, done.colors, surface.prepared_image, clock.timings,
+                          surface.notes, done.corner_uvs, done.base_color, done.normal_map)
     if asset_stage_runs(settings):
         asset = make_asset(surface.vertices, surface.faces, settings, surface.color_at, device,
                            progress=clock.report, should_cancel=should_cancel)
@@ -101,6 +111,8 @@ def generate_mesh_within_memory(
     remedy: str = " or choose the CPU device",
     encode: Callable[[np.ndarray], torch.Tensor] | None = None,
     prompt: str | None = None,
+    detail: DetailFn | None = None,
+    preview: PreviewFn | None = None,
 ) -> MeshResult:
     """generate_mesh, once more with 1/8 of the chunk size if CUDA runs out of memory.
 
@@ -110,7 +122,8 @@ def generate_mesh_within_memory(
     """
 
     def attempt(chunk_size):
-        return generate_mesh(loaded, image, settings, progress, should_cancel, chunk_size, encode=encode, prompt=prompt)
+        return generate_mesh(loaded, image, settings, progress, should_cancel, chunk_size, encode=encode, prompt=prompt,
+                             detail=detail, preview=preview)
 
     try:
         return attempt(None)

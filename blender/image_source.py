@@ -30,11 +30,13 @@ class ImageInput:
     source: str  # file path or "image:<Blender image name>", stored on the object
     image_path: str | None = None
     image_pixels: np.ndarray | None = None
+    prompt: str | None = None  # for a family whose image jobs take one (what the picture shows)
 
     def submit_kwargs(self) -> dict:
+        prompt = {} if self.prompt is None else {"prompt": self.prompt}
         if self.image_path is not None:
-            return {"image_path": self.image_path}
-        return {"image_pixels": self.image_pixels}
+            return {"image_path": self.image_path, **prompt}
+        return {"image_pixels": self.image_pixels, **prompt}
 
 
 def object_name(path_or_name: str) -> str:

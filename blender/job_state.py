@@ -13,6 +13,7 @@ class Status:
     last_result: str = ""
     last_error: str = ""
     last_input_image: str = ""  # the Blender image holding what the model saw
+    preview_image: str = ""  # the Blender image holding the running job's latest preview (long jobs)
     last_views_image: str = ""  # the Blender image holding the last views job's contact sheet
     last_batch: object = None  # the last runs.BatchRun (the headless script reads it)
 

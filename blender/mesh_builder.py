@@ -166,9 +166,25 @@ def show_prepared_image(name: str, pixels: np.ndarray) -> bpy.types.Image | None
     """Put the model's input (H, W, 3) uint8, top row first, in a Blender image."""
     if pixels is None or not np.size(pixels):
         return None
-    pixels = np.asarray(pixels)
+    image = _image_of(f"{name} (model input)", np.asarray(pixels))
+    image.use_fake_user = True  # nothing uses it in the scene: without this a save drops it
+    return image
+
+
+def show_preview(name: str, pixels: np.ndarray) -> bpy.types.Image:
+    """The latest preview of a long job (H, W, 3) uint8, top row first, in the image
+    "<name> (preview)" (replaced by each new one; the panel shows it while the job runs)."""
+    image = _image_of(f"{name} (preview)", np.asarray(pixels))
+    try:
+        image.preview_ensure().reload()  # the panel's thumbnail follows the new pixels
+    except (AttributeError, RuntimeError):  # no previews without a UI
+        pass
+    return image
+
+
+def _image_of(image_name: str, pixels: np.ndarray) -> bpy.types.Image:
+    """The named image holding `pixels` (made, or remade when its size changed)."""
     height, width = pixels.shape[:2]
-    image_name = f"{name} (model input)"
     image = bpy.data.images.get(image_name)
     if image is not None and tuple(image.size) != (width, height):
         bpy.data.images.remove(image)
@@ -176,5 +192,4 @@ def show_prepared_image(name: str, pixels: np.ndarray) -> bpy.types.Image | None
     if image is None:
         image = bpy.data.images.new(image_name, width, height, alpha=False)
     store_pixels(image, pixels)
-    image.use_fake_user = True  # nothing uses it in the scene: without this a save drops it
     return image

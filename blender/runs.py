@@ -67,7 +67,10 @@ class GenerateRun:
         self.client = client or worker_session.client()
         self.job_id = None
         self.stage = "queued"
+        self.detail = None  # a long job's progress in words ("coarse 120/400, loss 0.031")
         self.fraction = 0.0
+        self.preview = None  # the latest preview event (a long job's picture of its object)
+        self.previews = 0  # how many arrived (the operator shows each new one)
         self.result = None
         self.error: BackendError | None = None
         self.started = 0.0
@@ -96,8 +99,10 @@ class GenerateRun:
             if event.job_id not in (None, self.job_id):
                 continue  # late events of an earlier, cancelled job
             if event.kind == "progress":
-                self.stage = event.stage or self.stage
+                self.stage, self.detail = event.stage or self.stage, event.detail
                 self.fraction = overall_fraction(event.stage, event.fraction or 0.0, job_stages(self.options.settings))
+            elif event.kind == "preview":
+                self.preview, self.previews = event, self.previews + 1
             elif event.kind == "result":
                 self.result = event.result
             elif event.kind == "error":
@@ -115,6 +120,8 @@ class GenerateRun:
         self.error = self.error or Cancelled()
 
     def describe(self) -> str:
+        if self.detail:
+            return f"{self.image.name}: {self.detail} ({self.fraction * 100:.0f}%)"
         return f"{self.image.name}: {self.stage} {self.fraction * 100:.0f}%"
 
 
@@ -132,7 +139,7 @@ def finish(context, job: GenerateRun, location=None, collection=None) -> bpy.typ
         source=job.image.source,
         settings=job.options.properties(model),
     )
-    if job.image.task == "text":
+    if getattr(job.image, "prompt", None):  # a text job's, or an image's (a family that takes one)
         obj[PROPERTY_PROMPT] = job.image.prompt
     seed_option = FAMILIES_BY_NAME[job.options.settings.family].seed_option
     if seed_option:
@@ -183,8 +190,10 @@ class BatchRun:
     alone, before anything runs; a prompt repeated in the file is made once."""
 
     def __init__(self, context, directory, options: RunOptions, recursive=False, export_dir="", export_format="GLB",
-                 prompts_file=""):
+                 prompts_file="", image_prompt=None):
+        """image_prompt: the prompt of every image, for a family whose image jobs take one."""
         self.task = "text" if prompts_file else "image"
+        self.image_prompt = image_prompt
         self.failed: list[tuple[str, str]] = []  # (image path, prompt or "line N" of the file, message)
         self._bad_lines = set()
         if prompts_file:
@@ -219,14 +228,19 @@ class BatchRun:
         self.log_path = ""
 
     def _input(self, item: str):
-        return prompt_source.PromptInput(item) if self.task == "text" else image_source.from_file(item)
+        if self.task == "text":
+            return prompt_source.PromptInput(item)
+        source = image_source.from_file(item)
+        source.prompt = self.image_prompt
+        return source
 
     def _already_done(self) -> set[str]:
         wanted = self.options.properties(worker_session.model_label(None, self.options.settings.family, self.task))
         done = set()
         for obj in self.collection.all_objects:
             stored = obj.get(mesh_builder.PROPERTY_SETTINGS)
-            if stored is not None and stored.to_dict() == wanted:
+            if stored is not None and stored.to_dict() == wanted and (
+                    self.task == "text" or obj.get(PROPERTY_PROMPT) == self.image_prompt):
                 done.add(obj.get(mesh_builder.PROPERTY_SOURCE, ""))
         return done
 

@@ -29,6 +29,9 @@ class IMAGE_TO_3D_OT_batch(JobProperties, BackgroundWorkOperator, bpy.types.Oper
     export_dir: StringProperty(name="Export To", subtype="DIR_PATH", options={"SKIP_SAVE"},
                                description="Write each object here too (empty: no export)")
     export_format: EnumProperty(name="Format", items=FORMAT_ITEMS, default="GLB", options={"SKIP_SAVE"})
+    prompt: StringProperty(name="Prompt", options={"SKIP_SAVE"},
+                           description="What every image shows, for a model whose image jobs take a prompt "
+                                       "(default: the panel's)")
 
     _run = None
 
@@ -45,8 +48,9 @@ class IMAGE_TO_3D_OT_batch(JobProperties, BackgroundWorkOperator, bpy.types.Oper
             return False
         directory = self.directory or panel.batch_directory
         try:
+            image_prompt = self.image_prompt(context, run_options.settings.family, self.prompt) if task == "image" else None
             self._run = runs.BatchRun(context, directory, run_options, self.recursive, self.export_dir,
-                                      self.export_format, prompts_file)
+                                      self.export_format, prompts_file, image_prompt)
         except (BackendError, ValueError) as error:
             self.fail(str(getattr(error, "message", error)))
             return False

@@ -4,7 +4,9 @@ import bpy
 from bpy.props import StringProperty
 
 from ..backend.bridge.errors import BackendError, Cancelled
-from ..blender import image_source, options, prompt_source, runs, worker_session
+from ..backend.bridge.options import FAMILIES_BY_NAME, prompt_with_image_problem
+from ..backend.bridge.prompts import clean_prompt
+from ..blender import image_source, mesh_builder, options, prompt_source, runs, worker_session
 from ..blender.addon import preferences
 from ..blender.job_state import STATUS
 from .modal import BackgroundWorkOperator
@@ -31,13 +33,25 @@ class JobProperties:
     def stop_requested(self) -> bool:
         return STATUS.cancel_requested
 
+    def image_prompt(self, context, family: str, given: str = "") -> str | None:
+        """The prompt that goes with the image for a family whose image jobs take one (the
+        operator's, else the panel's); None for the others. ValueError when it is missing."""
+        if not FAMILIES_BY_NAME[family].prompt_with_image:
+            return None
+        panel = getattr(context.scene, "image_to_3d", None)
+        text = given or (panel.prompt if panel is not None else "")
+        if not text.strip():
+            raise ValueError(prompt_with_image_problem(family, True, False))
+        return clean_prompt(text)
+
     def fail(self, message: str) -> None:
         STATUS.last_error = message
         self.report({"ERROR"}, message)
 
 
 def job_input(context, filepath: str, image_name: str, prompt: str):
-    """The operator's source: a prompt, a file, a named Blender image, or the panel's choice."""
+    """The operator's source: a prompt, a file, a named Blender image, or the panel's choice;
+    a prompt with a file or an image goes with it (a family whose image jobs take one)."""
     if not filepath and not image_name and not prompt:
         panel = context.scene.image_to_3d
         if panel.source == "TEXT":
@@ -46,18 +60,21 @@ def job_input(context, filepath: str, image_name: str, prompt: str):
             filepath = panel.filepath
         elif panel.image is not None:
             image_name = panel.image.name
-    if sum(map(bool, (filepath, image_name, prompt))) > 1:
+    if filepath and image_name:
         raise ValueError("give one source: a file, an image or a prompt")
-    if prompt:
+    if prompt and not (filepath or image_name):
         return prompt_source.from_text(prompt)
     if filepath:
-        return image_source.from_file(filepath)
-    if image_name:
+        source = image_source.from_file(filepath)
+    elif image_name:
         image = bpy.data.images.get(image_name)
         if image is None:
             raise ValueError(f"there is no image named '{image_name}'")
-        return image_source.from_image(image)
-    raise ValueError("choose an image or a file first")
+        source = image_source.from_image(image)
+    else:
+        raise ValueError("choose an image or a file first")
+    source.prompt = clean_prompt(prompt) if prompt else None  # refused later unless the family takes one
+    return source
 
 
 class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.Operator):
@@ -73,15 +90,19 @@ class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.O
     filepath: StringProperty(name="File", subtype="FILE_PATH", description="Image file (takes precedence)",
                              options={"SKIP_SAVE"})
     image: StringProperty(name="Image", description="Name of a Blender image", options={"SKIP_SAVE"})
-    prompt: StringProperty(name="Prompt", description="A text prompt: the object to make",
+    prompt: StringProperty(name="Prompt", description="A text prompt: the object to make; with an image, what it "
+                                                       "shows (for a model that takes one, such as Make-It-3D)",
                            options={"SKIP_SAVE"})
 
     _run = None
+    _previews_shown = 0
 
     def begin(self, context) -> bool:
         try:
             source = job_input(context, self.filepath, self.image, self.prompt)
             run_options = self.run_options(context, source.task)
+            if source.task == "image" and source.prompt is None:
+                source.prompt = self.image_prompt(context, run_options.settings.family)
             problem = worker_session.setup_problem(None, run_options.settings.family, source.task)
             if problem:
                 self.report({"ERROR"}, problem)
@@ -92,10 +113,16 @@ class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.O
             return False
         STATUS.running, STATUS.cancel_requested = True, False
         STATUS.label, STATUS.fraction, STATUS.last_error = self._run.describe(), 0.0, ""
+        STATUS.preview_image, self._previews_shown = "", 0
         return True
 
     def step(self, context) -> bool:
-        if self._run.poll():  # non-blocking: only reads what the worker sent
+        done = self._run.poll()  # non-blocking: only reads what the worker sent
+        if self._run.previews != self._previews_shown and self._run.error is None:
+            # a long job's newest picture of its object (also one that came with the result)
+            self._previews_shown = self._run.previews
+            STATUS.preview_image = mesh_builder.show_preview(self._run.image.name, self._run.preview.image).name
+        if done:
             return True
         STATUS.label, STATUS.fraction = self._run.describe(), self._run.fraction
         return False
@@ -108,6 +135,15 @@ class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.O
             self._run.cancel()
             self._run = None
         STATUS.running = False
+        self.drop_preview()
+
+    @staticmethod
+    def drop_preview() -> None:
+        """A failed or cancelled job leaves the scene as it was: its preview image goes too."""
+        image = bpy.data.images.get(STATUS.preview_image) if STATUS.preview_image else None
+        if image is not None:
+            bpy.data.images.remove(image)
+        STATUS.preview_image = ""
 
     def status_text(self) -> str:
         return f"Image to 3D: {STATUS.label}  (Esc to cancel)"
@@ -119,6 +155,8 @@ class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.O
         """Turn the finished job into the object, or report why not."""
         done, self._run = self._run, None
         STATUS.running, STATUS.label = False, ""
+        if done.error is not None:
+            self.drop_preview()
         if isinstance(done.error, Cancelled):
             self.report({"WARNING"}, "Cancelled")
             return {"CANCELLED"}

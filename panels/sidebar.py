@@ -20,8 +20,20 @@ def draw_progress(layout) -> bool:
         return False
     box = layout.box()
     box.progress(factor=status.fraction, type="BAR", text=status.label or "Starting...")
+    draw_preview(box)
     box.operator("image_to_3d.cancel", icon="CANCEL")
     return True
+
+
+def draw_preview(layout) -> None:
+    """A long job's latest picture of its object (Make-It-3D's current render), while it runs."""
+    image = bpy.data.images.get(STATUS.preview_image) if STATUS.preview_image else None
+    if image is None:
+        return
+    preview = image.preview_ensure()
+    if preview is not None:
+        layout.template_icon(icon_value=preview.icon_id, scale=8.0)
+    layout.label(text=image.name, icon="IMAGE_DATA")
 
 
 def draw_last(layout) -> None:
@@ -121,6 +133,8 @@ def draw_main(layout, context, task: str, draw_source) -> None:
     draw_not_ready(layout, context, family, task)
     generate_button = draw_source(context, layout, settings)
     draw_model(layout, settings, task)
+    if task == "image" and FAMILIES_BY_NAME[family].prompt_with_image:  # what the picture shows (Make-It-3D)
+        layout.prop(settings, "prompt", text="Prompt", icon="FONT_DATA")
     draw_options(layout, settings, family, task)
     if not draw_progress(layout):
         generate_button(layout)

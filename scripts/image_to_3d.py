@@ -5,6 +5,8 @@
         [--faces N] [--texture T] [--no-normal-map] [--smooth N] [--keep-floaters] [options]
     blender -b --python scripts/image_to_3d.py -- --prompt TEXT [--prompt TEXT ...] --model TEXT_MODEL_DIR [...]
     blender -b --python scripts/image_to_3d.py -- --prompts FILE --model TEXT_MODEL_DIR [...]
+    blender -b --python scripts/image_to_3d.py -- --input IMAGE_OR_FOLDER --prompt TEXT --model DIR [...]
+        (a family whose image jobs take a prompt, e.g. --family MAKE_IT_3D: one prompt for every image)
     blender -b --python scripts/image_to_3d.py -- --input ... --server URL --token-file F [...]
     python scripts/image_to_3d.py -- ...          (where the bpy wheel is installed)
 
@@ -26,19 +28,9 @@ SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ("glb", "obj", "ply", "fbx")
 
 sys.path.insert(0, SOURCE_ROOT)  # the option declarations (standard library only)
+from backend.bridge import options as job_options  # noqa: E402 - declarations and flag checks
 from backend.bridge.errors import BackendError  # noqa: E402
 from backend.bridge.file_names import unwritable_folder  # noqa: E402
-from backend.bridge.options import (  # noqa: E402
-    ALL_OPTIONS,
-    DEVICES,
-    FAMILIES_BY_NAME,
-    PRESET_OPTION,
-    add_arguments,
-    check_family_takes,
-    flags_not_used,
-    value_problem,
-    values_given,
-)
 from backend.bridge.tokens import TokenFileError, read_token_file  # noqa: E402
 from backend.families.registry import unique_slots  # noqa: E402
 from backend.model_folder import family_for_job  # noqa: E402
@@ -51,7 +43,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     argv = argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
     parser = argparse.ArgumentParser(prog="image_to_3d.py", description="Turn images or text prompts into meshes.")
     parser.add_argument("--input", help="an image file or a folder of images")
-    parser.add_argument("--prompt", action="append", default=[], help="a text prompt; repeat for more objects")
+    parser.add_argument("--prompt", action="append", default=[],
+                        help="a text prompt; repeat for more objects; with --input, what every image shows "
+                             "(a family whose image jobs take one, e.g. Make-It-3D)")
     parser.add_argument("--prompts", help="a text file of prompts, one object per line")
     parser.add_argument("--model", help="model folder or hub id (" + ", ".join(slot.hub_repo for _, slot in unique_slots())
                                         + "), or a folder holding a family's model folders; not with --server")
@@ -62,10 +56,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--export", help="also write each object to this folder")
     parser.add_argument("--format", default="glb", choices=FORMATS, help="export format (default glb)")
     parser.add_argument("--python", help="backend Python (default: the preferences', else this interpreter)")
-    parser.add_argument("--device", choices=DEVICES, help="default: the preferences'")
+    parser.add_argument("--device", choices=job_options.DEVICES, help="default: the preferences'")
     # the job options; one left out takes the add-on preferences' default, and the
     # preset (default: the panel's, Game Asset in a new scene) sets the mesh options not given
-    add_arguments(parser, (PRESET_OPTION, *ALL_OPTIONS), show_defaults=False)
+    job_options.add_arguments(parser, (job_options.PRESET_OPTION, *job_options.ALL_OPTIONS), show_defaults=False)
     parser.add_argument("--recursive", action="store_true", help="include subfolders of a folder input")
     return parser.parse_args(argv)
 
@@ -112,7 +106,7 @@ def enable_extension() -> object:
 
 def job_kind(args) -> tuple[str, str]:
     """(family, task): --family, else the --model folder's, else the first family that takes the input."""
-    task = "text" if args.prompt or args.prompts else "image"
+    task = "image" if args.input else "text"
     return family_for_job(task, args.family, args.model), task
 
 
@@ -142,8 +136,9 @@ def clear_default_cube() -> None:
 
 
 def convert_one(extension, args, options) -> int:
+    prompt = {"prompt": args.prompt[0]} if args.prompt else {}  # what the image shows (a family that takes one)
     try:
-        bpy.ops.image_to_3d.generate(filepath=os.path.abspath(args.input), **options)
+        bpy.ops.image_to_3d.generate(filepath=os.path.abspath(args.input), **prompt, **options)
     except RuntimeError as error:  # the operator reported an error
         print(f"image_to_3d: FAILED {args.input}: {str(error).strip()}", file=sys.stderr, flush=True)
         return 1
@@ -183,7 +178,8 @@ def export(extension, args, obj) -> int:
 def convert_folder(extension, args, options) -> int:
     """A folder of images, or a prompts file, through the batch operator."""
     source = {"prompts_file": os.path.abspath(args.prompts)} if args.prompts else {
-        "directory": os.path.abspath(args.input), "recursive": args.recursive}
+        "directory": os.path.abspath(args.input), "recursive": args.recursive,
+        **({"prompt": args.prompt[0]} if args.prompt else {})}
     try:
         bpy.ops.image_to_3d.batch(export_dir=os.path.abspath(args.export) if args.export else "",
                                   export_format=args.format.upper(), **source, **options)
@@ -198,8 +194,10 @@ def convert_folder(extension, args, options) -> int:
 
 def argument_problem(args) -> str | None:
     """What is wrong with the command line, found before any work is done; None if nothing."""
-    if sum(map(bool, (args.input, args.prompt, args.prompts))) != 1:
-        return "give one of --input (an image or a folder), --prompt TEXT or --prompts FILE"
+    if sum(map(bool, (args.input, args.prompt, args.prompts))) != 1 and not (args.input and len(args.prompt) == 1
+                                                                           and not args.prompts):
+        return ("give one of --input (an image or a folder), --prompt TEXT or --prompts FILE "
+                "(or --input with one --prompt, for a family whose image jobs take one)")
     if args.input and not os.path.exists(args.input):
         return f"{args.input} does not exist"
     if args.prompts and not os.path.isfile(args.prompts):
@@ -212,14 +210,19 @@ def argument_problem(args) -> str | None:
         return "give --model (a model folder or hub id), or --server URL --token-file F"
     try:
         family, task = job_kind(args)  # reads the model folder's model_index.json: may be damaged
-        check_family_takes(family, task)
+        job_options.check_family_takes(family, task)
     except BackendError as error:
         return error.message
-    unused = flags_not_used(args, ALL_OPTIONS, family, task)
+    if task == "image":
+        problem = job_options.prompt_with_image_problem(family, True, bool(args.prompt))
+        if problem:
+            return problem + ("" if args.prompt else " (--prompt TEXT)")
+    unused = job_options.flags_not_used(args, job_options.ALL_OPTIONS, family, task)
     if unused:
-        return f"{', '.join(unused)}: not used by {FAMILIES_BY_NAME[family].label} jobs"
+        return f"{', '.join(unused)}: not used by {job_options.FAMILIES_BY_NAME[family].label} jobs"
     # Blender would clamp silently; say it instead
-    problem = value_problem(values_given(args, ALL_OPTIONS, family, task), ALL_OPTIONS)
+    every = job_options.ALL_OPTIONS
+    problem = job_options.value_problem(job_options.values_given(args, every, family, task), every)
     if problem:
         return problem
     if args.save:
@@ -288,8 +291,9 @@ def main(argv: list[str]) -> int:
                 print(f"image_to_3d: {problem}", file=sys.stderr, flush=True)
                 return 2
         clear_default_cube()
-        options = {**values_given(args, (PRESET_OPTION, *ALL_OPTIONS), family, task), "family": family}
-        if args.prompt:
+        declared = (job_options.PRESET_OPTION, *job_options.ALL_OPTIONS)
+        options = {**job_options.values_given(args, declared, family, task), "family": family}
+        if args.prompt and not args.input:
             status = convert_prompts(extension, args, options)
         elif args.prompts or os.path.isdir(args.input):
             status = convert_folder(extension, args, options)

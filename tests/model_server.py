@@ -39,12 +39,14 @@ class ModelServer:
         return [root] + root.children(recursive=True)
 
 
-def start_model_server(folder: Path, model: Path, *more_models: Path, replicas: int = 2) -> ModelServer:
+def start_model_server(folder: Path, model: Path, *more_models: Path, arguments=()) -> ModelServer:
+    """`arguments` come last: they may override the defaults (e.g. --replicas 1)."""
     token_file = folder / "token"
     env = {**os.environ, "XDG_STATE_HOME": str(folder)}
     extra = [argument for path in more_models for argument in ("--model", str(path))]
     command = [sys.executable, "-m", "backend", "serve", "--model", str(model), *extra, "--port", "0",
-               "--token-file", str(token_file), "--replicas", str(replicas), "--max-batch", "2", "--job-timeout", "120"]
+               "--token-file", str(token_file), "--replicas", "2", "--max-batch", "2", "--job-timeout", "120",
+               *arguments]
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, start_new_session=True)
     output, ready, found = [], threading.Event(), {}

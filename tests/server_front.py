@@ -20,9 +20,12 @@ TOKEN = "test-token-0123456789abcdef"
 class FakePool:
     """Stands in for runner.ReplicaPool: a job's image bytes choose what it does.
 
-    b"fail" fails with bad_image, b"hang" runs until cancelled, anything else finishes
-    with a small mesh after a few progress steps.
+    b"fail" fails with bad_image, b"hang" runs until cancelled, b"long" reports its
+    progress in words and a preview (PREVIEW), then runs until cancelled, anything else
+    finishes with a small mesh after a few progress steps.
     """
+
+    PREVIEW = np.arange(8 * 6 * 3, dtype=np.uint8).reshape(8, 6, 3)
 
     mesh = {
         "vertices": np.arange(12, dtype=np.float32).reshape(4, 3),
@@ -52,10 +55,14 @@ class FakePool:
             if image == b"fail":
                 job.finish(FAILED, error=("bad_image", "the input image is not an image file this tool can read"))
                 return
+            if image == b"long":  # a long job: words, a preview, then it goes on until cancelled
+                job.mark_progress("coarse", 0.5, "coarse 2/4, loss 0.25")
+                job.mark_preview("coarse", 2, self.PREVIEW)
             for stage in ("prepare", "encode", "field"):
-                job.mark_progress(stage, 0.0)
+                if image != b"long":
+                    job.mark_progress(stage, 0.0)
                 await asyncio.sleep(0.01)
-            while image == b"hang":
+            while image in (b"hang", b"long"):
                 await asyncio.sleep(0.01)
             fields = {"device": "cpu", "timings": {"field": 0.01}, "notes": ["a note"]}
             job.finish(DONE, result=StoredResult(dict(self.mesh), fields))

@@ -79,7 +79,7 @@ def test_wrong_or_missing_model_folders(tmp_path, shap_e_dirs, tiny_model_dir):
     done = run_cli("--prompt", "a chair", "--model", tmp_path / "nowhere", "--out", tmp_path)
     assert done.returncode == 2 and "does not exist: use a folder of openai/shap-e" in done.stderr
     done = run_cli("--prompt", "a chair", tiny_model_dir / "config.yaml", "--model", tiny_model_dir, "--out", tmp_path)
-    assert done.returncode == 2 and "give images or text prompts" in done.stderr
+    assert done.returncode == 2 and "TripoSR jobs take exactly one of an image or a prompt, not both" in done.stderr
 
 
 def test_make_test_model_writes_both_shap_e_folders(tmp_path):

@@ -8,8 +8,8 @@ from pathlib import Path
 from backend.families.registry import EXTRA_JOBS, FAMILIES
 
 REPO = Path(__file__).resolve().parents[1]
-FAMILY_PACKAGES = ("backend/triposr/", "backend/shap_e/", "backend/zero123/", "backend/families/registry.py",
-                   "backend/test_models/")
+FAMILY_PACKAGES = ("backend/triposr/", "backend/shap_e/", "backend/make_it_3d/", "backend/zero123/",
+                   "backend/families/registry.py", "backend/test_models/")
 CODE = ("backend", "blender", "operators", "panels", "scripts", "tools", "bench", "__init__.py")
 
 

@@ -240,7 +240,7 @@ def test_openapi_lists_exactly_the_routes(front):
     routed = {(r.path, m) for r in app.routes if isinstance(r, Route) for m in r.methods if m != "HEAD"}
     assert documented == routed
     parameters = {p["name"] for p in document["paths"]["/v1/jobs"]["post"]["parameters"]}
-    assert parameters == {option.name for option in JOB_OPTIONS}  # every family's, Shap-E's too
+    assert parameters == {option.name for option in JOB_OPTIONS} | {"prompt"}  # every family's; an image's prompt
     assert {"resolution", "threshold", "foreground_ratio", "remove_background", "max_faces", "texture_size",
             "normal_map", "smooth_iterations", "keep_floaters", "family", "steps"} <= parameters
 
@@ -299,3 +299,61 @@ def test_the_documented_openapi_file_is_the_served_one():
     documented = json.loads((Path(__file__).resolve().parents[1] / "docs" / "openapi.json").read_text())
     assert documented == build_openapi(DEFAULT_MAX_UPLOAD_MB << 20), (
         "docs/openapi.json is stale: regenerate it as docs/server.md says")
+
+
+def test_an_image_with_a_prompt_for_the_family_that_takes_one(front):
+    """Make-It-3D's image jobs carry a prompt (?prompt= with an image body, or in the
+    frame); other families refuse one, and Make-It-3D refuses an image without one."""
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "image/png"}
+    status, _, body = raw(front.url, "POST", "/v1/jobs?family=MAKE_IT_3D&prompt=a%20red%20%20chair&m3d_seed=3",
+                          b"hang", headers)
+    assert status == 202, body
+    job = front.table.get(json.loads(body)["job_id"])
+    assert job.prompt == "a red chair" and job.settings["m3d_seed"] == 3 and front.pool.images[-1] == b"hang"
+    status, _, body = raw(front.url, "POST", "/v1/jobs?family=MAKE_IT_3D", b"hang", headers)
+    assert status == 400 and "Make-It-3D needs a prompt with the image" in json.loads(body)["error"]["message"]
+    status, _, body = raw(front.url, "POST", "/v1/jobs?prompt=a%20chair", b"hang", headers)
+    assert status == 400 and "TripoSR jobs take exactly one of an image or a prompt" in json.loads(body)["error"]["message"]
+    status, _, body = raw(front.url, "POST", "/v1/jobs?prompt=a%20chair", b"a chair",
+                          {**headers, "Content-Type": "text/plain"})
+    assert status == 400 and "leave ?prompt= out" in json.loads(body)["error"]["message"]
+    front.pool.cancel(job)
+
+
+def test_progress_words_and_previews_reach_the_client(front):
+    client = ServerClient(front.url, TOKEN)
+    job_id = client.submit({"family": "MAKE_IT_3D"}, image_bytes=b"long", prompt="a red chair")
+    events, deadline = [], time.monotonic() + 20
+    while not any(event.kind == "preview" for event in events):
+        assert time.monotonic() < deadline, events
+        events += client.poll()
+        time.sleep(0.01)
+    (server_job,) = front.table.jobs()
+    assert front.pool.prompts[-1] == "a red chair"
+    status = ServerApi(front.url, TOKEN).status(server_job.job_id)
+    assert status["detail"] == "coarse 2/4, loss 0.25"
+    assert status["preview"] == {"number": 1, "stage": "coarse", "iteration": 2}
+    progress = [event for event in events if event.kind == "progress"]
+    assert [(event.stage, event.detail) for event in progress] == [("coarse", "coarse 2/4, loss 0.25")]
+    (preview,) = [event for event in events if event.kind == "preview"]
+    assert (preview.job_id, preview.stage, preview.iteration) == (job_id, "coarse", 2)
+    np.testing.assert_array_equal(preview.image, front.pool.PREVIEW)
+    client.cancel(job_id)
+    while not any(event.kind == "cancelled" for event in events):
+        assert time.monotonic() < deadline
+        events += client.poll()
+        time.sleep(0.01)
+    client.close()
+
+
+def test_the_preview_route(front):
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "image/png"}
+    status, _, body = raw(front.url, "POST", "/v1/jobs", b"hang", headers)
+    job = front.table.get(json.loads(body)["job_id"])
+    status, _, body = raw(front.url, "GET", f"/v1/jobs/{job.job_id}/preview", None, headers)
+    assert status == 409 and json.loads(body)["error"]["code"] == "not_ready"
+    job.mark_preview("texture", 5, np.full((4, 4, 3), 7, np.uint8))
+    event = ServerApi(front.url, TOKEN).preview(job.job_id)
+    assert isinstance(event, protocol.Preview) and (event.stage, event.iteration) == ("texture", 5)
+    assert event.image.shape == (4, 4, 3) and (event.image == 7).all()
+    front.pool.cancel(job)

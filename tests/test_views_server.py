@@ -141,7 +141,7 @@ def test_a_views_job_status_and_result_over_plain_http(views_models, views_pictu
 def test_a_views_job_through_ray_serve(tmp_path, views_models, views_picture, views_reference):
     from model_server import start_model_server, stop_model_server
 
-    server = start_model_server(tmp_path, views_models, replicas=1)
+    server = start_model_server(tmp_path, views_models, arguments=("--replicas", "1"))
     try:
         with server.client() as client:
             assert [model["family"] for model in client.api.version()["model"]["models"]] == ["VIEWS"]

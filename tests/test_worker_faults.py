@@ -80,7 +80,8 @@ class GpuThatRunsOut:
     def __init__(self, failures):
         self.failures, self.chunk_sizes = failures, []
 
-    def generate_mesh(self, loaded, image, settings, progress, should_cancel, chunk_size, encode=None, prompt=None):
+    def generate_mesh(self, loaded, image, settings, progress, should_cancel, chunk_size, encode=None, prompt=None,
+                      detail=None, preview=None):
         import torch
 
         self.chunk_sizes.append(chunk_size)

@@ -40,13 +40,16 @@ class JobResult:
 
 @dataclass
 class Event:
-    kind: str  # accepted, progress, log, result, error, cancelled
+    kind: str  # accepted, progress, preview, log, result, error, cancelled
     job_id: str | None = None
     stage: str | None = None
     fraction: float | None = None
     message: str | None = None
     code: str | None = None
     result: JobResult | None = None  # a ViewsJobResult for a views job
+    detail: str | None = None  # progress: a long job's words, e.g. "coarse 120/400, loss 0.031"
+    iteration: int | None = None  # preview: iterations of the stage done
+    image: np.ndarray | None = None  # preview: (H, W, 3) uint8, top row first
 
 
 class JobEvents:

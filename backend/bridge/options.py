@@ -208,7 +208,9 @@ def prompt_with_image_problem(family: str, has_image: bool, has_prompt: bool) ->
     A prompt alone is a text job."""
     chosen = FAMILIES_BY_NAME[family]
     if has_image and has_prompt and not chosen.prompt_with_image:
-        return f"{chosen.label} jobs take exactly one of image_path, image_bytes, image_pixels, prompt"
+        takers = " or ".join(f.label for f in FAMILIES if f.prompt_with_image)
+        return (f"{chosen.label} jobs take exactly one of an image or a prompt, not both"
+                + (f" ({takers} takes a prompt with the image)" if takers else ""))
     if has_image and chosen.prompt_with_image and not has_prompt:
         return f"{chosen.label} needs a prompt with the image: describe the object it shows"
     return None

@@ -210,6 +210,7 @@ class Progress:
     job_id: str
     stage: str
     fraction: float
+    detail: str | None = None  # a long job's words for it, e.g. "coarse 120/400, loss 0.031"
 
 
 @dataclass
@@ -303,6 +304,32 @@ REQUESTS = {cls.TYPE: cls for cls in (Generate, GenerateViews, Cancel, Ping, Shu
 EVENTS = {cls.TYPE: cls for cls in (Ready, Pong, Accepted, ModelLoaded, ModelUnloaded, Progress, Log, Result,
                                     ViewsResult, Error, Cancelled, Bye)}
 JOB_REQUESTS = (Generate, GenerateViews)  # the requests that start a job
+
+
+# ---------------------------------------------------------------- previews of long jobs (issue 22)
+
+MAX_PREVIEW_SIDE = 1024
+
+
+@dataclass
+class Preview:
+    """A picture of the object a long job is making (Make-It-3D's current render), sent
+    every few iterations; a client shows the latest. Nothing waits for it."""
+
+    TYPE: typing.ClassVar[str] = "preview"
+    job_id: str
+    stage: str
+    iteration: int  # iterations of the stage done
+    image: np.ndarray  # (H, W, 3) uint8, top row first
+
+    def check(self):
+        image = self.image
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or not image.shape[0] \
+                or not image.shape[1] or max(image.shape[:2]) > MAX_PREVIEW_SIDE:
+            raise BadRequest(f"a preview image must be (H, W, 3) uint8, at most {MAX_PREVIEW_SIDE} pixels a side")
+
+
+EVENTS[Preview.TYPE] = Preview
 
 
 # ---------------------------------------------------------------- building and parsing

@@ -61,12 +61,19 @@ class ServerApi:
 
     def result(self, job_id: str):
         """The job's protocol.Result, or a views job's protocol.ViewsResult."""
+        return self._event_frame(f"/jobs/{job_id}/result", (protocol.Result, protocol.ViewsResult), "result")
+
+    def preview(self, job_id: str) -> protocol.Preview:
+        """The job's latest preview (its status's "preview" says when there is one)."""
+        return self._event_frame(f"/jobs/{job_id}/preview", protocol.Preview, "preview")
+
+    def _event_frame(self, path: str, kind, words: str):
         # the frame is read straight from the socket into the arrays' own buffers
-        status, event = self._request("GET", f"/jobs/{job_id}/result", read_body=self._result_event)
+        status, event = self._request("GET", path, read_body=self._result_event)
         if status != 200:
             self._raise_for(status, event)
-        if not isinstance(event, (protocol.Result, protocol.ViewsResult)):
-            raise BackendError(f"the server at {self.url} sent no result frame")
+        if not isinstance(event, kind):
+            raise BackendError(f"the server at {self.url} sent no {words} frame")
         return event
 
     def _result_event(self, response):
@@ -74,7 +81,7 @@ class ServerApi:
             message = wire.FrameReader(response).read()
             return protocol.parse(message, protocol.EVENTS) if message is not None else None
         except (wire.ProtocolError, wire.StreamClosed, BackendError) as exc:
-            raise BackendError(f"the server at {self.url} sent a malformed result: {getattr(exc, 'message', exc)}") from None
+            raise BackendError(f"the server at {self.url} sent a malformed frame: {getattr(exc, 'message', exc)}") from None
 
     def result_glb(self, job_id: str) -> bytes:
         return self._body("GET", f"/jobs/{job_id}/result?format=glb")

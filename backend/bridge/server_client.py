@@ -4,7 +4,7 @@ Standard library + numpy only, so Blender's own Python imports it. submit() retu
 once with a job id of ours; a thread per job uploads the image, follows the job by
 long-polling its status (progress arrives within a round trip), fetches the result and
 deletes the job on the server. Everything it learns becomes the same Events a
-WorkerClient produces (accepted, progress, log, result, error, cancelled), so
+WorkerClient produces (accepted, progress, preview, log, result, error, cancelled), so
 blender/runs.py, the CLI and the headless script need only choose which client to build.
 """
 
@@ -129,7 +129,7 @@ class ServerClient(JobEvents):
 
     def _watch(self, job_id: str, job: RemoteJob, status: dict):
         """Long-poll the job until it ends, emitting what changed."""
-        cancel_sent, accepted, shown, attempts = False, False, None, 1
+        cancel_sent, accepted, shown, attempts, previews = False, False, None, 1, 0
         while True:
             state = status["state"]
             if state == RUNNING and not accepted:
@@ -138,9 +138,13 @@ class ServerClient(JobEvents):
             if status.get("attempts", 1) > attempts:
                 attempts = status["attempts"]
                 self._emit("log", job_id, message="the server's model process stopped under this job: running it again")
-            if status.get("stage") and (status["stage"], status["fraction"]) != shown:
-                shown = (status["stage"], status["fraction"])
-                self._emit("progress", job_id, stage=shown[0], fraction=float(shown[1]))
+            if status.get("stage") and (status["stage"], status["fraction"], status.get("detail")) != shown:
+                shown = (status["stage"], status["fraction"], status.get("detail"))
+                self._emit("progress", job_id, stage=shown[0], fraction=float(shown[1]), detail=shown[2])
+            preview = status.get("preview")
+            if state == RUNNING and preview and preview["number"] > previews:  # a long job's latest picture
+                previews = preview["number"]
+                self._emit_preview(job_id, job.server_id)
             if state == DONE:
                 event = self.api.result(job.server_id)
                 views = isinstance(event, protocol.ViewsResult)
@@ -158,6 +162,13 @@ class ServerClient(JobEvents):
                 status = self.api.cancel(job.server_id)
                 continue
             status = self.api.status(job.server_id, since=status["version"], wait=self.poll_wait)
+
+    def _emit_preview(self, job_id: str, server_id: str):
+        try:
+            event = self.api.preview(server_id)
+        except BackendError:  # a preview is a courtesy: the job goes on without it
+            return
+        self._emit("preview", job_id, stage=event.stage, iteration=event.iteration, image=event.image)
 
 
 def job_result(event) -> JobResult:

@@ -62,7 +62,9 @@ def _merged(orders) -> tuple:
     return tuple(merged)
 
 
-STAGES = _merged([family.stage_names() for family in FAMILIES] + [tuple(stage.name for stage in MESH_STAGES)])
+STAGES = _merged([family.stage_names() for family in FAMILIES] + [tuple(stage.name for stage in MESH_STAGES)]
+                 + [family.stage_names() + tuple(stage.name for stage in family.finishing_stages)
+                    for family in FAMILIES if family.finishes_mesh])
 _ASSET_ONLY = {"cleanup", "decimate"}
 _TEXTURE_ONLY = {"unwrap", "bake"}
 
@@ -75,11 +77,14 @@ def asset_stage_runs(settings) -> bool:
 
 def job_stages(settings) -> tuple:
     """The stages a job with these settings reports, in order."""
+    family = FAMILIES_BY_NAME[settings.family]
+    if family.finishes_mesh:  # its engine runs the mesh stage itself, and says which stages it reports
+        return family.stage_names() + tuple(stage.name for stage in family.finishing_stages)
     skip = set() if asset_stage_runs(settings) else set(_ASSET_ONLY)
     if not settings.texture_size:
         skip |= _TEXTURE_ONLY
     mesh_stages = tuple(stage.name for stage in MESH_STAGES if stage.name not in skip)
-    return FAMILIES_BY_NAME[settings.family].stage_names() + mesh_stages
+    return family.stage_names() + mesh_stages
 
 
 def job_resolution(settings):

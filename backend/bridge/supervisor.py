@@ -155,7 +155,9 @@ class Supervision:
             self._emit("accepted", job_id)
         elif isinstance(event, protocol.Progress):
             job.stage = event.stage
-            self._emit("progress", job_id, stage=event.stage, fraction=event.fraction)
+            self._emit("progress", job_id, stage=event.stage, fraction=event.fraction, detail=event.detail)
+        elif isinstance(event, protocol.Preview):
+            self._emit("preview", job_id, stage=event.stage, iteration=event.iteration, image=event.image)
         elif isinstance(event, protocol.Log):
             self._emit("log", job_id, message=event.message)
         elif isinstance(event, protocol.ModelLoaded):

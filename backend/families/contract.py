@@ -38,6 +38,7 @@ class ModelSlot:
     download_size: str = ""  # "1.7 GB", shown beside Download
     licence: str = ""
     needs_background_model: bool = False  # Download also fetches rembg's u2net (opaque pictures)
+    hub_revision: str | None = None  # the repository's revision a download fetches (None: main)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,17 @@ class Family(_Declared):
     seed_option: str | None = None  # the option naming the starting noise, when the job draws any
     test_model_name: str = ""  # `make-test-model NAME`; default: the label in lower case
     prompt_with_image: bool = False  # its image jobs need a text prompt too (what to make of the picture)
+    # None: the job function runs the shared mesh stage after "surface". A tuple of Stage:
+    # the engine finishes the result itself (Surface.finished: a family that optimises the
+    # mesh stage's output, as Make-It-3D refines its texture) and reports these stages after
+    # "surface", the mesh stage's names among them (their weights are the registry's).
+    finishing_stages: tuple | None = None
     notes: dict = field(default_factory=dict)  # free words for the README/help (speed, memory)
+
+    @property
+    def finishes_mesh(self) -> bool:
+        """True when its engine runs the mesh stage itself (finishing_stages declared)."""
+        return self.finishing_stages is not None
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,23 @@ def has_index(folder: Path) -> bool:
     return (Path(folder) / INDEX_NAME).is_file()
 
 
-def read_index(folder: Path) -> dict:
-    """model_index.json as a dict; CheckpointError when it is not readable JSON."""
+def read_json_object(folder: Path, name: str) -> dict:
+    """A folder's small JSON file (model_index.json, a component's config.json) as a dict;
+    CheckpointError when it is not readable JSON holding an object."""
     folder = Path(folder)
     try:  # a regular file inside the folder (model_files.py), of a sane size
-        data, _ = read_regular(checked_path(folder, INDEX_NAME), MAX_INDEX_BYTES)
-        index = json.loads(data.decode("utf-8"))
+        data, _ = read_regular(checked_path(folder, name), MAX_INDEX_BYTES)
+        document = json.loads(data.decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{folder / INDEX_NAME} is not readable JSON: {exc}") from None
-    if not isinstance(index, dict):
-        raise CheckpointError(f"{folder / INDEX_NAME} does not hold a JSON object")
-    return index
+        raise CheckpointError(f"{folder / name} is not readable JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise CheckpointError(f"{folder / name} does not hold a JSON object")
+    return document
+
+
+def read_index(folder: Path) -> dict:
+    """model_index.json as a dict; CheckpointError when it is not readable JSON."""
+    return read_json_object(folder, INDEX_NAME)
 
 
 def pipeline_class(folder: Path) -> str:

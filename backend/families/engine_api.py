@@ -11,7 +11,13 @@ An engine module (a family's `engine.py`) provides
     encode_batch(loaded, prepared: list) -> list   (optional: the server batches it)
 
 and the job function (backend/pipeline.py) does the rest: the mesh stage or the raw
-surface's colours, the same for every family.
+surface's colours, the same for every family; except for a family that declares
+finishing_stages (contract.Family): its engine runs the mesh stage itself (on the
+user's settings) and hands the finished mesh back in Surface.finished.
+
+Long jobs say more than a fraction through the clock: clock.tell(stage, fraction, text)
+("coarse 120/400, loss 0.031") and clock.show(image, stage, iteration) (a small preview
+of the object being made); an entry point that does not listen gets plain progress.
 """
 
 import time
@@ -47,16 +53,26 @@ class Surface:
     vertex_colors: Callable[[], np.ndarray]  # () -> (N, 4) uint8 RGBA of `vertices` (the raw surface's)
     prepared_image: np.ndarray  # (H, W, 3) uint8: what the model saw ((0, 0, 3) for a prompt)
     notes: list = field(default_factory=list)  # warnings for the user
+    # the finished mesh (mesh.asset.stage.AssetResult) of a family that runs the mesh stage
+    # itself (Family.finishing_stages); the job function returns it as it is
+    finished: object = None
+
+
+DetailFn = Callable[[str, float, str], None]  # (stage, fraction, words such as "coarse 120/400, loss 0.031")
+PreviewFn = Callable[[np.ndarray, str, int], None]  # (image (H, W, 3) uint8, stage, iteration)
 
 
 class StageClock:
     """Progress, cancel and seconds per stage for one job: start(stage) checks for a cancel
-    and reports 0, done(stage) reports 1 and records the time (after the GPU finishes)."""
+    and reports 0, done(stage) reports 1 and records the time (after the GPU finishes).
+    tell() is progress with words, show() a preview image: for the entry points that
+    listen (detail, preview), else plain progress and nothing."""
 
     def __init__(self, progress: Callable[[str, float], None] | None, should_cancel: Callable[[], bool] | None,
-                 device=None):
+                 device=None, detail: DetailFn | None = None, preview: PreviewFn | None = None):
         self.report = progress or (lambda stage, fraction: None)
         self.should_cancel = should_cancel
+        self._detail, self._preview = detail, preview
         self.timings = {}
         self._started = {}
         self._cuda = device is not None and getattr(device, "type", str(device)) == "cuda"
@@ -65,6 +81,18 @@ class StageClock:
         """Raise Cancelled when the job was asked to stop."""
         if self.should_cancel is not None and self.should_cancel():
             raise Cancelled()
+
+    def tell(self, stage: str, fraction: float, text: str) -> None:
+        """Progress with words: to `detail` when given (instead of progress), else progress."""
+        if self._detail is not None:
+            self._detail(stage, fraction, text)
+        else:
+            self.report(stage, fraction)
+
+    def show(self, image: np.ndarray, stage: str, iteration: int) -> None:
+        """A preview image (H, W, 3) uint8 of the object being made, to `preview` when given."""
+        if self._preview is not None:
+            self._preview(image, stage, iteration)
 
     def _synchronize(self):
         if self._cuda:

@@ -23,13 +23,14 @@ import sys
 import types
 from pathlib import Path
 
+from ..make_it_3d.declaration import FAMILY as MAKE_IT_3D_FAMILY
 from ..one2345.declaration import FAMILY as ONE2345_FAMILY
 from ..shap_e.declaration import FAMILY as SHAP_E_FAMILY
 from ..triposr.declaration import FAMILY as TRIPOSR_FAMILY
 from ..zero123.declaration import JOB as VIEWS_JOB
 from .contract import API, TASKS, ExtraJob, Family, ModelSlot, Stage
 
-BUILT_IN = (TRIPOSR_FAMILY, SHAP_E_FAMILY, ONE2345_FAMILY)
+BUILT_IN = (TRIPOSR_FAMILY, SHAP_E_FAMILY, MAKE_IT_3D_FAMILY, ONE2345_FAMILY)
 # Jobs that make no object but use model folders (their slots are listed with the
 # families' for the preferences, downloads and make-test-model): the views job.
 EXTRA_JOBS = (VIEWS_JOB,)
@@ -65,6 +66,11 @@ def _checked(family: Family, known: list) -> Family:
         refuse("its stages must end with 'surface' (the mesh stage's follow)")
     if set(family.stage_names()) & {stage.name for stage in MESH_STAGES}:
         refuse("its stages may not reuse the mesh stage's names")
+    if family.finishing_stages is not None:
+        finishing = [stage.name for stage in family.finishing_stages]
+        if not all(isinstance(stage, Stage) for stage in family.finishing_stages) or \
+                len(set(finishing)) != len(finishing) or set(finishing) & set(family.stage_names()):
+            refuse("its finishing stages must be Stages named once, none of them one of its own stages")
     taken_options = {option.name for other in known for option in other.options}
     # a model slot may serve several families (the very same ModelSlot: one folder, one preference)
     taken_slots = {slot.identifier: slot for other in known for slot in other.all_slots()}
@@ -143,7 +149,8 @@ EXTRA_JOBS_BY_NAME = {job.identifier: job for job in EXTRA_JOBS}
 VIEWS = EXTRA_JOBS_BY_NAME[VIEWS_JOB.identifier]  # the views job (backend/zero123/)
 # name -> weight of every stage any job reports, families' first, in the order jobs go
 STAGE_WEIGHTS = {stage.name: stage.weight for family in FAMILIES for stage in family.stages}
-STAGE_WEIGHTS.update({stage.name: stage.weight for stage in MESH_STAGES})
+STAGE_WEIGHTS.update({stage.name: stage.weight for family in FAMILIES for stage in family.finishing_stages or ()})
+STAGE_WEIGHTS.update({stage.name: stage.weight for stage in MESH_STAGES})  # the mesh stage's names keep theirs
 
 
 def families_taking(task: str) -> tuple:

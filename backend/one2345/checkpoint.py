@@ -7,13 +7,12 @@ The file is read with torch.load(weights_only=True): plain tensors and Python va
 code is unpickled.
 """
 
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
 
 from ..bridge.errors import CheckpointError
+from ..families.checkpoint_files import listing, load_weights_only
 from .folders import DEMO_VOLUME_SIZE, HUB_PATH, HUB_REPO, find_checkpoint
 from .folders import volume_size as folder_volume_size
 from .model import SparseNeuS
@@ -22,34 +21,14 @@ from .model import SparseNeuS
 OTHER_ENTRIES = ("optimizer", "iter_step", "val_step", "sdf_network_lod1", "rendering_network_outside",
                  "rendering_network_lod1", "variance_network_lod1", "pyramid_feature_network_lod1")
 _AGAIN = f"download {HUB_PATH} again (huggingface.co/{HUB_REPO})"
-_MAX_LISTED = 12
 
 
 def read_checkpoint(path: Path) -> dict:
     """torch.load(weights_only=True), with our words for a file that is not a checkpoint."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise CheckpointError(f"{path} cannot be read: {exc.strerror or exc}") from None
-    if size == 0:
-        raise CheckpointError(f"{path} is empty (0 bytes): the download did not finish; {_AGAIN}")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path} is not a readable One-2-3-45 reconstruction checkpoint: the file is cut "
-                              f"short ({size:,} bytes) or is another kind of file; {_AGAIN}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError):
-        raise CheckpointError(f"{path} is not a readable One-2-3-45 reconstruction checkpoint: it is damaged, or "
-                              f"holds something other than tensors and plain values; {_AGAIN}") from None
+    checkpoint = load_weights_only(path, "One-2-3-45 reconstruction checkpoint", _AGAIN)
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path} does not hold a dictionary of networks (found {type(checkpoint).__name__})")
     return checkpoint
-
-
-def _listing(title: str, names: list[str]) -> str:
-    shown = "\n".join(f"    {n}" for n in names[:_MAX_LISTED])
-    more = f"\n    ... and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
-    return f"  {title} ({len(names)}):\n{shown}{more}"
 
 
 def check_checkpoint(model: SparseNeuS, checkpoint: dict, source: str) -> dict:
@@ -77,11 +56,11 @@ def check_checkpoint(model: SparseNeuS, checkpoint: dict, source: str) -> dict:
         parts = [f"{source} does not match One-2-3-45's reconstruction network (SparseNeuS lod0, "
                  f"ckpt_215000.pth's layout):"]
         if missing:
-            parts.append(_listing("missing keys", sorted(missing)))
+            parts.append(listing("missing keys", sorted(missing)))
         if unexpected:
-            parts.append(_listing("unexpected keys", sorted(unexpected)))
+            parts.append(listing("unexpected keys", sorted(unexpected)))
         if misshaped:
-            parts.append(_listing("keys with the wrong shape", sorted(misshaped)))
+            parts.append(listing("keys with the wrong shape", sorted(misshaped)))
         raise CheckpointError("\n".join(parts))
     return states
 

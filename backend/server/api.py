@@ -1,11 +1,13 @@
 """The HTTP API (Starlette): jobs in, status and results out, errors as codes and sentences.
 
-    POST   /v1/jobs                  image file bytes or a text/plain prompt (settings in the
+    POST   /v1/jobs                  image file bytes (with ?prompt= for a family whose image
+                                     jobs take one) or a text/plain prompt (settings in the
                                      query), or one `generate` or `generate_views` frame of
                                      the worker protocol -> 202 status
     GET    /v1/jobs/{id}             status; ?since=VERSION&wait=SECONDS long-polls
     GET    /v1/jobs/{id}/result      the `result` (`views_result`) frame of the worker protocol,
                                      or ?format=glb (a mesh job's)
+    GET    /v1/jobs/{id}/preview     the latest `preview` frame of a long job (status says when)
     POST   /v1/jobs/{id}/cancel      ask a job to stop
     DELETE /v1/jobs/{id}             cancel if needed and forget the job and its result
     GET    /v1/health, /v1/version, /v1/openapi.json
@@ -30,7 +32,7 @@ from starlette.routing import Route
 
 from ..bridge import protocol, wire
 from ..bridge.errors import BackendError
-from ..bridge.options import JOB_OPTIONS, check_family_takes
+from ..bridge.options import JOB_OPTIONS, check_family_takes, prompt_with_image_problem
 from ..bridge.pixels import non_finite_problem
 from ..bridge.prompts import MAX_PROMPT_BYTES, clean_prompt
 from ..bridge.server_api import FRAME_TYPE
@@ -46,6 +48,7 @@ log = logging.getLogger("image_to_3d.server")
 GLB_TYPE = "model/gltf-binary"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/tiff", "image/bmp", "application/octet-stream")
 PROMPT_TYPE = "text/plain"  # a text job: the body is the prompt (UTF-8)
+PROMPT_PARAMETER = "prompt"  # an image body's prompt, for a family whose image jobs take one
 MAX_WAIT_SECONDS = 30.0
 SWEEP_SECONDS = 10.0
 UPLOAD_SLOTS = 8  # bodies read at once: bounds the memory uploads in flight can take
@@ -98,6 +101,8 @@ def settings_from_query(query, defaults: dict | None = None) -> dict:
     options = {option.name: option for option in JOB_OPTIONS}
     values = {}
     for name, text in query.multi_items():
+        if name == PROMPT_PARAMETER:  # not a setting: image_prompt reads it
+            continue
         option = options.get(name)
         if option is None:
             raise ApiError(400, "bad_request", f"unknown setting {name!r}: known are {', '.join(options)}")
@@ -161,6 +166,31 @@ def prompt_from_body(body: bytes, settings: dict) -> str:
     except BackendError as exc:
         raise ApiError(400, exc.code, exc.message) from None
     return prompt
+
+
+def image_prompt(query, settings: dict) -> str | None:
+    """The ?prompt= of an image body, checked as every client checks it; None when none is
+    given and the family takes none."""
+    given = query.getlist(PROMPT_PARAMETER)
+    if len(given) > 1:
+        raise ApiError(400, "bad_request", "the prompt is given twice")
+    try:
+        prompt = clean_prompt(given[0]) if given else None
+    except BackendError as exc:
+        raise ApiError(400, exc.code, exc.message) from None
+    problem = prompt_with_image_problem(settings["family"], True, prompt is not None)
+    if problem:
+        raise ApiError(400, "bad_request", problem)
+    return prompt
+
+
+def preview_frame(job) -> Response:
+    """The job's latest preview as the worker protocol's `preview` event."""
+    preview = job.preview
+    event = protocol.Preview(job_id=job.job_id, stage=preview["stage"], iteration=preview["iteration"],
+                             image=preview["image"])
+    body = b"".join(bytes(part) for part in wire.encode(*protocol.frame_parts(event)))
+    return Response(body, media_type=FRAME_TYPE, headers={"X-Preview-Number": str(preview["number"])})
 
 
 # ---------------------------------------------------------------- responses
@@ -238,9 +268,11 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
         if kind == FRAME_TYPE:
             settings, image, prompt, job_kind = await asyncio.to_thread(parse_frame, body)
         elif kind == PROMPT_TYPE:
+            if PROMPT_PARAMETER in request.query_params:
+                raise ApiError(400, "bad_request", "a text/plain body is the prompt: leave ?prompt= out")
             image, prompt = None, await asyncio.to_thread(prompt_from_body, body, settings)
         else:
-            image = body
+            image, prompt = body, image_prompt(request.query_params, settings)
         try:
             job = table.create(settings, image, prompt, job_kind)
         except QueueFull:
@@ -277,6 +309,12 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
         if job.kind != "mesh":
             raise ApiError(400, "bad_request", "a views job has no mesh: fetch its frame (format=frame)")
         return Response(await asyncio.to_thread(_glb_bytes, job.result.arrays), media_type=GLB_TYPE)
+
+    async def preview(request: Request):
+        job = job_or_404(request)
+        if job.preview is None:
+            raise ApiError(409, "not_ready", "the job has sent no preview (yet): its status says when it has")
+        return preview_frame(job)
 
     async def cancel(request: Request):
         job = job_or_404(request)
@@ -338,6 +376,7 @@ def create_app(*, table, pool, token: str, version_info: dict, replica_status, m
         Route("/v1/jobs/{job_id}", status, methods=["GET"]),
         Route("/v1/jobs/{job_id}", forget, methods=["DELETE"]),
         Route("/v1/jobs/{job_id}/result", result, methods=["GET"]),
+        Route("/v1/jobs/{job_id}/preview", preview, methods=["GET"]),
         Route("/v1/jobs/{job_id}/cancel", cancel, methods=["POST"]),
         Route("/v1/health", health, methods=["GET"]),
         Route("/v1/version", version, methods=["GET"]),

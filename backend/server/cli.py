@@ -173,7 +173,7 @@ def local_models(models: list) -> list:
     (or extra job: the views') and input. A job that needs several folders keeps the
     folder that holds them."""
     from ..families.registry import declared
-    from ..model_folder import model_kind, resolve_model_folders
+    from ..model_folder import job_slots, model_kind, resolve_model_dir, resolve_model_folders
 
     folders, seen = [], {}
     for model in models:
@@ -182,9 +182,11 @@ def local_models(models: list) -> list:
             raise BackendError(f"--model {seen[family, task]} and --model {model} are both {declared(family).label} "
                                f"for {task}s: give one model per family and input")
         seen[family, task] = model
-        found = resolve_model_folders(model, family, task)
-        single = len(declared(family).slots_for(task)) == 1
-        folders.append(str(next(iter(found.values())) if single else Path(model).expanduser().resolve()))
+        if len(job_slots(family, task)) > 1:  # a folder holding the model folders (Make-It-3D's four, the views' two)
+            resolve_model_folders(model, family, task)
+            folders.append(str(Path(model).expanduser().resolve()))
+        else:
+            folders.append(str(resolve_model_dir(model, family, task)))
     return folders
 
 

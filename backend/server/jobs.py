@@ -56,6 +56,8 @@ class Job:
     error: tuple | None = None  # (code, message)
     result: StoredResult | None = None
     cancel_requested: bool = False
+    detail: str | None = None  # the latest progress in words (a long job's iteration and loss)
+    preview: dict | None = None  # the latest preview: stage, iteration, image (H, W, 3) uint8, number
     version: int = 0  # bumped on every change; long-poll clients pass the one they saw
     task: asyncio.Task | None = None  # the runner task driving this job
     stream: object = None  # the runner's streaming call to a replica, while there is one
@@ -76,15 +78,23 @@ class Job:
         self.state, self.replica = RUNNING, replica
         self._touch()
 
-    def mark_progress(self, stage: str, fraction: float):
+    def mark_progress(self, stage: str, fraction: float, detail: str | None = None):
         if self.state in TERMINAL:
             return
-        self.state, self.stage, self.fraction = RUNNING, stage, float(fraction)
+        self.state, self.stage, self.fraction, self.detail = RUNNING, stage, float(fraction), detail
+        self._touch()
+
+    def mark_preview(self, stage: str, iteration: int, image):
+        """Keep the latest preview only (GET /v1/jobs/{id}/preview); its number counts them."""
+        if self.state in TERMINAL:
+            return
+        number = self.preview["number"] + 1 if self.preview else 1
+        self.preview = {"stage": stage, "iteration": int(iteration), "image": image, "number": number}
         self._touch()
 
     def mark_retry(self):
         """A replica died under the job; it goes back to the queue for another try."""
-        self.state, self.stage, self.fraction, self.replica = QUEUED, None, 0.0, None
+        self.state, self.stage, self.fraction, self.replica, self.detail = QUEUED, None, 0.0, None, None
         self._touch()
 
     def finish(self, state: str, *, result: StoredResult | None = None, error: tuple | None = None):
@@ -116,6 +126,10 @@ class Job:
             "state": self.state,
             "stage": self.stage,
             "fraction": self.fraction,
+            "detail": self.detail,
+            # the latest preview's facts; its image: GET /v1/jobs/{id}/preview
+            "preview": None if self.preview is None else {
+                key: self.preview[key] for key in ("number", "stage", "iteration")},
             "version": self.version,
             "created": self.created,
             "started": self.started,

@@ -7,7 +7,8 @@ checks that every route in api.py appears here and nothing else.
 
 from ..bridge.options import FAMILIES, JOB_OPTIONS
 from ..bridge.server_api import FRAME_TYPE as FRAME
-from ..families.registry import default_family
+from ..bridge.settings import STAGES
+from ..families.registry import VIEWS, default_family
 from . import API_VERSION, SERVER_VERSION
 
 _SETTING_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
@@ -40,6 +41,10 @@ def _setting_parameters() -> list:
         parameters.append({"name": option.name, "in": "query", "required": False, "schema": schema,
                            "description": option.description + scope
                            + " (with an image or text/plain body; a frame carries its own)"})
+    takers = ", ".join(family.identifier for family in FAMILIES if family.prompt_with_image)
+    parameters.append({"name": "prompt", "in": "query", "required": False, "schema": {"type": "string"},
+                       "description": f"with an image body: the prompt of a family whose image jobs take one "
+                                      f"({takers}; required there, refused elsewhere)"})
     return parameters
 
 
@@ -120,6 +125,15 @@ def build_openapi(max_upload_bytes: int) -> dict:
                     "409": _error("not_ready, or the job's own error code (e.g. bad_image, cancelled)"),
                 },
             }},
+            "/v1/jobs/{job_id}/preview": {"get": {
+                "summary": "the latest preview of a long job (its status's 'preview' says there is one and which)",
+                "parameters": [JOB_ID],
+                "responses": {
+                    "200": {"description": "a 'preview' frame (image uint8 (H,W,3); fields job_id, stage, iteration)",
+                            "content": {FRAME: {"schema": {"type": "string", "format": "binary"}}}},
+                    **COMMON_ERRORS, "404": _error("unknown_job"), "409": _error("not_ready: no preview yet"),
+                },
+            }},
             "/v1/jobs/{job_id}/cancel": {"post": {
                 "summary": "ask a job to stop (it ends as cancelled, or as it was if already over)",
                 "parameters": [JOB_ID],
@@ -144,9 +158,13 @@ def build_openapi(max_upload_bytes: int) -> dict:
                     "job_id": {"type": "string"},
                     "state": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
                     "stage": {"type": ["string", "null"],
-                              "enum": ["prepare", "encode", "diffusion", "field", "surface", "colors", "cleanup",
-                                       "decimate", "unwrap", "bake", "first_views", "elevation", "views", None]},
+                              "enum": [*STAGES, *[name for name in VIEWS.stage_names() if name not in STAGES], None]},
                     "fraction": {"type": "number"},
+                    "detail": {"type": ["string", "null"],
+                               "description": "a long job's progress in words, e.g. 'coarse 120/400, loss 0.031'"},
+                    "preview": {"type": ["object", "null"], "description": "the latest preview: GET .../preview",
+                                "properties": {"number": {"type": "integer"}, "stage": {"type": "string"},
+                                               "iteration": {"type": "integer"}}},
                     "version": {"type": "integer", "description": "bumped on every change"},
                     "created": {"type": "number"}, "started": {"type": ["number", "null"]},
                     "finished": {"type": ["number", "null"]},

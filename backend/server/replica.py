@@ -31,6 +31,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from ..bridge.errors import BackendError, OutOfMemoryError, WrongModelError
 from ..bridge.settings import GenerateSettings, ViewsSettings
@@ -118,12 +119,13 @@ class MeshModel:
             yield {"event": "error", "code": exc.code, "message": exc.message}
             return
 
-        def job(progress, should_cancel):
+        def job(hooks):
             return self._pipeline.generate_mesh_within_memory(
-                loaded, image, job_settings, progress, should_cancel,
+                loaded, image, job_settings, hooks.progress, hooks.should_cancel,
                 warn=lambda message: log.warning("job %s: %s", job_id, message),
                 remedy="",  # the client cannot switch the server to the CPU
                 encode=self.batcher.encode if self.batcher and loaded is self._batched else None, prompt=prompt,
+                detail=hooks.detail, preview=hooks.preview,
             )
 
         stream = self._stream(job_id, job, outcome_event)
@@ -144,8 +146,8 @@ class MeshModel:
             return
         engine = VIEWS.engine()
 
-        def job(progress, should_cancel):
-            return engine.run_views(loaded, image, job_settings, progress, should_cancel,
+        def job(hooks):
+            return engine.run_views(loaded, image, job_settings, hooks.progress, hooks.should_cancel,
                                     remedy="ask the server's admin for a GPU with more free memory")
 
         stream = self._stream(job_id, job, views_outcome_event)
@@ -156,8 +158,8 @@ class MeshModel:
             await stream.aclose()  # its own finally waits for the job's thread
 
     async def _stream(self, job_id: str, job, outcome):
-        """Run job(progress, should_cancel) on the pool; yield started, progress..., then
-        outcome(job_id, future, device)."""
+        """Run job(hooks: Hooks) on the pool; yield started, progress (and preview)...,
+        then outcome(job_id, future, device)."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
         stop = threading.Event()
@@ -170,7 +172,19 @@ class MeshModel:
                 event = {"event": "progress", "stage": stage, "fraction": float(fraction)}
                 loop.call_soon_threadsafe(events.put_nowait, event)
 
-        future = loop.run_in_executor(self._pool, functools.partial(job, progress, stop.is_set))
+        def detail(stage, fraction, text):  # progress with words, throttled as progress is
+            now = time.monotonic()
+            if fraction in (0.0, 1.0) or now - last_sent.get(stage, 0.0) >= PROGRESS_INTERVAL:
+                last_sent[stage] = now
+                event = {"event": "progress", "stage": stage, "fraction": float(fraction), "detail": text}
+                loop.call_soon_threadsafe(events.put_nowait, event)
+
+        def preview(image, stage, iteration):  # a long job's picture of its object, every few iterations
+            event = {"event": "preview", "stage": stage, "iteration": int(iteration), "image": image}
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        hooks = Hooks(progress, stop.is_set, detail, preview)
+        future = loop.run_in_executor(self._pool, functools.partial(job, hooks))
         future.add_done_callback(lambda _: events.put_nowait(None))
         log.info("job %s started", job_id)
         try:
@@ -183,6 +197,16 @@ class MeshModel:
                 stop.set()
                 log.info("job %s cancelled; waiting for its current stage to stop", job_id)
                 await asyncio.wait([future])
+
+
+@dataclass
+class Hooks:
+    """What a job on the replica's threads reports through (each call queues an event)."""
+
+    progress: object  # (stage, fraction)
+    should_cancel: object  # () -> bool
+    detail: object  # (stage, fraction, text): progress in words
+    preview: object  # (image, stage, iteration)
 
 
 def _failure_event(job_id: str, future, memory_remedy: str) -> dict | None:

@@ -115,7 +115,9 @@ class ReplicaPool:
         if kind == "started":
             job.mark_running(event.get("replica"))
         elif kind == "progress":
-            job.mark_progress(event["stage"], event["fraction"])
+            job.mark_progress(event["stage"], event["fraction"], event.get("detail"))
+        elif kind == "preview":
+            job.mark_preview(event["stage"], event["iteration"], event["image"])
         elif kind == "result":
             fields = {"device": event["device"], "timings": event["timings"], "notes": event.get("notes", []),
                       **event.get("fields", {})}  # a views job's view_ids, poses, ...

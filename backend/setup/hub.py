@@ -91,8 +91,10 @@ def fetch_slot(repo_id: str, slot, cache_dir: str | None = None, progress: Progr
     reached and the files are not cached.
     """
     required, optional = slot.hub_files()
+    # the slot's revision for its own repository (safetensors may live in a pull request's)
+    revision = slot.hub_revision if repo_id == slot.hub_repo else None
     return _fetch_files(repo_id, list(required), list(optional), cache_dir, progress,
-                        f"Download {slot.contents} by hand", "keep them in one folder as laid out there")
+                        f"Download {slot.contents} by hand", "keep them in one folder as laid out there", revision)
 
 
 def fetch_model(repo_id: str = DEFAULT_REPO, cache_dir: str | None = None, progress: Progress | None = None) -> Path:
@@ -102,12 +104,13 @@ def fetch_model(repo_id: str = DEFAULT_REPO, cache_dir: str | None = None, progr
     return fetch_slot(repo_id, known[2] if known else DEFAULT_SLOT, cache_dir, progress)
 
 
-def _fetch_files(repo_id: str, required: list, optional: list, cache_dir, progress, by_hand: str, where: str) -> Path:
-    """Each file of a repository, one after the other, into the hub cache; returns the
-    folder they share. Optional files the hub does not have are skipped."""
+def _fetch_files(repo_id: str, required: list, optional: list, cache_dir, progress, by_hand: str, where: str,
+                 revision: str | None = None) -> Path:
+    """Each file of a repository (at `revision`, None: main), one after the other, into the
+    hub cache; returns the folder they share. Optional files the hub does not have are skipped."""
     # Read at call time: huggingface_hub reads HF_ENDPOINT only once, when imported.
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    help_text = (f"{by_hand} from {endpoint}/{repo_id}/tree/main, {where} and use that folder as the model "
+    help_text = (f"{by_hand} from {endpoint}/{repo_id}/tree/{revision or 'main'}, {where} and use that folder as the model "
                  "(--model DIR, the add-on's Model folder preference, or IMAGE_TO_3D_MODEL=DIR).")
     try:
         from huggingface_hub import hf_hub_download
@@ -134,7 +137,7 @@ def _fetch_files(repo_id: str, required: list, optional: list, cache_dir, progre
         try:
             path = hf_hub_download(
                 repo_id, filename, cache_dir=cache_dir, endpoint=endpoint, tqdm_class=bar_class,
-                local_files_only=offline,
+                local_files_only=offline, revision=revision,
             )
         except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
             if filename in optional:

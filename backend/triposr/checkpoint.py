@@ -1,6 +1,5 @@
 """Load a model folder (config.yaml + model.ckpt) strictly and safely."""
 
-import pickle
 import re
 import zipfile
 from pathlib import Path
@@ -8,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..bridge.errors import CheckpointError
+from ..families.checkpoint_files import listing, load_weights_only
 from ..model_folder import check_slot_folder
 from .config import load_config
 from .declaration import MODEL, TRIPOSR
@@ -15,7 +15,6 @@ from .folders import CONFIG_NAME, HUB_REPO, WEIGHTS_NAME
 from .model import TripoSR
 
 _TENSOR_RECORD = re.compile(r"[^/]+/data/\d+")
-_MAX_LISTED = 12
 
 
 def read_state_dict(path: Path) -> dict:
@@ -25,24 +24,7 @@ def read_state_dict(path: Path) -> dict:
     messages name its internals and suggest weights_only=False, which we never do).
     """
     again = f"download {WEIGHTS_NAME} again (huggingface.co/{HUB_REPO})"
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise CheckpointError(f"{path} cannot be read: {exc.strerror or exc}") from None
-    if size == 0:
-        raise CheckpointError(f"{path} is empty (0 bytes): the download did not finish; {again}")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(
-            f"{path} is not a readable TripoSR checkpoint: the file is cut short ({size:,} bytes) "
-            f"or is another kind of file; {again}"
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError):
-        raise CheckpointError(
-            f"{path} is not a readable TripoSR checkpoint: it is damaged, or holds something other "
-            f"than plain tensors; {again}"
-        ) from None
+    state = load_weights_only(path, "TripoSR checkpoint", again, mmap=True)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -66,12 +48,6 @@ def _storage_bytes(state: dict) -> int:
     return sum(storages.values())
 
 
-def _listing(title: str, names: list[str]) -> str:
-    shown = "\n".join(f"    {n}" for n in names[:_MAX_LISTED])
-    more = f"\n    ... and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
-    return f"  {title} ({len(names)}):\n{shown}{more}"
-
-
 def check_state_dict(expected: dict, found: dict, source: str) -> None:
     """Exact match of names and shapes, or one error that lists every difference."""
     missing = sorted(set(expected) - set(found))
@@ -84,11 +60,11 @@ def check_state_dict(expected: dict, found: dict, source: str) -> None:
     if missing or unexpected or misshaped:
         parts = [f"{source} does not match its config.yaml:"]
         if missing:
-            parts.append(_listing("missing keys", missing))
+            parts.append(listing("missing keys", missing))
         if unexpected:
-            parts.append(_listing("unexpected keys", unexpected))
+            parts.append(listing("unexpected keys", unexpected))
         if misshaped:
-            parts.append(_listing("keys with the wrong shape", misshaped))
+            parts.append(listing("keys with the wrong shape", misshaped))
         raise CheckpointError("\n".join(parts))
 
 

@@ -235,7 +235,7 @@ class WorkerServer:
         return loaded
 
     def job_hooks(self, job_id):
-        """(progress, should_cancel) of one job."""
+        """(progress, should_cancel, detail, preview) of one job."""
         last_sent = {}
 
         def progress(stage, fraction):
@@ -246,22 +246,32 @@ class WorkerServer:
             if self._noisy:
                 _print_test_noise()
 
+        def detail(stage, fraction, text):  # progress with words (a long job's iteration and loss)
+            now = time.monotonic()
+            if fraction in (0.0, 1.0) or now - last_sent.get(stage, 0.0) >= PROGRESS_INTERVAL:
+                last_sent[stage] = now
+                self.send(protocol.Progress(job_id=job_id, stage=stage, fraction=float(fraction), detail=text))
+
+        def preview(image, stage, iteration):  # every few iterations of a long job: each goes
+            self.send(protocol.Preview(job_id=job_id, stage=stage, iteration=int(iteration), image=image))
+
         def should_cancel():
             return job_id in self._cancelled or self._stopping
 
-        return progress, should_cancel
+        return progress, should_cancel, detail, preview
 
     def generate(self, job_id, settings, image, loaded, pipeline, prompt=None):
-        progress, should_cancel = self.job_hooks(job_id)
+        progress, should_cancel, detail, preview = self.job_hooks(job_id)
         return pipeline.generate_mesh_within_memory(
             loaded, image, settings, progress, should_cancel,
             warn=lambda message: self.send_log(job_id, message, "warning"), prompt=prompt,
+            detail=detail, preview=preview,
         )
 
     def draw_views(self, job_id, settings, image, loaded):
         """A views job through its one job function, then its views_result."""
         engine = VIEWS.engine()
-        progress, should_cancel = self.job_hooks(job_id)
+        progress, should_cancel, _, _ = self.job_hooks(job_id)
         result = engine.run_views(loaded, image, settings, progress, should_cancel)
         fields, arrays = engine.transfer_parts(result)
         self.send(protocol.ViewsResult(job_id=job_id, device=loaded.device, **fields, **arrays))

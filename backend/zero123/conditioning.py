@@ -43,7 +43,7 @@ def to_model_range(images: np.ndarray) -> torch.Tensor:
     Contiguous in (B, C, H, W) order, as ToTensor's: a permuted (channels-last) tensor
     keeps that layout through the convolutions, and PyTorch's channels-last GroupNorm on
     the CPU is less exact (4e-3 after the VAE's first norm, 8.6e-3 in its latent)."""
-    pixels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous().float() / 255.0
+    pixels = torch.from_numpy(np.array(images, dtype=np.uint8)).permute(0, 3, 1, 2).contiguous().float() / 255.0
     return pixels * 2 - 1
 
 

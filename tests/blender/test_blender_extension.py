@@ -151,7 +151,12 @@ def test_registration_and_preferences(generate_run):
         "unload_after_minutes", "default_family", "default_resolution", "default_threshold", "default_foreground_ratio",
         "default_remove_background", "default_text_guidance", "default_image_guidance", "default_steps", "default_seed",
         "default_shap_e_resolution", "default_max_faces", "default_texture_size", "default_normal_map",
-        "default_smooth_iterations", "default_keep_floaters", "default_shading", "default_rest_on_cursor"])
+        "default_smooth_iterations", "default_keep_floaters", "default_shading", "default_rest_on_cursor",
+        # Make-It-3D's three guidance model folders (its TripoSR folder is model_path) and its options
+        "sd2_model_path", "clip_model_path", "dpt_model_path", "default_m3d_start", "default_m3d_coarse_iterations",
+        "default_m3d_refine_iterations", "default_m3d_seed", "default_m3d_guidance", "default_m3d_render_size",
+        "default_m3d_resolution", "default_m3d_preview_every", "default_m3d_cpu_minutes",
+        "default_m3d_remove_background"])
     assert all(facts["registered"].values()), facts["registered"]
     assert not any(facts["registered_after_disable"].values()), facts["registered_after_disable"]
     assert facts["worker_alive_before_disable"] and not facts["worker_alive_after_disable"]
@@ -162,7 +167,8 @@ def test_preferences_draw_each_part_once(generate_run):
     operators = [args[0] for name, args, _ in calls if name == "operator"]
     assert operators.count("image_to_3d.install_backend") == 1, operators
     for idname in ("image_to_3d.download_model", "image_to_3d.use_local_model"):  # one per model folder
-        assert operators.count(idname) == 5, operators  # TripoSR, Shap-E text and image, Zero123-XL, LoFTR
+        # TripoSR, Shap-E's two, Make-It-3D's three of its own, Zero123-XL and LoFTR (the views)
+        assert operators.count(idname) == 8, operators
     drawn_props = [args[0] for name, args, _ in calls if name == "prop"]
     assert drawn_props.count("default_resolution") == 1 and "default_shading" in drawn_props
 

@@ -81,8 +81,12 @@ def test_image_folder_used_for_text(image_dir):
 
 
 def test_other_diffusers_pipeline(tmp_path):
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "KandinskyV22Pipeline"}))
+    with pytest.raises(WrongModelError, match="KandinskyV22Pipeline, not Shap-E"):
+        check_model_dir(tmp_path, SHAP_E, "text")
+    # Stable Diffusion's is another family's model (Make-It-3D's), and named so
     (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
-    with pytest.raises(WrongModelError, match="StableDiffusionPipeline, not Shap-E"):
+    with pytest.raises(WrongModelError, match=r"is a Stable Diffusion 2 \(base\) folder .*choose the Make-It-3D model"):
         check_model_dir(tmp_path, SHAP_E, "text")
 
 

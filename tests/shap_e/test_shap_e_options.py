@@ -142,7 +142,7 @@ def test_text_jobs_are_refused_where_they_cannot_run():
         generate_request(GenerateSettings(family=SHAP_E), prompt="a chair", image_bytes=b"png")
     both = protocol.Generate(job_id="j1", settings=GenerateSettings(family=SHAP_E).to_dict(), prompt="a chair",
                              image_bytes=np.zeros(4, np.uint8))
-    with pytest.raises(BadRequest, match="exactly one of image_path, image_bytes, image_pixels, prompt"):
+    with pytest.raises(BadRequest, match=r"exactly one of an image or a prompt, not both \(Make-It-3D takes a prompt"):
         both.check()
     empty = protocol.Generate(job_id="j2", settings=GenerateSettings(family=SHAP_E).to_dict(), prompt="")
     with pytest.raises(PromptError):

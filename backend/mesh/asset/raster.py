@@ -184,6 +184,29 @@ def covered_cells(points: torch.Tensor, width: int, height: int, ring: float = 0
     return texel % side, texel // side, face
 
 
+def cell_hits(points: torch.Tensor, width: int, height: int):
+    """Cells of a width x height grid whose centre lies inside each face, with where.
+
+    points (M, 3, 2) in cell units (cell (x, y) spans [x, x + 1] x [y, y + 1]), e.g. a
+    camera's pixels (backend/make_it_3d/mesh_view.py). Every face gets its cells, with
+    no choice between faces (a depth test is the caller's).
+    -> (x (K,), y (K,), face (K,), bary (K, 3) float32 barycentrics in the grid's plane).
+    """
+    # the per-face set-up in float64 on the CPU, as rasterize(); the per-cell work on the device
+    p = points.detach().cpu().double() - 0.5  # centres at integer coordinates
+    side = max(width, height)
+    lo = torch.ceil(p.amin(dim=1)).clamp(min=0).long()
+    hi = torch.floor(p.amax(dim=1)).long()
+    hi[:, 0] = hi[:, 0].clamp(max=width - 1)
+    hi[:, 1] = hi[:, 1].clamp(max=height - 1)
+    span = (hi - lo + 1).clamp(min=0)
+    edges = _edge_functions(p, lo)
+    count = torch.where(edges.valid, span[:, 0] * span[:, 1], torch.zeros_like(span[:, 0]))
+    texel, face, bary, _ = _rasterize_faces(edges.to(points.device), lo.to(points.device), span.to(points.device),
+                                            count.to(points.device), 0, len(count), side, 0.0)
+    return texel % side, texel // side, face, bary
+
+
 def overlap_fraction(corner_uvs: torch.Tensor, size: int) -> float:
     """Share of covered texels whose centre lies inside two or more faces.
 
