@@ -23,8 +23,9 @@ from ..bridge.errors import WrongModelError
 from ..bridge.settings import ViewsSettings
 from ..families.engine_api import JobInput, StageClock, Surface
 from ..zero123 import job as views_job
-from ..zero123.declaration import ELEVATION, ESTIMATE_ELEVATION, LOFTR, VIEWS_OPTIONS, ZERO123_XL
+from ..zero123.declaration import ELEVATION, ESTIMATE_ELEVATION, LOFTR, VIEWS_OPTIONS, ZERO123_XL, nearby_steps
 from ..zero123.result import contact_sheet
+from ..zero123.sampler import evaluations
 from .budget import CpuBudget
 from .checkpoint import load_reconstruction
 from .declaration import CPU_LIMIT, ONE2345, SPARSENEUS
@@ -75,13 +76,17 @@ def load(folders: dict, task: str, device: torch.device, precision: str = "float
 
 class _ViewsProgress:
     """The views' stages (prepare, first_views, elevation, views) as the family's prepare
-    and views, with one fraction over all UNet steps; the CPU budget watches the steps."""
+    and views, with one fraction over all UNet steps, told in words ("views 37/250 steps",
+    and off a GPU, once measured, the minutes left); the CPU budget watches the steps."""
 
-    def __init__(self, clock: StageClock, budget: CpuBudget, estimating: bool):
+    def __init__(self, clock: StageClock, budget: CpuBudget, settings):
         self.clock, self.budget = clock, budget
-        # with the estimate, first_views and views are each half of the steps
+        estimating = bool(settings.views_estimate_elevation)
+        # with the estimate, first_views and views are each one pass over the steps
         self.spans = {"first_views": (0.0, 0.5), "elevation": (0.5, 0.5), "views": (0.5, 1.0)} if estimating \
             else {"views": (0.0, 1.0)}
+        per_pass = evaluations(settings.views_steps) + evaluations(nearby_steps(settings.views_steps))
+        self.steps = per_pass * (2 if estimating else 1)
         self.started = False
 
     def __call__(self, stage: str, fraction: float) -> None:
@@ -94,8 +99,12 @@ class _ViewsProgress:
             self.started = True
         self.budget.watch(stage, fraction)
         low, high = self.spans.get(stage, (0.0, 1.0))
+        overall = low + (high - low) * fraction
         if fraction < 1.0 or stage != "views":
-            self.clock.report("views", low + (high - low) * fraction)
+            words = f"views {round(overall * self.steps)}/{self.steps} steps"
+            if self.budget.estimate_minutes is not None:
+                words += f", about {max(1, round(self.budget.estimate_minutes * (1 - overall)))} min left"
+            self.clock.tell("views", overall, words)
 
 
 def color_field(model, surface, chunk: int | None = None):
@@ -128,13 +137,12 @@ def run(loaded: LoadedOne2345, job: JobInput, settings, clock: StageClock, chunk
     if job.prompt is not None:
         raise WrongModelError("One-2-3-45 makes an object from a picture alone: leave the prompt out")
     device = torch.device(loaded.device)
-    estimating = bool(settings.views_estimate_elevation)
     budget = CpuBudget(settings, device.type, "One-2-3-45", CPU_LIMIT)
     notes = elevation_notes(settings)
 
     clock.start("prepare")
     views_settings = ViewsSettings(**{option.name: getattr(settings, option.name) for option in VIEWS_OPTIONS})
-    progress = _ViewsProgress(clock, budget, estimating)
+    progress = _ViewsProgress(clock, budget, settings)
     result = views_job.run_views(loaded.views, job.image, views_settings, progress, clock.should_cancel)
     clock.done("views")
     notes += list(result.notes)

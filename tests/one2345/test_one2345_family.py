@@ -216,6 +216,24 @@ def test_no_limit_a_gpu_or_a_job_within_the_limit_runs(device, limit):
     assert budget.estimate_minutes == (None if device == "cuda" else pytest.approx(2176 / 60))
 
 
+def test_the_views_progress_is_told_in_steps_and_after_the_estimate_in_minutes_left():
+    settings = GenerateSettings(family=ONE2345)  # 75 steps, the elevation estimated: 2 x (76 + 49) UNet steps
+    told = []
+    clock = StageClock(None, None, detail=lambda stage, fraction, text: told.append((stage, round(fraction, 3), text)))
+    budget = CpuBudget(settings, "cpu", "One-2-3-45", CPU_LIMIT, clock=FakeClock(4.0))  # 1 s per view and step
+    progress = engine._ViewsProgress(clock, budget, settings)
+    progress("prepare", 0.0)
+    clock.start("prepare")
+    progress("prepare", 1.0)
+    for step in range(3):
+        progress("first_views", step / 125)
+    progress("views", 0.5)
+    assert told[0] == ("views", 0.0, "views 0/250 steps") and told[1] == ("views", 0.004, "views 1/250 steps")
+    minutes = 2176 / 60  # the whole views' estimate; half of it is left halfway
+    assert told[2][2] == f"views 2/250 steps, about {round(minutes * (1 - 2 / 250))} min left"
+    assert told[-1] == ("views", 0.75, f"views 188/250 steps, about {round(minutes * 0.25)} min left")
+
+
 # ---- the real job on the tiny random models
 
 def test_the_job_makes_a_coloured_object_and_keeps_the_views(one2345_reference):
