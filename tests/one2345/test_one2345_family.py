@@ -67,6 +67,26 @@ def test_a_folder_of_its_three_model_folders_is_one2345s(one2345_models):
     assert (one2345_models / "sparseneus" / "sparseneus.json").is_file()  # the tiny model's 32^3 volume
 
 
+def test_one_download_of_the_hub_repository_serves_loftr_and_the_reconstruction(one2345_models, tmp_path):
+    """LoFTR's weights and the checkpoint live in the same hub repository (One-2-3-45/code):
+    a snapshot holding both, at their repository paths, is each slot's folder."""
+    import shutil
+
+    from backend.one2345.folders import HUB_PATH
+    from backend.zero123.folders import LOFTR_HUB_PATH
+
+    snapshot = tmp_path / "snapshot"
+    for source, path in ((one2345_models / "loftr" / "indoor_ds_new.ckpt", LOFTR_HUB_PATH),
+                         (one2345_models / "sparseneus" / "ckpt_215000.pth", HUB_PATH)):
+        (snapshot / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, snapshot / path)
+    assert SPARSENEUS.hub_files() == ([HUB_PATH], []) and SPARSENEUS.hub_repo == LOFTR.hub_repo
+    folders = resolve_model_folders({"zero123_xl": str(one2345_models / "zero123_xl"), "loftr": str(snapshot),
+                                     "sparseneus": str(snapshot)}, ONE2345, "image")
+    assert folders["loftr"] == folders["sparseneus"] == snapshot
+    assert load_reconstruction(snapshot, "cpu").volume_size == 96  # no sparseneus.json: the demo's volume
+
+
 def test_a_missing_or_foreign_reconstruction_folder_says_what_to_do(one2345_models, tmp_path):
     folders = {slot: str(one2345_models / slot) for slot in ("zero123_xl", "loftr")}
     with pytest.raises(ModelNotFoundError, match="lacks ckpt_215000.pth .*One-2-3-45/code"):
