@@ -188,6 +188,9 @@ def local_runner(args, family: str, task: str):
     loaded = load_model(args.model, args.device or "auto", args.precision or "float32", family, task)
     where = (f"{FAMILIES_BY_NAME[family].label} model {loaded.model_dir} on {loaded.device} ({loaded.precision}), "
              f"loaded in {loaded.load_seconds:.1f} s")
+    slow_here = FAMILIES_BY_NAME[family].notes.get("cpu") if loaded.device != "cuda" else None
+    if slow_here:  # said before the first job starts (One-2-3-45's views on a CPU)
+        where += f"\nnote: {FAMILIES_BY_NAME[family].label} on {loaded.device}: {slow_here}"
 
     def run(source, settings, progress, detail, prompt=None):
         if isinstance(source, str):

@@ -35,7 +35,9 @@ def run_ours(args) -> dict:
     """One reconstruction, timed by stage (in this process)."""
     import torch
 
-    from backend.one2345 import load_reconstruction, read_input_folder, reconstruct
+    from backend.one2345.checkpoint import load_reconstruction
+    from backend.one2345.reconstruct import reconstruct
+    from backend.one2345.views import read_input_folder
 
     device = torch.device(args.device)
     if args.threads:

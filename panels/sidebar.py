@@ -64,12 +64,18 @@ def panel_task(settings) -> str:
 
 
 def draw_model(layout, settings, task: str) -> str:
-    """The model family beside the source (a label when one family alone reads the input); returns it."""
+    """The model family beside the source (a label when one family alone reads the input),
+    and what it costs on a CPU when it says so and the jobs may run on one; returns it."""
     family = options.family_for(settings.family, task)
     if len(families_taking(task)) == 1:
         layout.label(text=f"Model: {FAMILIES_BY_NAME[family].label}", icon="FILE_3D")
     else:
         layout.prop(settings, "family")
+    slow_here = FAMILIES_BY_NAME[family].notes.get("cpu")
+    prefs = preferences()
+    if slow_here and prefs is not None and prefs.run_on == "LOCAL" and prefs.device != "CUDA":
+        for i, line in enumerate(_wrap(slow_here[0].upper() + slow_here[1:], 48)):
+            layout.label(text=line, icon="TIME" if i == 0 else "BLANK1")
     return family
 
 

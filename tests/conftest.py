@@ -40,8 +40,9 @@ def flamingo_path(examples_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_server(tmp_path_factory, tiny_model_dir, shap_e_dirs):
-    """`python -m backend serve` with the tiny checkpoint and the tiny Shap-E text model,
+def model_server(tmp_path_factory, tiny_model_dir, shap_e_dirs, one2345_models):
+    """`python -m backend serve` with the tiny checkpoint, the tiny Shap-E text model and
+    the tiny One-2-3-45 models,
     two CPU replicas (two jobs each, encoder batching on) on loopback, started once per
     session (~30 s on 2 cores) by the first test that asks for it.
 
@@ -51,7 +52,8 @@ def model_server(tmp_path_factory, tiny_model_dir, shap_e_dirs):
     pytest.importorskip("ray.serve")
     from model_server import start_model_server, stop_model_server
 
-    server = start_model_server(tmp_path_factory.mktemp("model_server"), tiny_model_dir, shap_e_dirs["text"])
+    server = start_model_server(tmp_path_factory.mktemp("model_server"), tiny_model_dir, shap_e_dirs["text"],
+                                one2345_models)
     yield server
     stop_model_server(server)
 
@@ -117,3 +119,37 @@ def views_reference(views_models, views_picture):
 
     loaded = load_views(views_models, "cpu")
     return run_views(loaded, views_picture, ViewsSettings(**VIEWS_TEST_SETTINGS))
+
+
+# ---------------------------------------------------------------- One-2-3-45 (issue 21)
+
+@pytest.fixture(scope="session")
+def one2345_settings() -> dict:
+    """A One-2-3-45 job's settings for the tests: the views as VIEWS_TEST_SETTINGS, then
+    the reconstruction's mesh at 32 (the tiny test model's cost volume is 32^3): 20-40 s
+    a job on 2 cores."""
+    from views_common import VIEWS_TEST_SETTINGS
+
+    return {"family": "ONE2345", **VIEWS_TEST_SETTINGS, "one2345_resolution": 32}
+
+
+@pytest.fixture(scope="session")
+def one2345_models(tmp_path_factory) -> Path:
+    """A folder holding tiny random Zero123-XL, LoFTR and SparseNeuS folders, as
+    `make-test-model one2345 OUT` writes it."""
+    from backend.families.registry import FAMILIES_BY_NAME
+
+    out = tmp_path_factory.mktemp("one2345_models")
+    FAMILIES_BY_NAME["ONE2345"].test_models(out, "tiny", 0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def one2345_reference(one2345_models, one2345_settings, views_picture):
+    """The One-2-3-45 job in this process (CPU) for one2345_settings: what every entry
+    point must give for the same picture and seed."""
+    from backend.bridge.settings import GenerateSettings
+    from backend.pipeline import generate_mesh, load_model
+
+    loaded = load_model(one2345_models, "cpu", family="ONE2345")
+    return generate_mesh(loaded, views_picture, GenerateSettings(**one2345_settings))

@@ -24,12 +24,13 @@ import types
 from pathlib import Path
 
 from ..make_it_3d.declaration import FAMILY as MAKE_IT_3D_FAMILY
+from ..one2345.declaration import FAMILY as ONE2345_FAMILY
 from ..shap_e.declaration import FAMILY as SHAP_E_FAMILY
 from ..triposr.declaration import FAMILY as TRIPOSR_FAMILY
 from ..zero123.declaration import JOB as VIEWS_JOB
 from .contract import API, TASKS, ExtraJob, Family, ModelSlot, Stage
 
-BUILT_IN = (TRIPOSR_FAMILY, SHAP_E_FAMILY, MAKE_IT_3D_FAMILY)
+BUILT_IN = (TRIPOSR_FAMILY, SHAP_E_FAMILY, MAKE_IT_3D_FAMILY, ONE2345_FAMILY)
 # Jobs that make no object but use model folders (their slots are listed with the
 # families' for the preferences, downloads and make-test-model): the views job.
 EXTRA_JOBS = (VIEWS_JOB,)

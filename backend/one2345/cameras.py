@@ -35,6 +35,14 @@ class VolumeCameras:
         points_r = points_n * scale[0, 0] + scale[:3, 3][None]
         return points_r @ self.trans_mat[:3, :3].T + self.trans_mat[:3, 3]
 
+    def world_to_volume(self) -> np.ndarray:
+        """(4, 4) float64: p_N = M p_W, the inverse of to_world."""
+        scale = self.scale_mat.numpy().astype(np.float64)
+        n_to_r = np.eye(4)
+        n_to_r[:3, :3] *= scale[0, 0]
+        n_to_r[:3, 3] = scale[:3, 3]
+        return np.linalg.inv(self.trans_mat @ n_to_r)
+
 
 def _frustum_corners(intrinsics: np.ndarray, near: float, far: float) -> torch.Tensor:
     """The 8 corners of a view's frustum in its camera frame (3, 8): pixels 0 and 256

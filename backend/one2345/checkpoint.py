@@ -11,35 +11,16 @@ from pathlib import Path
 
 import torch
 
-from ..bridge.errors import CheckpointError, ModelNotFoundError
+from ..bridge.errors import CheckpointError
 from ..families.checkpoint_files import listing, load_weights_only
-from .model import DEMO_VOLUME_SIZE, SparseNeuS
+from .folders import DEMO_VOLUME_SIZE, HUB_PATH, HUB_REPO, find_checkpoint
+from .folders import volume_size as folder_volume_size
+from .model import SparseNeuS
 
-CHECKPOINT_PATTERN = "ckpt*.pth"
-# where the official download keeps it (One-2-3-45/code on the hub)
-SEARCHED_FOLDERS = ("", "checkpoints", "exp/lod0/checkpoints", "SparseNeuS_demo_v1/exp/lod0/checkpoints")
 # top-level entries the reference reads or ignores (training state, a second level of detail)
 OTHER_ENTRIES = ("optimizer", "iter_step", "val_step", "sdf_network_lod1", "rendering_network_outside",
                  "rendering_network_lod1", "variance_network_lod1", "pyramid_feature_network_lod1")
-_AGAIN = ("download SparseNeuS_demo_v1/exp/lod0/checkpoints/ckpt_215000.pth again "
-          "(huggingface.co/One-2-3-45/code)")
-
-
-def find_checkpoint(path_or_folder) -> Path:
-    """A .pth file, or a folder holding one (directly or in the official sub-folders):
-    the lexicographically last ckpt*.pth, as the reference picks it."""
-    path = Path(path_or_folder)
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise ModelNotFoundError(f"{path} does not exist: give the reconstruction checkpoint (ckpt_215000.pth) "
-                                 f"or the folder that holds it")
-    for sub in SEARCHED_FOLDERS:
-        found = sorted((path / sub).glob(CHECKPOINT_PATTERN)) if (path / sub).is_dir() else []
-        if found:
-            return found[-1]
-    places = ", ".join(str(path / sub / "ckpt_215000.pth") for sub in SEARCHED_FOLDERS)
-    raise ModelNotFoundError(f"no reconstruction checkpoint (ckpt*.pth) in {path}: looked for {places}")
+_AGAIN = f"download {HUB_PATH} again (huggingface.co/{HUB_REPO})"
 
 
 def read_checkpoint(path: Path) -> dict:
@@ -84,10 +65,13 @@ def check_checkpoint(model: SparseNeuS, checkpoint: dict, source: str) -> dict:
     return states
 
 
-def load_reconstruction(path_or_folder, device="cpu", volume_size: int = DEMO_VOLUME_SIZE) -> SparseNeuS:
+def load_reconstruction(path_or_folder, device="cpu", volume_size: int | None = None) -> SparseNeuS:
     """The network filled from the checkpoint, on `device`. volume_size: the cost volume's
-    voxels per axis (96 in One-2-3-45's demo conf; smaller only for tests)."""
+    voxels per axis (None: the folder's sparseneus.json, else 96 as One-2-3-45's demo conf;
+    smaller only for tests)."""
     path = find_checkpoint(path_or_folder)
+    if volume_size is None:
+        volume_size = folder_volume_size(path_or_folder) if Path(path_or_folder).is_dir() else DEMO_VOLUME_SIZE
     checkpoint = read_checkpoint(path)
     with torch.device("meta"):
         model = SparseNeuS(volume_size)

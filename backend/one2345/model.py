@@ -6,10 +6,10 @@ from torch import nn
 
 from .colours import GeneralRenderingNetwork
 from .features import ConvBnReLU, FeatureNet
+from .folders import DEMO_VOLUME_SIZE  # confs/one2345_lod0_val_demo.conf: vol_dims [96, 96, 96]
 from .sdf import LatentSDFLayer, SDFWeights
 from .sparse_volume import SparseCostRegNet
 
-DEMO_VOLUME_SIZE = 96  # confs/one2345_lod0_val_demo.conf: vol_dims [96, 96, 96]
 FUSED_CHANNELS = 32 + 16 + 8
 COMPRESSED_CHANNELS = 16
 

@@ -23,6 +23,7 @@ from .cameras import VolumeCameras, volume_cameras
 from .colours import vertex_colours
 from .cost_volume import build_cost_volume
 from .features import fuse_pyramid
+from .heap import reused_heap
 from .model import SparseNeuS
 from .sdf import sdf_grid
 from .views import ViewSet, read_input_folder
@@ -137,23 +138,71 @@ def marching_cubes(sdf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return vertices / (resolution - 1.0) * 2.0 + -1.0, faces.astype(np.int64)
 
 
-def colour_vertices(model: SparseNeuS, cond: Conditioning, vertices_n: np.ndarray, steps: _Steps | None = None,
-                    chunk: int | None = None) -> np.ndarray:
-    """Float colours (V, 3) in [0, 1] for vertices in N."""
+def colour_points(model: SparseNeuS, cond: Conditioning, points_n: torch.Tensor, steps: _Steps | None = None,
+                  chunk: int | None = None, stage: str = "colours") -> torch.Tensor:
+    """Float colours (P, 3) in [0, 1] of points (P, 3) in N on the surface (the rendering
+    network at any point: each view's colour there, blended by the network's weights)."""
     device = model.device
     chunk = chunk or COLOUR_CHUNK
-    points = torch.from_numpy(vertices_n).to(device=device, dtype=torch.float32)
+    points = points_n.to(device=device, dtype=torch.float32)
     weights = model.sdf_weights()
     w2cs = cond.cameras.w2cs.to(device)
     intrinsics = cond.cameras.intrinsics.to(device)
     out = torch.empty(len(points), 3, device=device)
-    for start in range(0, len(points), chunk):
-        if steps is not None:
-            steps.report("colours", start / max(len(points), 1))
-        part = points[start : start + chunk]
-        out[start : start + chunk] = vertex_colours(model.rendering_network_lod0, part, cond.volume, cond.valid,
-                                                    weights, cond.view_maps, w2cs, intrinsics)
-    return out.cpu().numpy()
+    with reused_heap():
+        for start in range(0, len(points), chunk):
+            if steps is not None:
+                steps.report(stage, start / max(len(points), 1))
+            part = points[start : start + chunk]
+            out[start : start + chunk] = vertex_colours(model.rendering_network_lod0, part, cond.volume, cond.valid,
+                                                        weights, cond.view_maps, w2cs, intrinsics)
+    return out
+
+
+def colour_vertices(model: SparseNeuS, cond: Conditioning, vertices_n: np.ndarray, steps: _Steps | None = None,
+                    chunk: int | None = None) -> np.ndarray:
+    """Float colours (V, 3) in [0, 1] for vertices in N (float64, as marching cubes gives them)."""
+    return colour_points(model, cond, torch.from_numpy(vertices_n), steps, chunk).cpu().numpy()
+
+
+def to_bytes(colours: np.ndarray) -> np.ndarray:
+    """[0, 1] colours -> uint8 by truncation, as the reference writes its mesh's colours."""
+    return (colours * 255).astype(np.uint8)
+
+
+@dataclass
+class Surface:
+    """The reconstructed surface before its colours: the conditioning they need, the
+    vertices in N (float64, as marching cubes gives them) and the faces."""
+
+    cond: Conditioning
+    vertices_n: np.ndarray
+    faces: np.ndarray  # (F, 3) int64, wound outwards
+
+    def vertices_world(self) -> np.ndarray:
+        return self.cond.cameras.to_world(self.vertices_n).astype(np.float32)
+
+
+@torch.no_grad()
+def reconstruct_surface(model: SparseNeuS, views: ViewSet, resolution: int = DEFAULT_RESOLUTION, progress=None,
+                        should_cancel=None) -> Surface:
+    """features, volume, sdf, mesh: the stages up to marching cubes (see reconstruct)."""
+    steps = _Steps(progress, should_cancel)
+    # full float32 convolutions on GPUs too (cuDNN would use TF32 on Ampere and newer)
+    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=False), \
+            reused_heap():
+        cond = condition(model, views, steps)
+        weights = model.sdf_weights()
+        steps.report("sdf", 0.0)
+        planes = PLANES_PER_STEP.get(model.device.type, 4)
+        sdf = sdf_grid(weights, cond.volume, resolution, on_plane=lambda done, total: steps.report("sdf", done / total),
+                       planes_per_step=planes)
+    steps.report("mesh", 0.0)
+    vertices_n, faces = marching_cubes(sdf)
+    del sdf
+    if len(faces) == 0:
+        raise EmptySurfaceError("the reconstructed SDF has no zero level inside the volume: no surface to mesh")
+    return Surface(cond, vertices_n, faces)
 
 
 @torch.no_grad()
@@ -166,22 +215,8 @@ def reconstruct(model: SparseNeuS, views: ViewSet | str | Path, resolution: int 
     the grid or a chunk of vertices away."""
     if not isinstance(views, ViewSet):
         views = read_input_folder(views)
+    surface = reconstruct_surface(model, views, resolution, progress, should_cancel)
     steps = _Steps(progress, should_cancel)
-    # full float32 convolutions on GPUs too (cuDNN would use TF32 on Ampere and newer)
-    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=False):
-        cond = condition(model, views, steps)
-    weights = model.sdf_weights()
-    steps.report("sdf", 0.0)
-    planes = PLANES_PER_STEP.get(model.device.type, 4)
-    sdf = sdf_grid(weights, cond.volume, resolution, on_plane=lambda done, total: steps.report("sdf", done / total),
-                   planes_per_step=planes)
-    steps.report("mesh", 0.0)
-    vertices_n, faces = marching_cubes(sdf)
-    del sdf
-    if len(faces) == 0:
-        raise EmptySurfaceError("the reconstructed SDF has no zero level inside the volume: no surface to mesh")
-    colours = colour_vertices(model, cond, vertices_n, steps)
-    colors = (colours * 255).astype(np.uint8)  # truncation, as the reference
-    vertices_w = cond.cameras.to_world(vertices_n)
+    colors = to_bytes(colour_vertices(model, surface.cond, surface.vertices_n, steps))
     steps.report("colours", 1.0)
-    return ReconstructedMesh(vertices_w.astype(np.float32), faces, colors)
+    return ReconstructedMesh(surface.vertices_world(), surface.faces, colors)

@@ -59,20 +59,37 @@ class ViewSet:
         return cls(images, source_c2ws, target_c2w, intrinsics, (near, far))
 
 
-def read_pose_file(path: Path) -> tuple[list[str], np.ndarray, np.ndarray, tuple]:
-    """pose.json -> (image ids in file order, c2ws (40, 4, 4), intrinsics, near_far)."""
+def parse_pose_json(meta, where: str) -> tuple[list[str], np.ndarray, np.ndarray, tuple]:
+    """pose.json's contents -> (image ids in file order, c2ws (40, 4, 4), intrinsics, near_far)."""
     try:
-        meta = json.loads(Path(path).read_text())
         ids = list(meta["c2ws"].keys())
         c2ws = np.array([meta["c2ws"][i] for i in ids], np.float64)
         intrinsics = np.array(meta["intrinsics"], np.float64)
         near_far = tuple(float(x) for x in meta["near_far"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputImageError(f"{path} is not a readable One-2-3-45 pose file ({type(exc).__name__}: {exc})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputImageError(f"{where} is not a readable One-2-3-45 pose file ({type(exc).__name__}: {exc})") from None
     if len(ids) != 8 + VIEW_COUNT or c2ws.shape != (8 + VIEW_COUNT, 4, 4) or len(near_far) != 2:
-        raise InputImageError(f"{path} must list 8 first-stage and {VIEW_COUNT} second-stage poses (4 x 4 each) "
+        raise InputImageError(f"{where} must list 8 first-stage and {VIEW_COUNT} second-stage poses (4 x 4 each) "
                               f"and a near/far pair; it has {len(ids)} poses")
     return ids, c2ws, intrinsics, near_far
+
+
+def read_pose_file(path: Path) -> tuple[list[str], np.ndarray, np.ndarray, tuple]:
+    """pose.json -> (image ids in file order, c2ws (40, 4, 4), intrinsics, near_far)."""
+    try:
+        meta = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputImageError(f"{path} is not a readable One-2-3-45 pose file ({type(exc).__name__}: {exc})") from None
+    return parse_pose_json(meta, str(path))
+
+
+def view_set_from_views(pose_json: dict, stage2_pictures) -> ViewSet:
+    """The reconstruction's input from the views job's result (zero123.result.ViewsResult:
+    its pose_json() and its 32 stage-2 pictures in that order), exactly as
+    read_input_folder reads the folder write_views makes of it."""
+    ids, c2ws, intrinsics, near_far = parse_pose_json(pose_json, "the views' poses")
+    return ViewSet.from_arrays(np.stack([np.asarray(p, np.uint8) for p in stage2_pictures]), c2ws[8:], c2ws[0],
+                               intrinsics, near_far)
 
 
 def read_view_image(path: Path) -> np.ndarray:

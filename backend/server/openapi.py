@@ -14,6 +14,11 @@ from . import API_VERSION, SERVER_VERSION
 _SETTING_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
 
+
+def _listed(words: list) -> str:
+    """"A", "A and B", "A, B and C"."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
 def _error(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
@@ -59,7 +64,7 @@ def build_openapi(max_upload_bytes: int) -> dict:
         "info": {
             "title": "image_to_3d model server",
             "version": f"{SERVER_VERSION} (api {API_VERSION})",
-            "description": f"{' and '.join(f.label for f in FAMILIES)} as a service: one image or text prompt in, "
+            "description": f"{_listed([f.label for f in FAMILIES])} as a service: one image or text prompt in, "
                            "a coloured mesh out. "
                            "Every request needs 'Authorization: Bearer <token>'. Errors are JSON {error: {code, message}}.",
         },

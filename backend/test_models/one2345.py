@@ -10,6 +10,8 @@ size, so marching cubes finds a closed blob that the views shape a little.
     python -m backend.test_models.one2345 OUT_DIR [--seed 0]
 
 writes OUT_DIR/ckpt_215000.pth and OUT_DIR/views/ (a 32-view input at polar angle 60).
+make_test_folder writes the family's model folder (`make-test-model one2345 OUT` puts it
+in OUT/sparseneus beside the views' random Zero123-XL and LoFTR folders).
 """
 
 import argparse
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..one2345.folders import SETTINGS_NAME
 from ..one2345.model import SparseNeuS
 from ..one2345.sdf import FREQUENCIES, HIDDEN, LATENT
 
@@ -28,6 +31,8 @@ CHECKPOINT_NAME = "ckpt_215000.pth"
 _TYPICAL_LATENT = 0.6  # regularised volume features are ReLU outputs of about this size
 _RADIUS = 0.4
 _OPTIMIZED_TENSORS = 100  # the parameters the reference's optimizer holds
+MARKER_NAME = "RANDOM_WEIGHTS_TEST_MODEL.txt"
+TEST_VOLUME_SIZES = {"tiny": 32, "full": None}  # None: the demo's 96 (no sparseneus.json)
 
 
 def _softplus(x):
@@ -121,6 +126,19 @@ def make_test_checkpoint(out: Path, seed: int = 0) -> Path:
     checkpoint = {"optimizer": {"state": {}, "param_groups": [group]}, "iter_step": 215000, "val_step": 0}
     checkpoint.update(make_state_dicts(seed))
     torch.save(checkpoint, out)
+    return out
+
+
+def make_test_folder(out: Path, size: str = "tiny", seed: int = 0) -> Path:
+    """A SparseNeuS model folder with a random checkpoint; `tiny` asks for a 32^3 cost
+    volume in sparseneus.json (quicker; the weights are the same shapes at any size)."""
+    out = Path(out)
+    make_test_checkpoint(out / CHECKPOINT_NAME, seed)
+    volume = TEST_VOLUME_SIZES[size]
+    if volume is not None:
+        (out / SETTINGS_NAME).write_text(json.dumps({"volume_size": volume}) + "\n")
+    (out / MARKER_NAME).write_text(f"Random weights ({size}, seed {seed}) made by backend/test_models/one2345.py: "
+                                   "its meshes are blobs. Not One-2-3-45's checkpoint.\n")
     return out
 
 

@@ -36,7 +36,8 @@ LOFTR = ModelSlot(
 # (two thirds: one option), guidance 3, the elevation estimated from LoFTR matches.
 ESTIMATE_ELEVATION = Option(
     "views_estimate_elevation", "Estimate Elevation", bool, True,
-    "Estimate the camera's height above the object from the first views (LoFTR); off: use Elevation")
+    "Estimate the camera's height above the object from the first views (LoFTR); off: use Elevation",
+    flag="--no-estimate-elevation")  # the views CLI has none (--elevation turns it off); One-2-3-45's generate has
 ELEVATION = Option(
     "views_elevation", "Elevation", float, 0.0,
     "Degrees the picture's camera looks down on the object (0: level, 30: from above), instead of the estimate",

@@ -156,7 +156,12 @@ def test_registration_and_preferences(generate_run):
         "sd2_model_path", "clip_model_path", "dpt_model_path", "default_m3d_start", "default_m3d_coarse_iterations",
         "default_m3d_refine_iterations", "default_m3d_seed", "default_m3d_guidance", "default_m3d_render_size",
         "default_m3d_resolution", "default_m3d_preview_every", "default_m3d_cpu_minutes",
-        "default_m3d_remove_background"])
+        "default_m3d_remove_background",
+        # One-2-3-45's reconstruction folder (its views' folders are the views job's) and its
+        # options: the views job's own declarations, then its resolution and CPU time limit
+        "sparseneus_model_path", "default_views_estimate_elevation", "default_views_elevation",
+        "default_views_steps", "default_views_guidance", "default_views_seed", "default_views_remove_background",
+        "default_one2345_resolution", "default_one2345_cpu_minutes"])
     assert all(facts["registered"].values()), facts["registered"]
     assert not any(facts["registered_after_disable"].values()), facts["registered_after_disable"]
     assert facts["worker_alive_before_disable"] and not facts["worker_alive_after_disable"]
@@ -167,8 +172,9 @@ def test_preferences_draw_each_part_once(generate_run):
     operators = [args[0] for name, args, _ in calls if name == "operator"]
     assert operators.count("image_to_3d.install_backend") == 1, operators
     for idname in ("image_to_3d.download_model", "image_to_3d.use_local_model"):  # one per model folder
-        # TripoSR, Shap-E's two, Make-It-3D's three of its own, Zero123-XL and LoFTR (the views)
-        assert operators.count(idname) == 8, operators
+        # TripoSR, Shap-E's two, Make-It-3D's three of its own, Zero123-XL and LoFTR (the views
+        # and One-2-3-45), One-2-3-45's SparseNeuS
+        assert operators.count(idname) == 9, operators
     drawn_props = [args[0] for name, args, _ in calls if name == "prop"]
     assert drawn_props.count("default_resolution") == 1 and "default_shading" in drawn_props
 

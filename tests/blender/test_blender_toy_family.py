@@ -28,7 +28,7 @@ def toy_run(extension_zip, tiny_model_dir, tmp_path_factory):
 
 
 def test_the_plugged_in_family_is_in_the_model_choice_preferences_and_panel(toy_run):
-    assert toy_run["families"] == ["TRIPOSR", "SHAP_E", "MAKE_IT_3D", "TOY_SPHERE"]
+    assert toy_run["families"] == ["TRIPOSR", "SHAP_E", "MAKE_IT_3D", "ONE2345", "TOY_SPHERE"]
     assert toy_run["preference"] is True
     assert toy_run["unset_readiness"][0] is False and "No toy sphere model folder" in toy_run["unset_readiness"][1]
     assert toy_run["readiness"][0] is True

@@ -17,13 +17,13 @@ def test_model_files(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def small_model(test_model_files):
     """The test model with a 32^3 volume (the demo's 96^3 takes minutes on 2 cores)."""
-    from backend.one2345 import load_reconstruction
+    from backend.one2345.checkpoint import load_reconstruction
 
     return load_reconstruction(test_model_files["checkpoint"], "cpu", volume_size=32)
 
 
 @pytest.fixture(scope="session")
 def synthetic_views(test_model_files):
-    from backend.one2345 import read_input_folder
+    from backend.one2345.views import read_input_folder
 
     return read_input_folder(test_model_files["views"])

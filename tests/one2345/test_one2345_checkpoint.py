@@ -9,8 +9,7 @@ import torch
 from one2345_cases import FAST_DIR
 
 from backend.bridge.errors import CheckpointError, ModelNotFoundError
-from backend.one2345 import load_reconstruction
-from backend.one2345.checkpoint import find_checkpoint
+from backend.one2345.checkpoint import find_checkpoint, load_reconstruction
 
 SOURCE = FAST_DIR / "ckpt_215000.pth"
 

@@ -44,7 +44,8 @@ def close(name, ours, ref, rel=0.0, abs_=0.0):
 @pytest.fixture(scope="module", params=CASES)
 def run(request, tmp_path_factory):
     """Our reconstruction of a case, with what each stage produced."""
-    from backend.one2345 import load_reconstruction, read_input_folder
+    from backend.one2345.checkpoint import load_reconstruction
+    from backend.one2345.views import read_input_folder
 
     case = load_case(request.param)
     tolerance = TOLERANCES[case.name]

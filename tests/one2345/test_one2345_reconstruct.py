@@ -12,9 +12,9 @@ import torch
 from one2345_cases import REPO_ROOT
 
 from backend.bridge.errors import Cancelled, InputImageError
-from backend.one2345 import STAGES, ViewSet, read_input_folder, reconstruct, world_to_blender, world_to_official_export
-from backend.one2345.frames import WORLD_TO_BLENDER
-from backend.one2345.reconstruct import PLANES_PER_STEP
+from backend.one2345.frames import WORLD_TO_BLENDER, world_to_blender, world_to_official_export
+from backend.one2345.reconstruct import PLANES_PER_STEP, STAGES, reconstruct
+from backend.one2345.views import ViewSet, read_input_folder
 from backend.test_models.one2345 import camera_pose, make_state_dicts
 
 RESOLUTION = 32
@@ -144,3 +144,31 @@ def test_benchmark_tiny_mode(tmp_path):
     assert report["setting"]["volume"] == 32 and report["ours"]["vertices"] > 0
     assert set(report["ours"]["stages_s"]) == set(STAGES)
     assert "| ours (dense 3-D convolutions) | cpu | 32^3 | 32 |" in done.stdout
+
+
+def test_reused_heap_raises_glibcs_thresholds_once_and_restores_them(monkeypatch):
+    """The effect (no page faults for the reconstruction's large temporaries) is measured
+    by the benchmark; here the calls: thresholds up on entering the outer context only,
+    back to glibc's dynamic maxima and the heap trimmed on leaving it."""
+    from backend.one2345 import heap
+
+    calls = []
+
+    class Recorder:
+        def mallopt(self, option, value):
+            calls.append(("mallopt", option, value))
+            return 1
+
+        def malloc_trim(self, pad):
+            calls.append(("trim", pad))
+            return 1
+
+    monkeypatch.setattr(heap, "_LIBC", Recorder())
+    with heap.reused_heap():
+        with heap.reused_heap():
+            assert calls == [("mallopt", -3, 1 << 30), ("mallopt", -1, 1 << 30)]
+        assert len(calls) == 2  # the inner context changed nothing
+    assert calls[2:] == [("mallopt", -3, 32 << 20), ("mallopt", -1, 64 << 20), ("trim", 0)]
+    with pytest.raises(Cancelled), heap.reused_heap():
+        raise Cancelled()
+    assert calls[-1] == ("trim", 0) and heap._depth == [0]  # restored after an exception too
