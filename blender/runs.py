@@ -15,17 +15,15 @@ from dataclasses import dataclass, field
 import bpy
 
 from ..backend.bridge import atomic_files
-from ..backend.bridge.errors import BackendError, Cancelled, error_from
+from ..backend.bridge.errors import BackendError
 from ..backend.bridge.options import FAMILIES_BY_NAME, OPTIONS_BY_NAME
 from ..backend.bridge.prompts import read_prompts
 from ..backend.bridge.settings import GenerateSettings, job_stages
 from ..backend.families.registry import STAGE_WEIGHTS
 from . import image_source, mesh_builder, prompt_source, worker_session
+from .job_run import JobRun, overall_fraction
 from .job_state import STATUS
 
-# Each stage's rough share of a job's time (declared by the families and the mesh stage,
-# backend/families/registry.py STAGE_WEIGHTS), for one overall percentage; a job counts
-# only the stages it goes through (bridge/settings.py job_stages).
 GRID_SPACING = 2.5  # the families' objects fit in a cube of side 2 at most
 # Custom properties of an object, besides its source and settings: what makes it again
 PROPERTY_PROMPT = "image_to_3d_prompt"
@@ -46,78 +44,35 @@ class RunOptions:
         return {**self.settings.to_dict(), "model": model}
 
 
-def overall_fraction(stage: str, fraction: float, stages) -> float:
-    """0..1 over the whole job from one stage's fraction; `stages`: the job's own stages."""
-    total = sum(STAGE_WEIGHTS[name] for name in stages)
-    done = 0.0
-    for name in stages:
-        if name == stage:
-            return (done + STAGE_WEIGHTS[name] * max(0.0, min(1.0, fraction))) / total
-        done += STAGE_WEIGHTS[name]
-    return done / total
-
-
-class GenerateRun:
+class GenerateRun(JobRun):
     """Submit one image or prompt, follow its events, hand back the JobResult or the error."""
 
     def __init__(self, image, options: RunOptions, client=None):
         """image: an image_source.ImageInput or a prompt_source.PromptInput."""
+        super().__init__(client or worker_session.client())
         self.image = image
         self.options = options
-        self.client = client or worker_session.client()
-        self.job_id = None
-        self.stage = "queued"
         self.detail = None  # a long job's progress in words ("coarse 120/400, loss 0.031")
-        self.fraction = 0.0
         self.preview = None  # the latest preview event (a long job's picture of its object)
         self.previews = 0  # how many arrived (the operator shows each new one)
-        self.result = None
-        self.error: BackendError | None = None
-        self.started = 0.0
-        self.seconds = 0.0
 
-    @property
-    def done(self) -> bool:
-        return self.result is not None or self.error is not None
-
-    def start(self) -> "GenerateRun":
-        self.started = time.perf_counter()
-        self.stage = "starting"
+    def submit(self):
         family = self.options.settings.family
-        self.job_id = self.client.submit(self.options.settings, **self.image.submit_kwargs(),
-                                         **worker_session.job_model(family, self.image.task))
-        return self
+        return self.client.submit(self.options.settings, **self.image.submit_kwargs(),
+                                  **worker_session.job_model(family, self.image.task))
+
+    def progressed(self, event) -> None:
+        self.stage, self.detail = event.stage or self.stage, event.detail
+        # STAGE_WEIGHTS: each stage's share, declared by the families and the mesh stage;
+        # a job counts only the stages it goes through (bridge/settings.py job_stages).
+        self.fraction = overall_fraction(event.stage, event.fraction or 0.0, job_stages(self.options.settings),
+                                         STAGE_WEIGHTS)
+
+    def previewed(self, event) -> None:
+        self.preview, self.previews = event, self.previews + 1
 
     def model_label(self) -> str:
         return worker_session.model_label(None, self.options.settings.family, self.image.task)
-
-    def poll(self) -> bool:
-        """Read pending events without blocking; True once the job has ended."""
-        if self.done:
-            return True
-        for event in self.client.poll():
-            if event.job_id not in (None, self.job_id):
-                continue  # late events of an earlier, cancelled job
-            if event.kind == "progress":
-                self.stage, self.detail = event.stage or self.stage, event.detail
-                self.fraction = overall_fraction(event.stage, event.fraction or 0.0, job_stages(self.options.settings))
-            elif event.kind == "preview":
-                self.preview, self.previews = event, self.previews + 1
-            elif event.kind == "result":
-                self.result = event.result
-            elif event.kind == "error":
-                self.error = error_from(event.code or BackendError.code, event.message or "the worker failed")
-            elif event.kind == "cancelled":
-                self.error = Cancelled()
-            if self.done:
-                self.seconds = time.perf_counter() - self.started
-                return True
-        return False
-
-    def cancel(self) -> None:
-        if self.job_id is not None and not self.done:
-            self.client.cancel(self.job_id)
-        self.error = self.error or Cancelled()
 
     def describe(self) -> str:
         if self.detail:

@@ -6,14 +6,12 @@ The run follows the job without blocking (the operator's timer polls it); the im
 made only once the views have arrived, so a failed or cancelled job leaves nothing.
 """
 
-import time
-
 import bpy
 
-from ..backend.bridge.errors import BackendError, Cancelled, error_from
 from ..backend.bridge.settings import ViewsSettings
 from ..backend.families.registry import VIEWS
 from . import mesh_builder, worker_session
+from .job_run import JobRun, overall_fraction
 
 WEIGHTS = {stage.name: stage.weight for stage in VIEWS.stages}
 
@@ -59,68 +57,24 @@ def readiness_lines(prefs, settings) -> list:
     return lines
 
 
-def overall_fraction(stage: str, fraction: float, stages: tuple) -> float:
-    total = sum(WEIGHTS[name] for name in stages)
-    done = 0.0
-    for name in stages:
-        if name == stage:
-            return (done + WEIGHTS[name] * max(0.0, min(1.0, fraction))) / total
-        done += WEIGHTS[name]
-    return done / total
-
-
-class ViewsRun:
+class ViewsRun(JobRun):
     """Submit one image's views job, follow its events, hand back the ViewsJobResult or the error."""
 
     def __init__(self, image, settings: ViewsSettings, client=None, prefs=None):
         """image: an image_source.ImageInput."""
         from ..backend.zero123.declaration import job_stages
 
+        super().__init__(client or worker_session.client())
         self.image, self.settings = image, settings
         self.stages = job_stages(settings)
-        self.client = client or worker_session.client()
         self.model = {} if worker_session.on_server(prefs) else {"model": views_model(prefs, settings)}
-        self.job_id = None
-        self.stage, self.fraction = "queued", 0.0
-        self.result = None
-        self.error: BackendError | None = None
-        self.started = self.seconds = 0.0
 
-    @property
-    def done(self) -> bool:
-        return self.result is not None or self.error is not None
+    def submit(self):
+        return self.client.submit_views(self.settings, **self.image.submit_kwargs(), **self.model)
 
-    def start(self) -> "ViewsRun":
-        self.started = time.perf_counter()
-        self.stage = "starting"
-        self.job_id = self.client.submit_views(self.settings, **self.image.submit_kwargs(), **self.model)
-        return self
-
-    def poll(self) -> bool:
-        """Read pending events without blocking; True once the job has ended."""
-        if self.done:
-            return True
-        for event in self.client.poll():
-            if event.job_id not in (None, self.job_id):
-                continue  # late events of an earlier, cancelled job
-            if event.kind == "progress":
-                self.stage = event.stage or self.stage
-                self.fraction = overall_fraction(event.stage, event.fraction or 0.0, self.stages)
-            elif event.kind == "result":
-                self.result = event.result
-            elif event.kind == "error":
-                self.error = error_from(event.code or BackendError.code, event.message or "the worker failed")
-            elif event.kind == "cancelled":
-                self.error = Cancelled()
-            if self.done:
-                self.seconds = time.perf_counter() - self.started
-                return True
-        return False
-
-    def cancel(self) -> None:
-        if self.job_id is not None and not self.done:
-            self.client.cancel(self.job_id)
-        self.error = self.error or Cancelled()
+    def progressed(self, event) -> None:
+        self.stage = event.stage or self.stage
+        self.fraction = overall_fraction(event.stage, event.fraction or 0.0, self.stages, WEIGHTS)
 
     def describe(self) -> str:
         return f"{self.image.name} views: {self.stage.replace('_', ' ')} {self.fraction * 100:.0f}%"

@@ -9,10 +9,10 @@ from ..blender import runs, worker_session
 from ..blender.exporters import FORMAT_ITEMS
 from ..blender.job_state import STATUS
 from .generate import JobProperties
-from .modal import BackgroundWorkOperator
+from .job_operator import JobOperator
 
 
-class IMAGE_TO_3D_OT_batch(JobProperties, BackgroundWorkOperator, bpy.types.Operator):
+class IMAGE_TO_3D_OT_batch(JobProperties, JobOperator, bpy.types.Operator):
     """Turn every image of a folder, or every line of a prompts file, into a mesh; bad ones are skipped and reported"""
 
     bl_idname = "image_to_3d.batch"

@@ -3,13 +3,13 @@
 import bpy
 from bpy.props import StringProperty
 
-from ..backend.bridge.errors import BackendError, Cancelled
+from ..backend.bridge.errors import BackendError
 from ..backend.bridge.options import FAMILIES_BY_NAME, prompt_with_image_problem
 from ..backend.bridge.prompts import clean_prompt
 from ..blender import image_source, mesh_builder, options, prompt_source, runs, worker_session
 from ..blender.addon import preferences
 from ..blender.job_state import STATUS
-from .modal import BackgroundWorkOperator
+from .job_operator import OneJobOperator
 
 
 class JobProperties:
@@ -18,20 +18,10 @@ class JobProperties:
 
     __annotations__ = options.annotations(remembered=False, with_preset=True)
 
-    @classmethod
-    def poll(cls, context):
-        if STATUS.running:
-            cls.poll_message_set("A job is already running")
-            return False
-        return True
-
     def run_options(self, context, task: str = "image") -> runs.RunOptions:
         panel = getattr(context.scene, "image_to_3d", None)
         values = options.resolve(self, panel, preferences(), task)
         return runs.RunOptions(options.settings_of(values), **options.object_values(values))
-
-    def stop_requested(self) -> bool:
-        return STATUS.cancel_requested
 
     def image_prompt(self, context, family: str, given: str = "") -> str | None:
         """The prompt that goes with the image for a family whose image jobs take one (the
@@ -43,10 +33,6 @@ class JobProperties:
         if not text.strip():
             raise ValueError(prompt_with_image_problem(family, True, False))
         return clean_prompt(text)
-
-    def fail(self, message: str) -> None:
-        STATUS.last_error = message
-        self.report({"ERROR"}, message)
 
 
 def job_input(context, filepath: str, image_name: str, prompt: str):
@@ -77,7 +63,7 @@ def job_input(context, filepath: str, image_name: str, prompt: str):
     return source
 
 
-class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.Operator):
+class IMAGE_TO_3D_OT_generate(JobProperties, OneJobOperator, bpy.types.Operator):
     """Turn an image or a text prompt into a coloured mesh with the chosen model"""
 
     bl_idname = "image_to_3d.generate"
@@ -94,7 +80,6 @@ class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.O
                                                        "shows (for a model that takes one, such as Make-It-3D)",
                            options={"SKIP_SAVE"})
 
-    _run = None
     _previews_shown = 0
 
     def begin(self, context) -> bool:
@@ -107,34 +92,23 @@ class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.O
             if problem:
                 self.report({"ERROR"}, problem)
                 return False
-            self._run = runs.GenerateRun(source, run_options).start()
+            run = runs.GenerateRun(source, run_options).start()
         except (BackendError, OSError, ValueError) as error:
             self.fail(str(getattr(error, "message", error)))
             return False
-        STATUS.running, STATUS.cancel_requested = True, False
-        STATUS.label, STATUS.fraction, STATUS.last_error = self._run.describe(), 0.0, ""
         STATUS.preview_image, self._previews_shown = "", 0
-        return True
+        return self.follow(run)
 
     def step(self, context) -> bool:
-        done = self._run.poll()  # non-blocking: only reads what the worker sent
+        done = super().step(context)
         if self._run.previews != self._previews_shown and self._run.error is None:
             # a long job's newest picture of its object (also one that came with the result)
             self._previews_shown = self._run.previews
             STATUS.preview_image = mesh_builder.show_preview(self._run.image.name, self._run.preview.image).name
-        if done:
-            return True
-        STATUS.label, STATUS.fraction = self._run.describe(), self._run.fraction
-        return False
-
-    def stop(self, context) -> None:
-        self._run.cancel()
+        return done
 
     def abandon(self, context) -> None:
-        if self._run is not None:
-            self._run.cancel()
-            self._run = None
-        STATUS.running = False
+        super().abandon(context)
         self.drop_preview()
 
     @staticmethod
@@ -145,23 +119,11 @@ class IMAGE_TO_3D_OT_generate(JobProperties, BackgroundWorkOperator, bpy.types.O
             bpy.data.images.remove(image)
         STATUS.preview_image = ""
 
-    def status_text(self) -> str:
-        return f"Image to 3D: {STATUS.label}  (Esc to cancel)"
-
-    def progress_line(self) -> tuple:
-        return self._run.stage, f"image_to_3d: {self._run.describe()}"
-
     def end(self, context):
         """Turn the finished job into the object, or report why not."""
-        done, self._run = self._run, None
-        STATUS.running, STATUS.label = False, ""
-        if done.error is not None:
+        done = self.ended()
+        if done is None:
             self.drop_preview()
-        if isinstance(done.error, Cancelled):
-            self.report({"WARNING"}, "Cancelled")
-            return {"CANCELLED"}
-        if done.error is not None:
-            self.fail(done.error.message)
             return {"CANCELLED"}
         runs.finish(context, done)
         self.report({"INFO"}, STATUS.last_result)

@@ -5,13 +5,13 @@ blocking from scripts. The options come from the panel (the views box) unless gi
 import bpy
 from bpy.props import StringProperty
 
-from ..backend.bridge.errors import BackendError, Cancelled
+from ..backend.bridge.errors import BackendError
 from ..backend.families.registry import VIEWS
 from ..blender import options, views_run
 from ..blender.addon import preferences
 from ..blender.job_state import STATUS
 from .generate import job_input
-from .modal import BackgroundWorkOperator
+from .job_operator import OneJobOperator
 
 
 def _option_properties() -> dict:
@@ -19,7 +19,7 @@ def _option_properties() -> dict:
     return {option.name: options.blender_property(option, remembered=False) for option in VIEWS.options}
 
 
-class IMAGE_TO_3D_OT_generate_views(BackgroundWorkOperator, bpy.types.Operator):
+class IMAGE_TO_3D_OT_generate_views(OneJobOperator, bpy.types.Operator):
     """Draw the object in the image from 40 cameras around it (Zero123-XL, as One-2-3-45 does) and show the
     contact sheet in the Image Editor"""
 
@@ -35,25 +35,12 @@ class IMAGE_TO_3D_OT_generate_views(BackgroundWorkOperator, bpy.types.Operator):
         **_option_properties(),
     }
 
-    _run = None
-
-    @classmethod
-    def poll(cls, context):
-        if STATUS.running:
-            cls.poll_message_set("A job is already running")
-            return False
-        return True
-
     def settings(self, context):
         """The views settings: an option given to the operator, else the panel's."""
         panel = context.scene.image_to_3d
         values = {option.name: getattr(self, option.name) if self.properties.is_property_set(option.name)
                   else getattr(panel, option.name) for option in VIEWS.options}
         return views_run.ViewsSettings(**values)
-
-    def fail(self, message: str) -> None:
-        STATUS.last_error = message
-        self.report({"ERROR"}, message)
 
     def begin(self, context) -> bool:
         try:
@@ -65,47 +52,16 @@ class IMAGE_TO_3D_OT_generate_views(BackgroundWorkOperator, bpy.types.Operator):
             if problem:
                 self.fail(problem)
                 return False
-            self._run = views_run.ViewsRun(source, settings, prefs=preferences()).start()
+            run = views_run.ViewsRun(source, settings, prefs=preferences()).start()
         except (BackendError, OSError, ValueError) as error:
             self.fail(str(getattr(error, "message", error)))
             return False
-        STATUS.running, STATUS.cancel_requested = True, False
-        STATUS.label, STATUS.fraction, STATUS.last_error = self._run.describe(), 0.0, ""
-        return True
-
-    def step(self, context) -> bool:
-        if self._run.poll():  # non-blocking: only reads what the worker sent
-            return True
-        STATUS.label, STATUS.fraction = self._run.describe(), self._run.fraction
-        return False
-
-    def stop_requested(self) -> bool:
-        return STATUS.cancel_requested
-
-    def stop(self, context) -> None:
-        self._run.cancel()
-
-    def abandon(self, context) -> None:
-        if self._run is not None:
-            self._run.cancel()
-            self._run = None
-        STATUS.running = False
-
-    def status_text(self) -> str:
-        return f"Image to 3D: {STATUS.label}  (Esc to cancel)"
-
-    def progress_line(self) -> tuple:
-        return self._run.stage, f"image_to_3d: {self._run.describe()}"
+        return self.follow(run)
 
     def end(self, context):
         """Show the finished job's contact sheet, or report why there is none."""
-        done, self._run = self._run, None
-        STATUS.running, STATUS.label = False, ""
-        if isinstance(done.error, Cancelled):
-            self.report({"WARNING"}, "Cancelled")
-            return {"CANCELLED"}
-        if done.error is not None:
-            self.fail(done.error.message)
+        done = self.ended()
+        if done is None:
             return {"CANCELLED"}
         result = done.result
         image = views_run.show_contact_sheet(context, done.image.name, result)
