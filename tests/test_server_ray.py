@@ -147,7 +147,7 @@ def test_a_text_job_gets_the_in_process_shap_e_mesh(model_server, shap_e_dirs):
     np.testing.assert_array_equal(got.colors, expected.colors)
     assert got.prepared_image.shape == (0, 0, 3) and "diffusion" in got.timings
     # the server has no Shap-E image model: the job says so, the server goes on
-    with pytest.raises(WrongModelError, match="this server runs TripoSR .image., Shap-E .text., not Shap-E for images"):
+    with pytest.raises(WrongModelError, match="this server runs TripoSR .image., Shap-E .text., One-2-3-45 .image., not Shap-E for images"):
         model_server.client().run({"family": "SHAP_E"}, image_bytes=b"png", timeout=60)
 
 

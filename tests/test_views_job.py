@@ -33,8 +33,12 @@ def run_cli(*args, timeout=600):
 
 def test_the_views_slots_are_listed_for_preferences_downloads_and_test_models():
     listed = {slot.identifier: (owner, slot) for owner, slot in registry.unique_slots()}
-    assert listed["zero123_xl"] == (VIEWS, declaration.ZERO123_XL)
-    assert listed["loftr"] == (VIEWS, declaration.LOFTR)
+    # listed once, under the first that declares them: One-2-3-45 (families come before
+    # extra jobs), whose views are the views job's
+    one2345 = registry.FAMILIES_BY_NAME["ONE2345"]
+    assert listed["zero123_xl"] == (one2345, declaration.ZERO123_XL)
+    assert listed["loftr"] == (one2345, declaration.LOFTR)
+    assert {declaration.ZERO123_XL, declaration.LOFTR} <= set(VIEWS.all_slots())
     assert declaration.ZERO123_XL.preference == "zero123_model_path"
     assert declaration.LOFTR.preference == "loftr_model_path"
     assert registry.slot_for_repo("bennyguo/zero123-xl-diffusers")[2] is declaration.ZERO123_XL
@@ -88,7 +92,7 @@ def test_the_views_folders_resolve_from_a_parent_each_alone_or_by_slot(views_mod
 def test_wrong_folders_are_named(views_models, tiny_model_dir):
     with pytest.raises(WrongModelError, match="is a TripoSR model folder .*, not Views's: give a Zero123-XL folder"):
         check_slot_folder(tiny_model_dir, declaration.ZERO123_XL, "VIEWS")
-    with pytest.raises(WrongModelError, match="Zero123-XL folder.*python -m backend views"):
+    with pytest.raises(WrongModelError, match="is a Zero123-XL folder .*, not TripoSR: choose the One-2-3-45 model family"):
         check_slot_folder(views_models / "zero123_xl", registry.FAMILIES[0].slots_for("image")[0], "TRIPOSR")
     with pytest.raises(WrongModelError, match="a folder of Views's model folders, not TripoSR: it is for the views"):
         check_slot_folder(views_models, registry.FAMILIES[0].slots_for("image")[0], "TRIPOSR")

@@ -1,21 +1,18 @@
 """The reference cases of One-2-3-45's reconstruction, for the tests in this folder.
 
-Cases (numbers computed by One-2-3-45's own code on a CPU, see tests/data/one2345_fast/SOURCE.md):
-- "fast": tests/data/one2345_fast (a subset of ../shared/one2345/reference/fast), always there;
-- "fast-full": that case in full from ../shared (skipped when absent);
-- "official": the demo's 96^3 volume from ../shared (skipped when absent; slow).
+Cases (numbers computed by One-2-3-45's own code on a CPU; subsets of
+../shared/one2345/reference kept in the repository, see each folder's SOURCE.md):
+- "fast": tests/data/one2345_fast, a 32^3 volume (about 100x quieter: the tight checks);
+- "official": tests/data/one2345_official, the demo's 96^3 volume (slow).
 """
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_REFERENCE = Path(os.environ.get("IMAGE_TO_3D_SHARED", REPO_ROOT.parent / "shared")) / "one2345" / "reference"
-FAST_DIR = REPO_ROOT / "tests" / "data" / "one2345_fast"
+DATA = Path(__file__).resolve().parents[1] / "data"
+CASE_DIRS = {"fast": DATA / "one2345_fast", "official": DATA / "one2345_official"}
 
 
 @dataclass
@@ -27,18 +24,10 @@ class Case:
     resolutions: tuple
 
 
-def case_folder(name: str) -> tuple[Path, Path]:
-    if name == "fast":
-        return FAST_DIR / "reference.npz", FAST_DIR / "ckpt_215000.pth"
-    folder = SHARED_REFERENCE / ("fast" if name == "fast-full" else "official")
-    if not (folder / "reference.npz").is_file():
-        pytest.skip(f"{folder} not found (the shared/ folder beside the checkout holds the {name} reference case)")
-    return folder / "reference.npz", folder / "ckpt_215000.pth"
-
-
 def load_case(name: str) -> Case:
-    npz, checkpoint = case_folder(name)
-    with np.load(npz) as z:
+    folder = CASE_DIRS[name]
+    checkpoint = folder / "ckpt_215000.pth"
+    with np.load(folder / "reference.npz") as z:
         arrays = {k: z[k] for k in z.files}
     resolutions = tuple(sorted(int(k[1:-5]) for k in arrays if k.startswith("v") and k.endswith("_norm")))
     return Case(name, arrays, checkpoint, int(arrays["vol_dims"][0]), resolutions)

@@ -29,8 +29,7 @@ TOLERANCES = {
                      sampled_rel=0.0, colour=5e-3, count_share=1e-3, nearest_max=None, nearest_p99=1e-4,
                      uint8_within_one=0.98, vertex_colour_p99=1e-2),
 }
-TOLERANCES["fast-full"] = TOLERANCES["fast"]
-CASES = ["fast", "fast-full", pytest.param("official", marks=pytest.mark.slow)]
+CASES = ["fast", "official"]
 
 
 def close(name, ours, ref, rel=0.0, abs_=0.0):
