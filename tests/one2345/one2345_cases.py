@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[1] / "data"
-CASE_DIRS = {"fast": DATA / "one2345_fast", "official": DATA / "one2345_official"}
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FAST_DIR = REPO_ROOT / "tests" / "data" / "one2345_fast"
+OFFICIAL_DIR = REPO_ROOT / "tests" / "data" / "one2345_official"
+CASE_DIRS = {"fast": FAST_DIR, "official": OFFICIAL_DIR}
 
 
 @dataclass
