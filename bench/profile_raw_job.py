@@ -21,6 +21,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from backend.bridge.settings import GenerateSettings  # noqa: E402
+from backend.mesh import surface  # noqa: E402
 from backend.pipeline import generate_mesh, load_model  # noqa: E402
 
 
@@ -32,6 +33,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", type=int, default=20, help="kernels listed")
     parser.add_argument("--device", default="cuda", help="cuda (cpu: a check of this script)")
+    parser.add_argument("--compare-host-copy", action="store_true",
+                        help="also time the jobs with results copied to pageable memory (the copy before "
+                             "surface.host_array), same run")
     args = parser.parse_args(argv)
     from torch.profiler import ProfilerActivity, profile
 
@@ -42,14 +46,21 @@ def main(argv=None) -> int:
     settings = GenerateSettings(resolution=args.resolution, remove_background=False)
     for _ in range(2):
         generate_mesh(loaded, pixels, settings)
-    jobs = []
-    for _ in range(args.repeats):
-        sync()
-        jobs.append(generate_mesh(loaded, pixels, settings).timings)
-    stages = {name: statistics.median(job[name] for job in jobs) * 1000 for name in jobs[0]}
-    print(f"{torch.cuda.get_device_name() if cuda else 'cpu'}, resolution {args.resolution}, kernels "
-          f"{getattr(loaded.model, 'encoder_kernels', None) or 'standard'}; median of {args.repeats} (ms): "
-          + ", ".join(f"{name} {ms:.1f}" for name, ms in stages.items()), flush=True)
+    kernels = getattr(loaded.model, "encoder_kernels", None) or "standard"
+    variants = [("pinned host copies", surface.host_array)]
+    if args.compare_host_copy:
+        variants.append(("pageable host copies", lambda tensor: tensor.cpu().numpy()))
+    for name, copy in variants * (2 if args.compare_host_copy else 1):  # A B A B
+        surface.host_array = copy
+        jobs = []
+        for _ in range(args.repeats):
+            sync()
+            jobs.append(generate_mesh(loaded, pixels, settings).timings)
+        stages = {stage: statistics.median(job[stage] for job in jobs) * 1000 for stage in jobs[0]}
+        print(f"{torch.cuda.get_device_name() if cuda else 'cpu'}, resolution {args.resolution}, kernels {kernels}, "
+              f"{name}; median of {args.repeats} (ms): total {sum(stages.values()):.1f}, "
+              + ", ".join(f"{stage} {ms:.1f}" for stage, ms in stages.items()), flush=True)
+    surface.host_array = variants[0][1]
     with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
         generate_mesh(loaded, pixels, settings)
         sync()
