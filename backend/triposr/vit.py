@@ -35,18 +35,32 @@ class Embeddings(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.hidden_size))
         self.position_embeddings = nn.Parameter(torch.zeros(1, grid * grid + 1, cfg.hidden_size))
         self.patch_embeddings = PatchEmbeddings(cfg)
+        self._resized = None  # (key, table): the last resized table, reused while nothing changed
 
     def resized_positions(self, height: int, width: int):
         """Position embeddings for another input size, resized as transformers 4.35 did.
 
         The +0.1 scale factor (rather than an exact target size) is what the official
         weights were used with; later transformers versions give different numbers.
+        Without autograd the resized table is kept for the next input of the same size
+        (a bicubic resize per encode: 3.6 ms on an H200); the key holds the table's
+        storage and version, so new weights, a move or an in-place change resize again.
         """
         table = self.position_embeddings
         stored = table.shape[1] - 1
         rows, cols = height // self.patch_size, width // self.patch_size
         if rows * cols == stored and height == width:
             return table
+        if torch.is_grad_enabled():
+            return self._resize(table, rows, cols)
+        key = (rows, cols, table.data_ptr(), table._version, table.device, table.dtype)
+        if self._resized is None or self._resized[0] != key:
+            self._resized = (key, self._resize(table, rows, cols))
+        return self._resized[1]
+
+    @staticmethod
+    def _resize(table, rows: int, cols: int):
+        stored = table.shape[1] - 1
         side = int(math.sqrt(stored))
         dim = table.shape[-1]
         grid = table[:, 1:].reshape(1, side, side, dim).permute(0, 3, 1, 2)
