@@ -312,6 +312,21 @@ def picture(name: str) -> np.ndarray:
     return PICTURES[name]()
 
 
+def shaded_box_cutout() -> np.ndarray:
+    """A cut-out (RGBA, 300 x 220): a box with colour gradients and a half-transparent rim
+    on transparency (the views' carving test and its reference numbers)."""
+    h, w = 300, 220
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    rgba = np.zeros((h, w, 4), np.uint8)
+    inside = (np.abs(xx - 110) < 70) & (np.abs(yy - 160) < 110)
+    rgba[..., 0] = (60 + xx * 0.8).astype(np.uint8)
+    rgba[..., 1] = (200 - yy * 0.5).clip(0, 255).astype(np.uint8)
+    rgba[..., 2] = ((xx + yy) % 97 + 80).astype(np.uint8)
+    rgba[..., 3] = np.where(inside, 255, 0)
+    rgba[inside & (np.abs(xx - 110) > 66), 3] = 128
+    return rgba
+
+
 def write_pictures(folder, names=tuple(PICTURES)) -> Path:
     """Writes <folder>/<name>.png for each name; returns the folder."""
     folder = Path(folder)

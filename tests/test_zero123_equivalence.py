@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pictures import shaded_box_cutout
 from PIL import Image
 
 from backend.test_models.zero123 import make_test_model
@@ -67,23 +68,9 @@ def loaded(tmp_path_factory):
     return load_zero123(make_test_model(tmp_path_factory.mktemp("z") / "tiny", "tiny", 0), torch.device("cpu"))
 
 
-def synthetic_rgba() -> np.ndarray:
-    """make_reference.py's cut-out, made the same way."""
-    h, w = 300, 220
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    rgba = np.zeros((h, w, 4), np.uint8)
-    inside = (np.abs(xx - 110) < 70) & (np.abs(yy - 160) < 110)
-    rgba[..., 0] = (60 + xx * 0.8).astype(np.uint8)
-    rgba[..., 1] = (200 - yy * 0.5).clip(0, 255).astype(np.uint8)
-    rgba[..., 2] = ((xx + yy) % 97 + 80).astype(np.uint8)
-    rgba[..., 3] = np.where(inside, 255, 0)
-    rgba[inside & (np.abs(xx - 110) > 66), 3] = 128
-    return rgba
-
-
 def test_carving_equals_image_preprocess_nosave():
     expected = np.asarray(Image.open(DATA / "input_256.png").convert("RGB"))
-    assert np.array_equal(inputs.carve(synthetic_rgba()), expected)
+    assert np.array_equal(inputs.carve(shaded_box_cutout()), expected)
 
 
 def test_conditioning_pieces_equal_the_references(loaded, reference):

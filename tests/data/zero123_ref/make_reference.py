@@ -35,6 +35,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/, for pictures.py
+from pictures import shaded_box_cutout
+
 SEED = 1234
 POLAR = 60
 STEPS = (6, 4)  # stage 1, stage 2 (7 and 4 DDIM evaluations)
@@ -55,20 +58,6 @@ def _shims():
     import transformers
 
     transformers.CLIPImageProcessor = None  # likewise (transformers 5's needs torchvision)
-
-
-def synthetic_rgba() -> np.ndarray:
-    """A cut-out (RGBA) the test makes the same way: a shaded box with a soft edge."""
-    h, w = 300, 220
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    rgba = np.zeros((h, w, 4), np.uint8)
-    inside = (np.abs(xx - 110) < 70) & (np.abs(yy - 160) < 110)
-    rgba[..., 0] = (60 + xx * 0.8).astype(np.uint8)
-    rgba[..., 1] = (200 - yy * 0.5).clip(0, 255).astype(np.uint8)
-    rgba[..., 2] = ((xx + yy) % 97 + 80).astype(np.uint8)
-    rgba[..., 3] = np.where(inside, 255, 0)
-    rgba[inside & (np.abs(xx - 110) > 66), 3] = 128
-    return rgba
 
 
 def tiny_config():
@@ -159,7 +148,7 @@ def main(out_dir: str) -> None:
     model = build_reference_model(folder)
 
     # the input: One-2-3-45's own carving of the synthetic cut-out
-    input_256 = one2345_utils.image_preprocess_nosave(Image.fromarray(synthetic_rgba(), "RGBA"), lower_contrast=False)
+    input_256 = one2345_utils.image_preprocess_nosave(Image.fromarray(shaded_box_cutout(), "RGBA"), lower_contrast=False)
     input_256.save(out / "input_256.png")
 
     # conditioning, piece by piece (the first stage-1 call's)
