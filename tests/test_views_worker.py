@@ -3,11 +3,11 @@ tiny random weights: the same views as the job function in this process, progres
 stage, cancel between UNet steps, and the worker still serving mesh jobs after it."""
 
 import sys
-import time
 
 import numpy as np
 import pytest
 from views_common import VIEWS_TEST_SETTINGS
+from worker_helpers import cancel_during
 
 from backend.bridge.client import WorkerClient
 from backend.bridge.errors import ModelNotFoundError
@@ -40,21 +40,10 @@ def test_views_through_the_worker_equal_the_job_function(client, views_picture, 
 def test_cancel_stops_the_views_between_steps_and_the_worker_goes_on(client, views_picture, tiny_model_dir):
     settings = {**VIEWS_TEST_SETTINGS, "views_steps": 60}  # 59 first-view steps: long enough to cancel in
     job_id = client.submit_views(settings, image_path=views_picture)
-    steps, deadline = [], time.monotonic() + 300
-    while len(steps) < 3 and time.monotonic() < deadline:  # a few UNet steps: the model is loaded and running
-        steps += [time.monotonic() for event in client.poll() if event.job_id == job_id and event.kind == "progress"
-                  and event.stage == "views"]
-        time.sleep(0.01)
-    step_seconds = (steps[-1] - steps[1]) / max(1, len(steps) - 2)
-    asked = time.monotonic()
-    client.cancel(job_id)
-    ended = []
-    while not ended and time.monotonic() - asked < 120:
-        ended = [event.kind for event in client.poll() if event.job_id == job_id and event.kind != "progress"]
-        time.sleep(0.01)
+    ended, seconds, step_seconds = cancel_during(client, job_id, "views")  # the model loaded and running
     assert ended == ["cancelled"]
     # cancel is looked at before every UNet step: it ends within one step (under a second on a GPU)
-    assert time.monotonic() - asked < step_seconds + 2.0
+    assert seconds < step_seconds + 2.0
     mesh = client.run(GenerateSettings(resolution=32), image_path=views_picture, model=str(tiny_model_dir), timeout=300)
     assert len(mesh.vertices) > 0  # the same worker, now with TripoSR
 

@@ -38,6 +38,24 @@ def events_until(client, job_id, kinds, timeout=60.0) -> list:
     raise AssertionError(f"no {kinds} event for {job_id} in {timeout} s; saw {[(e.kind, e.stage) for e in seen]}")
 
 
+def cancel_during(client, job_id, stage: str, steps: int = 3) -> tuple:
+    """Cancel a job once `steps` progress events of `stage` have arrived, and wait for its
+    end: (the kinds of its closing events, seconds from cancel to end, seconds per step)."""
+    seen, deadline = [], time.monotonic() + 300
+    while len(seen) < steps and time.monotonic() < deadline:
+        seen += [time.monotonic() for event in client.poll() if event.job_id == job_id and event.kind == "progress"
+                 and event.stage == stage]
+        time.sleep(0.01)
+    step_seconds = (seen[-1] - seen[1]) / max(1, len(seen) - 2)
+    asked = time.monotonic()
+    client.cancel(job_id)
+    ended = []
+    while not ended and time.monotonic() - asked < 120:
+        ended = [event.kind for event in client.poll() if event.job_id == job_id and event.kind != "progress"]
+        time.sleep(0.01)
+    return ended, time.monotonic() - asked, step_seconds
+
+
 def process_gone(pid: int, within: float = 10.0) -> bool:
     """True once pid has exited (gone, or a zombie of a parent that is not us)."""
     deadline = time.monotonic() + within
