@@ -92,15 +92,21 @@ def check_component(folder: Path, component: str | None = None) -> None:
                 model_file(folder, f"{prefix}{shard}", roots)
 
 
+def read_small_json(path: Path, limit: int, what: str):
+    """A small JSON file of a model folder, read as a regular file of at most `limit`
+    bytes; CheckpointError "PATH is not a readable WHAT: why" otherwise."""
+    try:
+        data, _ = read_regular(path, limit)
+        return json.loads(data.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = "too large" if isinstance(exc, FileTooLarge) else exc.kind if isinstance(exc, NotRegularFile) else exc
+        raise CheckpointError(f"{path} is not a readable {what}: {reason}") from None
+
+
 def shard_names(index_path: Path) -> list[str]:
     """The files a safetensors shard index's weight map names, each a plain file name
     beside the index; CheckpointError otherwise."""
-    try:
-        data, _ = read_regular(index_path, MAX_INDEX_BYTES)
-        index = json.loads(data.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        reason = "too large" if isinstance(exc, FileTooLarge) else exc.kind if isinstance(exc, NotRegularFile) else exc
-        raise CheckpointError(f"{index_path} is not a readable shard index: {reason}") from None
+    index = read_small_json(index_path, MAX_INDEX_BYTES, "shard index")
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
         raise CheckpointError(f"{index_path} is not a shard index: it has no weight_map of tensor names to files")

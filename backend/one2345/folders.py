@@ -8,12 +8,10 @@ models do: a smaller volume is quicker). Standard library only: the server's fro
 the add-on's readiness lines ask the same questions. checkpoint.py reads the file.
 """
 
-import json
 from pathlib import Path
 
 from ..bridge.errors import CheckpointError, ModelNotFoundError
-from ..bridge.regular_files import FileTooLarge, NotRegularFile, read_regular
-from ..model_files import model_file
+from ..model_files import model_file, read_small_json
 
 HUB_REPO = "One-2-3-45/code"
 HUB_PATH = "SparseNeuS_demo_v1/exp/lod0/checkpoints/ckpt_215000.pth"
@@ -73,12 +71,7 @@ def volume_size(folder) -> int:
     path = Path(folder).expanduser() / SETTINGS_NAME
     if not path.exists():
         return DEMO_VOLUME_SIZE
-    try:
-        data, _ = read_regular(path, MAX_SETTINGS_BYTES)
-        settings = json.loads(data.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        reason = "too large" if isinstance(exc, FileTooLarge) else exc.kind if isinstance(exc, NotRegularFile) else exc
-        raise CheckpointError(f"{path} is not a readable settings file: {reason}") from None
+    settings = read_small_json(path, MAX_SETTINGS_BYTES, "settings file")
     size = settings.get("volume_size") if isinstance(settings, dict) else None
     low, high = VOLUME_SIZES
     if isinstance(size, bool) or not isinstance(size, int) or not low <= size <= high:
