@@ -31,6 +31,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from ..bridge.errors import BackendError, OutOfMemoryError, WrongModelError
@@ -128,12 +129,9 @@ class MeshModel:
                 detail=hooks.detail, preview=hooks.preview,
             )
 
-        stream = self._stream(job_id, job, outcome_event)
-        try:
+        async with aclosing(self._stream(job_id, job, outcome_event)) as stream:  # its finally waits for the job
             async for event in stream:
                 yield event
-        finally:
-            await stream.aclose()  # its own finally waits for the job's thread
 
     async def generate_views(self, job_id: str, settings: dict, image):
         """A views job (registry.VIEWS), with the same events as generate; its result
@@ -150,12 +148,9 @@ class MeshModel:
             return engine.run_views(loaded, image, job_settings, hooks.progress, hooks.should_cancel,
                                     remedy="ask the server's admin for a GPU with more free memory")
 
-        stream = self._stream(job_id, job, views_outcome_event)
-        try:
+        async with aclosing(self._stream(job_id, job, views_outcome_event)) as stream:  # its finally waits for the job
             async for event in stream:
                 yield event
-        finally:
-            await stream.aclose()  # its own finally waits for the job's thread
 
     async def _stream(self, job_id: str, job, outcome):
         """Run job(hooks: Hooks) on the pool; yield started, progress (and preview)...,
